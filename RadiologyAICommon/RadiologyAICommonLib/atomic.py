@@ -1,0 +1,92 @@
+"""Atomic outputs: nothing half-written is ever left where the user looks.
+
+``atomic_path`` gives a temporary file beside the target and renames it into place on
+success; ``staged_output_dir`` does the same for a whole folder of results, so a run that
+fails part-way leaves the output folder exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path with the same suffixes; rename it to ``path`` when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data) -> Path:
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv(path: str | os.PathLike, dataframe) -> Path:
+    """Write a pandas DataFrame as CSV (no index) atomically."""
+    with atomic_path(path) as tmp:
+        dataframe.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+@contextlib.contextmanager
+def staged_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder; on success move its contents into ``output_dir``.
+
+    The staging folder sits beside ``output_dir`` (same file system, so every move is a
+    rename). On any exception it is removed and ``output_dir`` is untouched. Existing
+    files in ``output_dir`` with other names are kept; same-named ones are replaced.
+    """
+    output_dir = Path(output_dir).absolute()
+    if output_dir.exists() and not output_dir.is_dir():
+        from .errors import RadiologyAIError
+
+        raise RadiologyAIError(f"output folder {output_dir} is a file")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
+    try:
+        yield staging
+        if not output_dir.exists():
+            os.replace(staging, output_dir)
+            return
+        for item in sorted(staging.iterdir()):
+            target = output_dir / item.name
+            if target.is_dir() and item.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
