@@ -22,6 +22,7 @@ def mrml_scene(monkeypatch):
     app_logic = slicer.vtkSlicerApplicationLogic()
     app_logic.SetMRMLScene(scene)
     color_logic = slicer.vtkSlicerColorLogic()
+    color_logic.SetMRMLApplicationLogic(app_logic)
     color_logic.SetMRMLScene(scene)  # adds the default colour tables
     app_logic.SetColorLogic(color_logic)
     segmentations_logic = slicer.vtkSlicerSegmentationsModuleLogic()
