@@ -65,8 +65,10 @@ class WorkerProcess:
         on_log: Callable[[str], None] | None = None,
         python: str | None = None,
         cwd: str | None = None,
+        command: Sequence[str] | None = None,
     ):
-        self.command = cli_command(args, python)
+        # ``command`` replaces the whole command line (any program speaking the progress-line protocol).
+        self.command = list(command) if command is not None else cli_command(args, python)
         self.on_progress = on_progress
         self.on_log = on_log
         self.cwd = cwd

@@ -1,0 +1,119 @@
+"""Image input, validation and atomic outputs on real files (NRRD, NIfTI, DICOM series)."""
+
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import make_image, oblique_direction
+from RadiologyAICommonLib import RadiologyAIError
+from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+from RadiologyAICommonLib.imageio import (
+    list_dicom_series,
+    read_image,
+    read_volume,
+    same_geometry,
+    validate_scalar_volume,
+    write_image,
+)
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz", ".mha"])
+def test_write_read_round_trip(tmp_path, suffix):
+    image = make_image(direction=oblique_direction())
+    path = write_image(image, tmp_path / f"ct{suffix}")
+    back = read_volume(path)
+    assert same_geometry(back, image)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
+    assert [p.name for p in tmp_path.iterdir()] == [f"ct{suffix}"]  # no temporary left
+
+
+def _write_dicom_series(folder, image, ctdivol, kernel, description, series_uid):
+    """A real CT DICOM series (one file per slice) with dose and kernel tags, via SimpleITK/GDCM."""
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = image.GetDirection()
+    for k in range(image.GetDepth()):
+        slice_ = image[:, :, k]
+        tags = {
+            "0008|0060": "CT",
+            "0008|103e": description,
+            "0018|1210": kernel,
+            "0018|9345": f"{ctdivol}",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
+            "0020|000e": series_uid,
+            "0020|0037": "\\".join(f"{v}" for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])),
+            "0020|0032": "\\".join(f"{v}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0020|0013": str(k + 1),
+        }
+        for key, value in tags.items():
+            slice_.SetMetaData(key, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_)
+
+
+def test_dicom_series_with_tags(tmp_path):
+    array = np.random.default_rng(1).integers(-1000, 1000, size=(6, 16, 18)).astype(np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.7, 1.25))
+    image.SetOrigin((-20.0, -30.0, 40.0))
+    _write_dicom_series(tmp_path / "study" / "a", image, 2.1, "FC13", "Lung 2.1 mGy", "1.2.826.0.1.3680043.2.1125.2")
+    _write_dicom_series(tmp_path / "study" / "b", image, 0.5, "FC52", "Lung 0.5 mGy", "1.2.826.0.1.3680043.2.1125.3")
+    found = sorted(list_dicom_series(tmp_path / "study"), key=lambda s: s.ctdivol_mgy)
+    assert [(s.ctdivol_mgy, s.kernel, s.description, s.modality) for s in found] == [
+        (0.5, "FC52", "Lung 0.5 mGy", "CT"), (2.1, "FC13", "Lung 2.1 mGy", "CT")]
+    back = read_volume(tmp_path / "study" / "a")
+    assert back.GetSize() == image.GetSize()
+    np.testing.assert_allclose(back.GetSpacing(), image.GetSpacing(), atol=1e-4)
+    np.testing.assert_allclose(back.GetOrigin(), image.GetOrigin(), atol=1e-4)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), array)
+    with pytest.raises(RadiologyAIError, match="2 DICOM series"):
+        read_image(tmp_path / "study")
+
+
+def test_read_errors_name_the_file(tmp_path):
+    with pytest.raises(RadiologyAIError, match="no such file"):
+        read_image(tmp_path / "nothing.nrrd")
+    (tmp_path / "junk.nrrd").write_text("not an image")
+    with pytest.raises(RadiologyAIError, match="junk.nrrd"):
+        read_image(tmp_path / "junk.nrrd")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RadiologyAIError, match="no DICOM series"):
+        read_image(tmp_path / "empty")
+
+
+def test_validation_rejects_bad_volumes():
+    with pytest.raises(RadiologyAIError, match="3D"):
+        validate_scalar_volume(sitk.Image(8, 8, sitk.sitkFloat32))
+    with pytest.raises(RadiologyAIError, match="3D"):
+        validate_scalar_volume(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32))
+    with pytest.raises(RadiologyAIError, match="scalar"):
+        validate_scalar_volume(sitk.Image([4, 4, 4], sitk.sitkVectorFloat32, 3))
+    array = np.zeros((4, 4, 4), np.float32)
+    array[1, 2, 3] = np.nan
+    with pytest.raises(RadiologyAIError, match="1 voxels are NaN"):
+        validate_scalar_volume(sitk.GetImageFromArray(array))
+    assert validate_scalar_volume(make_image()) is not None
+
+
+def test_staged_output_dir_is_all_or_nothing(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "results"
+    with pytest.raises(RuntimeError):
+        with staged_output_dir(out) as stage:
+            write_json(stage / "summary.json", {"a": np.float64(1.5)})
+            raise RuntimeError("crash half-way")
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+    out.mkdir()
+    (out / "keep.txt").write_text("user file")
+    (out / "summary.json").write_text("old")
+    with staged_output_dir(out) as stage:
+        write_json(stage / "summary.json", {"a": np.float64(1.5)})
+        write_csv(stage / "table.csv", pd.DataFrame({"x": [1, 2]}))
+    assert sorted(os.listdir(out)) == ["keep.txt", "summary.json", "table.csv"]
+    assert '"a": 1.5' in (out / "summary.json").read_text()
+    assert os.listdir(tmp_path) == ["results"]
