@@ -1,0 +1,197 @@
+"""VesselQuant pipeline: CT -> lung mask -> vesselness -> graph cut -> centreline radius -> per-radius table.
+
+The one entry point the CLI, the Slicer logic and PhantomQA call::
+
+    result = run_vessel_quant(ct, lung_mask=None, parameters=VesselQuantParameters(), progress=cb)
+
+All heavy work happens inside the lung's bounding box (plus a filter margin); the graph cut
+only gets the uncertain voxels. Inputs are validated first and every user mistake raises
+:class:`RadiologyAIError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import same_geometry, validate_scalar_volume
+from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
+
+from .centerline import compute_centerline
+from .graphcut import segment_vessels
+from .lungmask import segment_lungs
+from .parameters import VesselQuantParameters
+from .quantify import loglinear_fit, per_radius_table, small_vessel_volume_ml
+from .vesselness import multiscale_vesselness
+
+__all__ = ["VesselQuantParameters", "VesselQuantResult", "run_vessel_quant", "validate_ct", "validate_lung_mask"]
+
+
+@dataclass
+class VesselQuantResult:
+    lung_mask: sitk.Image  # uint8 0/1, same geometry as the CT
+    vessel_label: sitk.Image  # uint8 0/1
+    vessel_radius: sitk.Image  # float32, mm, 0 outside vessels
+    per_radius: pd.DataFrame  # radius_mm, voxel_count, volume_ml, median_hu, iqr_hu
+    summary: dict  # total_volume_ml, lung_volume_ml, vessel_fraction, small_vessel_volume_ml, fit_*, runtime_s, parameters
+    centerline: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]))
+    """Centreline points in physical (LPS) coordinates with their radius."""
+
+
+def validate_ct(ct: sitk.Image, what: str = "CT") -> sitk.Image:
+    """A finite 3D scalar volume in Hounsfield units (air near -1000); raise otherwise."""
+    if not isinstance(ct, sitk.Image):
+        raise RadiologyAIError(f"{what}: expected a SimpleITK image, got {type(ct).__name__}")
+    validate_scalar_volume(ct, what)
+    array = sitk.GetArrayViewFromImage(ct)
+    low, high = float(array.min()), float(array.max())
+    dark = np.count_nonzero(array < -500) / array.size
+    if dark < 0.001:
+        raise RadiologyAIError(
+            f"{what}: does not look like a CT in Hounsfield units (intensities {low:g} to {high:g}, "
+            "almost nothing below -500 HU where air and lung should be); MRI and other images are not supported"
+        )
+    if low < -4000 or high > 40000:
+        raise RadiologyAIError(f"{what}: intensities {low:g} to {high:g} are outside any CT range; expected HU")
+    return ct
+
+
+def validate_lung_mask(mask: sitk.Image, ct: sitk.Image, what: str = "lung mask") -> np.ndarray:
+    """The user's lung mask as a bool (z, y, x) array; raise if its geometry or content is wrong."""
+    if not isinstance(mask, sitk.Image):
+        raise RadiologyAIError(f"{what}: expected a SimpleITK image, got {type(mask).__name__}")
+    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
+        raise RadiologyAIError(f"{what}: expected a 3D scalar label image")
+    if not same_geometry(mask, ct):
+        raise RadiologyAIError(
+            f"{what}: its geometry differs from the CT (size {mask.GetSize()} vs {ct.GetSize()}, spacing "
+            f"{tuple(round(s, 4) for s in mask.GetSpacing())} vs {tuple(round(s, 4) for s in ct.GetSpacing())}, "
+            "or origin/direction); resample it onto the CT first"
+        )
+    array = sitk.GetArrayViewFromImage(mask)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise RadiologyAIError(f"{what}: contains NaN or infinite values")
+    lung = array > 0
+    if not lung.any():
+        raise RadiologyAIError(f"{what}: is empty (no voxel > 0)")
+    return lung
+
+
+def _bbox(mask: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, slice, slice]:
+    slices = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        slices.append(slice(max(0, int(hit[0]) - margin[axis]), min(mask.shape[axis], int(hit[-1]) + 1 + margin[axis])))
+    return tuple(slices)
+
+
+def index_to_physical(image: sitk.Image, index_xyz: np.ndarray) -> np.ndarray:
+    """Continuous (x, y, z) voxel indices -> physical LPS points (vectorised)."""
+    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
+    scaled = np.asarray(index_xyz, float) * np.asarray(image.GetSpacing(), float)
+    return np.asarray(image.GetOrigin(), float) + scaled @ direction.T
+
+
+def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    return image
+
+
+def run_vessel_quant(
+    ct: sitk.Image,
+    lung_mask: sitk.Image | None = None,
+    parameters: VesselQuantParameters | None = None,
+    progress: ProgressCallback | None = None,
+) -> VesselQuantResult:
+    """Segment the lung vessels of ``ct`` (HU) and quantify them per radius (see the module docstring)."""
+    start = time.perf_counter()
+    p = dataclasses.replace(parameters) if parameters is not None else VesselQuantParameters()
+    p.validate()
+    progress = progress or no_progress
+    validate_ct(ct)
+    spacing_zyx = tuple(float(s) for s in ct.GetSpacing()[::-1])
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+
+    progress(0.0, "lung mask")
+    if lung_mask is None:
+        lung_image = segment_lungs(ct, p, subprogress(progress, 0.0, 0.1))
+        lung = sitk.GetArrayViewFromImage(lung_image).astype(bool)
+    else:
+        lung = validate_lung_mask(lung_mask, ct)
+        lung_image = _image_like(lung.astype(np.uint8), ct)
+
+    # Everything below works in the lung's bounding box plus the filters' reach.
+    margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
+    roi = _bbox(lung, margin)
+    hu = sitk.GetArrayViewFromImage(ct)[roi].astype(np.float32)
+    lung_roi = np.ascontiguousarray(lung[roi])
+
+    vesselness, _ = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45))
+    label_roi, info = segment_vessels(hu, vesselness, lung_roi, spacing_zyx, p, subprogress(progress, 0.45, 0.7))
+    del vesselness
+    model = info.get("intensity_model")
+
+    label = np.zeros(lung.shape, np.uint8)
+    radius = np.zeros(lung.shape, np.float32)
+    centerline_table = pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"])
+    centerline_radii = np.zeros(0)
+    if label_roi.any():
+        reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
+        sub = _bbox(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
+        vessel_hu = model["vessel_hu"] if model else p.vessel_hu
+        background_hu = model["background_hu"] if model else None
+        line, radius_sub = compute_centerline(
+            hu[sub], label_roi[sub], spacing_zyx, vessel_hu, background_hu, p, subprogress(progress, 0.7, 0.95)
+        )
+        offset = np.array([roi[a].start + sub[a].start for a in range(3)])
+        full = tuple(slice(offset[a], offset[a] + radius_sub.shape[a]) for a in range(3))
+        label[full] = label_roi[sub]
+        radius[full] = radius_sub
+        centerline_radii = line.radius_mm
+        if len(line.points):
+            index_xyz = (line.points + offset)[:, ::-1].astype(float)
+            physical = index_to_physical(ct, index_xyz)
+            centerline_table = pd.DataFrame(
+                {"x_mm": physical[:, 0], "y_mm": physical[:, 1], "z_mm": physical[:, 2], "radius_mm": centerline_radii}
+            )
+
+    progress(0.95, "quantification")
+    vessel = label.astype(bool)
+    ct_values = sitk.GetArrayViewFromImage(ct)[vessel]
+    radii = radius[vessel]
+    table = per_radius_table(radii, ct_values, voxel_ml, p)
+    total_ml = float(vessel.sum() * voxel_ml)
+    lung_ml = float(lung.sum() * voxel_ml)
+    alpha, beta, r2 = loglinear_fit(centerline_radii, p)
+    summary = {
+        "total_volume_ml": total_ml,
+        "lung_volume_ml": lung_ml,
+        "vessel_fraction": total_ml / lung_ml if lung_ml > 0 else float("nan"),
+        "small_vessel_volume_ml": small_vessel_volume_ml(radii, voxel_ml, p),
+        "fit_alpha": alpha,
+        "fit_beta": beta,
+        "fit_r2": r2,
+        "runtime_s": round(time.perf_counter() - start, 3),
+        "parameters": p.to_dict(),
+        "centerline_points": int(len(centerline_radii)),
+        "graph_nodes": int(info.get("graph_nodes", 0)),
+        "intensity_model": model,
+        "lung_mask_source": "user" if lung_mask is not None else "automatic",
+    }
+    progress(1.0, "done")
+    return VesselQuantResult(
+        lung_mask=lung_image,
+        vessel_label=_image_like(label, ct),
+        vessel_radius=_image_like(radius, ct),
+        per_radius=table,
+        summary=summary,
+        centerline=centerline_table,
+    )
