@@ -205,6 +205,16 @@ def subvoxel_radius(
     return result
 
 
+def core_vessel_hu(hu: np.ndarray, edt_mm: np.ndarray, fallback: float | None) -> float | None:
+    """Full-contrast vessel HU: median HU deep inside thick vessels, where partial volume and blur
+    do not reach (at least 2 mm, else 1.5 or 1 mm, from the segmentation's edge; 50 voxels needed)."""
+    for depth in (2.0, 1.5, 1.0):
+        core = edt_mm >= depth
+        if np.count_nonzero(core) >= 50:
+            return float(np.median(hu[core]))
+    return fallback
+
+
 def compute_centerline(
     hu: np.ndarray,
     label: np.ndarray,
@@ -234,6 +244,8 @@ def compute_centerline(
     direction = centerline_directions(skeleton, points, spacing_zyx)
     centerline = Centerline(points, edt_radius.copy(), edt_radius, direction)
     _, nearest_idx = nearest_skeleton(skeleton, spacing_zyx, label)
+    if p.vessel_hu is None:
+        vessel_hu = core_vessel_hu(hu, edt_mm, vessel_hu)
     if p.subvoxel_radius and vessel_hu is not None and background_hu is not None:
         refined = subvoxel_radius(
             hu, label, centerline, nearest_idx, spacing_zyx, vessel_hu, background_hu, p,

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.special import expit
 
@@ -79,15 +80,48 @@ def fit_intensity_model(
     return IntensityModel(mu_b, sd_b, mu_v, midpoint, scale)
 
 
-def vessel_probability(hu: np.ndarray, vesselness: np.ndarray, model: IntensityModel, p: VesselQuantParameters):
-    """Data-term probability that each voxel is vessel (see the module docstring)."""
+def vessel_probability(
+    hu: np.ndarray,
+    vesselness: np.ndarray,
+    model: IntensityModel,
+    p: VesselQuantParameters,
+    smoothed_hu: np.ndarray | None = None,
+    local_peak_hu: np.ndarray | None = None,
+    smoothed_sd: float | None = None,
+):
+    """Data-term probability that each voxel is vessel (see the module docstring).
+
+    ``smoothed_hu`` (HU smoothed at the finest scale), ``local_peak_hu`` (its 3x3x3 maximum) and
+    ``smoothed_sd`` (its parenchyma noise SD) feed the sub-resolution channel; without them it is off.
+    """
     p_int = expit((hu - model.midpoint_hu) / model.scale_hu)
     lo, hi = np.log10(p.background_vesselness + 1e-6), np.log10(p.vessel_vesselness)
     mid, width = 0.5 * (lo + hi), (hi - lo) / (2.0 * np.log(49.0))
     p_ves = expit((np.log10(np.maximum(vesselness, 1e-6)) - mid) / width)
-    thin = p_ves * expit((hu - (model.background_hu + p.thin_vessel_contrast_sd * model.background_sd)) / model.background_sd)
-    prob = np.maximum(p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves, thin)
+    prob = p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves
+    if smoothed_hu is not None and local_peak_hu is not None and smoothed_sd:
+        # significantly above the parenchyma AND at least half-way up the local ridge (FWHM):
+        # true on the ridge of a thin vessel, false on the flank of a thick one
+        floor = model.background_hu + p.thin_vessel_contrast_sd * smoothed_sd
+        level = np.maximum(floor, model.background_hu + p.thin_vessel_ridge_fraction * (local_peak_hu - model.background_hu))
+        thin = p_ves * expit((smoothed_hu - level) / smoothed_sd)
+        prob = np.maximum(prob, thin)
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
+
+
+def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, p: VesselQuantParameters):
+    """HU smoothed at the finest vesselness scale, its 3x3x3 maximum, and its parenchyma noise SD."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
+    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    smoothed_image = sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm)))
+    peak = sitk.GetArrayFromImage(sitk.GrayscaleDilate(smoothed_image, [1, 1, 1], sitk.sitkBox))
+    smoothed = sitk.GetArrayFromImage(smoothed_image)
+    rng = np.random.default_rng(1)
+    background = _sample(smoothed[lung & (vesselness < p.background_vesselness)], rng).astype(np.float64)
+    if background.size < 100:
+        return smoothed, peak, None
+    sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
+    return smoothed, peak, sd
 
 
 def segment_vessels(
@@ -128,8 +162,17 @@ def segment_vessels(
         node_id = np.full(state.size, -1, np.int32)
         node_id[nodes_flat] = np.arange(n, dtype=np.int32)
         padded_v = np.pad(vesselness, 1).ravel()
-        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p)
-        del padded_v
+        smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, p)
+        prob = vessel_probability(
+            padded_hu[nodes_flat],
+            padded_v[nodes_flat],
+            model,
+            p,
+            np.pad(smoothed, 1).ravel()[nodes_flat],
+            np.pad(peak, 1).ravel()[nodes_flat],
+            smoothed_sd,
+        )
+        del padded_v, smoothed, peak
         cap_source = -np.log1p(-prob)  # paid when the node ends up background
         cap_sink = -np.log(prob)  # paid when the node ends up vessel
         kappa = max(p.smoothness_contrast_sd * model.background_sd, 1e-3)

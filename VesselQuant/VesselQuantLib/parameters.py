@@ -46,6 +46,9 @@ class VesselQuantParameters:
     thin_vessel_contrast_sd: float = 2.5
     """Sub-resolution vessels: a vesselness ridge whose HU exceeds the parenchyma by this many noise SDs
     counts as vessel although partial volume keeps it below the half-contrast HU."""
+    thin_vessel_ridge_fraction: float = 0.4
+    """...and reaches this fraction of the local (3x3x3) peak above the parenchyma: on the ridge of a thin
+    vessel rather than on the flank of a thick one (0.5 would be full width at half maximum)."""
     smoothness_weight: float = 0.5
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""
     smoothness_contrast_sd: float = 2.0

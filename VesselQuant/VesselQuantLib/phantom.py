@@ -57,7 +57,7 @@ class VesselPhantom:
     lung_mask: sitk.Image  # uint8
     points_mm: np.ndarray  # (N, 3) physical LPS centreline points
     point_radius_mm: np.ndarray  # (N,)
-    point_isolated: np.ndarray  # (N,) bool: no other vessel within its radius + 1 mm (fit for radius checks)
+    point_isolated: np.ndarray  # (N,) bool: no other vessel within its radius + 0.5 mm (fit for radius checks)
     segments: list[dict] = field(default_factory=list)  # start_mm, end_mm (scanner frame), radius_mm
     spec: PhantomSpec = field(default_factory=PhantomSpec)
 
@@ -82,9 +82,9 @@ class _Anatomy:
         self.extent = np.asarray(spec.size_xyz, float) * np.asarray(spec.spacing_xyz, float)
         ex, ey, ez = self.extent
         self.centre = np.array([ex / 2, ey / 2, ez / 2])
-        self.body_axes = np.array([0.46 * ex, 0.40 * ey])
-        self.lung_centres = [np.array([ex / 2 - 0.22 * ex, ey / 2 + 0.02 * ey]), np.array([ex / 2 + 0.22 * ex, ey / 2 + 0.02 * ey])]
-        self.lung_axes = np.array([0.185 * ex, 0.33 * ey])
+        self.body_axes = np.array([0.47 * ex, 0.43 * ey])
+        self.lung_centres = [np.array([ex / 2 - 0.21 * ex, ey / 2]), np.array([ex / 2 + 0.21 * ex, ey / 2])]
+        self.lung_axes = np.array([0.17 * ex, 0.30 * ey])
         self.trachea = spec.trachea
         self.trachea_radius = max(0.035 * ex, 3.0)
         self.carina = np.array([ex / 2, ey / 2 - 0.12 * ey, 0.55 * ez])
@@ -142,7 +142,7 @@ def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec:
         start, d, r, parent = queue.pop(0)
         for _attempt in range(12):
             direction_try = d if _attempt == 0 else _rotate_towards(d, rng.uniform(0.2, 0.7), rng)
-            length = float(np.clip(rng.uniform(2.5, 4.5) * r, 3.0, 14.0))
+            length = float(np.clip(rng.uniform(3.0, 6.0) * r, 3.0, 16.0))
             ts = np.linspace(0, 1, 24)[:, None]
             path = start + ts * direction_try * length
             ok = anatomy.inside_lung_with_margin(path, r + 1.5) & (anatomy.airway_distance(path) > r + 1.5)
@@ -294,7 +294,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
     for j, seg in enumerate(segments):
         other = owner != j
         d = _segment_distance(points[other], seg["start_mm"], seg["end_mm"]) - seg["radius_mm"]
-        isolated[np.flatnonzero(other)[d < radii[other] + 1.0]] = False
+        isolated[np.flatnonzero(other)[d < radii[other] + 0.5]] = False
     label = fraction >= 0.5
     if len(points):
         idx = np.rint(points / spacing).astype(int)[:, ::-1]
