@@ -1,0 +1,295 @@
+"""Train and validate the classifier on a features table: split, fit, threshold, statistics, outputs.
+
+Protocol (the hip study's, configurable): stratified 70/30 split (seeded); the whole Pipeline
+(filters, selector, XGBoost) is fitted on the 70 % only; the 30 % gives the AUC with its DeLong
+95 % CI and accuracy / sensitivity / specificity / PPV / NPV with Wilson 95 % CIs at the
+threshold (0.5, a given value, or Youden's J on out-of-fold predictions of the training split,
+so the threshold never sees the test cases and is not fitted to over-confident in-sample
+probabilities). Reader scores, when present, are compared with the model on the same test
+cases (AUC with DeLong CI each, paired DeLong test). Optionally the whole Pipeline is also
+cross-validated with repeated stratified k-fold on all cases.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from RadiologyAICommonLib.atomic import staged_output_dir
+from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
+
+from . import stats
+from .features_table import FeatureTable
+from .model import ModelConfig, build_pipeline, save_model_folder, selected_features
+
+
+@dataclass
+class TrainingOptions:
+    test_size: float = 0.3
+    threshold: float | str = 0.5  # a probability, or "youden"
+    cv_folds: int = 5  # for the optional repeated k-fold CV and for the Youden out-of-fold predictions
+    cv_repeats: int = 0  # 0: no repeated cross-validation
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+@dataclass
+class TrainingResult:
+    pipeline: object
+    metrics: dict
+    test_predictions: pd.DataFrame
+    importance: pd.DataFrame
+    table: FeatureTable
+    options: TrainingOptions
+    train_index: np.ndarray
+    test_index: np.ndarray
+    reader_curves: dict = field(default_factory=dict)
+
+
+def _class_counts(y, names) -> dict:
+    return {names[0]: int((y == 0).sum()), names[1]: int((y == 1).sum())}
+
+
+def split_indices(table: FeatureTable, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split; errors when a class is too small for a test AUC (>= 2 per class) and training (>= 3)."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_size < 1:
+        raise RadiologyAIError(f"--test-size must be between 0 and 1, got {test_size}")
+    y = table.y
+    counts = _class_counts(y, table.class_names)
+    need = max(5, math.ceil(2 / test_size), math.ceil(3 / (1 - test_size)))
+    small = {k: v for k, v in counts.items() if v < need}
+    if small:
+        raise RadiologyAIError(
+            f"too few cases for a {round((1 - test_size) * 100)}/{round(test_size * 100)} split: "
+            + ", ".join(f"class '{k}' has {v}" for k, v in small.items())
+            + f"; each class needs at least {need} cases (2 per class in the test set, 3 in training)"
+        )
+    index = np.arange(len(y))
+    try:
+        train, test = train_test_split(index, test_size=test_size, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise RadiologyAIError(f"cannot split {len(y)} cases with test size {test_size}: {exc}") from None
+    for part, rows, minimum in (("test", test, 2), ("training", train, 3)):
+        part_counts = _class_counts(y[rows], table.class_names)
+        if min(part_counts.values()) < minimum:
+            raise RadiologyAIError(f"too few cases: the {part} split has {part_counts}; need {minimum} per class")
+    return np.sort(train), np.sort(test)
+
+
+def _fit(pipeline, X, y, what: str):
+    try:
+        return pipeline.fit(X, y)
+    except ValueError as exc:
+        raise RadiologyAIError(f"{what}: {exc}") from None
+
+
+def out_of_fold_probabilities(config: ModelConfig, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int,
+                              progress: ProgressCallback = no_progress) -> np.ndarray:
+    """Predicted P(positive) of each training case by a Pipeline fitted without it (stratified k-fold)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = int(min(folds, np.bincount(y).min()))
+    if folds < 2:
+        raise RadiologyAIError("Youden threshold: need at least 2 training cases per class")
+    oof = np.empty(len(y))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for k, (fit_rows, held_rows) in enumerate(splitter.split(X, y)):
+        pipeline = _fit(build_pipeline(config), X.iloc[fit_rows], y[fit_rows], "Youden out-of-fold fit")
+        oof[held_rows] = pipeline.predict_proba(X.iloc[held_rows])[:, 1]
+        progress((k + 1) / folds, f"Youden threshold: fold {k + 1}/{folds}")
+    return oof
+
+
+def repeated_cv(config: ModelConfig, X: pd.DataFrame, y: np.ndarray, folds: int, repeats: int, seed: int,
+                progress: ProgressCallback = no_progress) -> dict:
+    """AUC of the whole Pipeline under repeated stratified k-fold CV (every fold refits every step)."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    folds = int(min(folds, np.bincount(y).min()))
+    if folds < 2:
+        raise RadiologyAIError("cross-validation needs at least 2 cases per class")
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    aucs = []
+    total = folds * repeats
+    for k, (fit_rows, held_rows) in enumerate(splitter.split(X, y)):
+        pipeline = _fit(build_pipeline(config), X.iloc[fit_rows], y[fit_rows], "cross-validation fit")
+        p = pipeline.predict_proba(X.iloc[held_rows])[:, 1]
+        yh = y[held_rows]
+        aucs.append(stats.roc_auc(yh, p) if 0 < yh.sum() < len(yh) else float("nan"))
+        progress((k + 1) / total, f"cross-validation fold {k + 1}/{total}")
+    aucs = np.array(aucs)
+    return {"folds": folds, "repeats": repeats, "auc_mean": float(np.nanmean(aucs)), "auc_sd": float(np.nanstd(aucs, ddof=1)),
+            "auc_per_fold": [float(a) for a in aucs]}
+
+
+def _proportion_fields(name: str, entry: dict) -> dict:
+    return {name: entry["value"], f"{name}_ci95": entry["ci95"], f"{name}_n": entry["n"]}
+
+
+def train_model(table: FeatureTable, options: TrainingOptions | None = None,
+                progress: ProgressCallback = no_progress) -> TrainingResult:
+    options = options or TrainingOptions()
+    config = options.model.validate()
+    seed = config.seed
+    threshold_mode = "youden" if options.threshold == "youden" else "fixed"
+    if threshold_mode == "fixed":
+        threshold = float(options.threshold)
+        if not 0 < threshold < 1:
+            raise RadiologyAIError(f"--threshold must be a probability in (0, 1) or 'youden', got {threshold}")
+    progress(0.0, "splitting cases")
+    train, test = split_indices(table, options.test_size, seed)
+    X, y = table.X, table.y
+    Xtr, ytr, Xte, yte = X.iloc[train], y[train], X.iloc[test], y[test]
+
+    cv_share = 0.35 if options.cv_repeats > 0 else 0.0
+    youden_share = 0.3 if threshold_mode == "youden" else 0.0
+    fit_end = 0.9 - cv_share - youden_share
+    progress(0.02, f"fitting the pipeline on {len(train)} training cases")
+    pipeline = _fit(build_pipeline(config), Xtr, ytr, "training")
+    progress(fit_end, "pipeline fitted")
+    if threshold_mode == "youden":
+        oof = out_of_fold_probabilities(config, Xtr, ytr, options.cv_folds, seed, subprogress(progress, fit_end, fit_end + youden_share))
+        threshold = stats.youden_threshold(ytr, oof)
+    probability = pipeline.predict_proba(Xte)[:, 1]
+    auc = stats.auc_ci(yte, probability)
+    at_threshold = stats.threshold_metrics(yte, probability, threshold)
+    features = selected_features(pipeline)
+    steps = dict(pipeline.named_steps)
+    metrics = {
+        "auc": auc["auc"], "auc_ci95": auc["ci"], "auc_se": auc["se"], "auc_ci_method": "DeLong (fast midrank, Sun & Xu 2014)",
+        "threshold": float(threshold), "threshold_mode": threshold_mode,
+        **_proportion_fields("accuracy", at_threshold["accuracy"]),
+        **_proportion_fields("sensitivity", at_threshold["sensitivity"]),
+        **_proportion_fields("specificity", at_threshold["specificity"]),
+        **_proportion_fields("ppv", at_threshold["ppv"]),
+        **_proportion_fields("npv", at_threshold["npv"]),
+        "proportion_ci_method": "Wilson score",
+        "confusion": at_threshold["counts"],
+        "class_names": table.class_names, "positive_class": table.class_names[1],
+        "n_cases": int(len(y)), "n_train": int(len(train)), "n_test": int(len(test)),
+        "n_train_by_class": _class_counts(ytr, table.class_names), "n_test_by_class": _class_counts(yte, table.class_names),
+        "n_input_features": int(X.shape[1]),
+        "n_after_near_constant": len(steps["near_constant"].selected_features_),
+        "n_after_collinearity": len(steps["collinearity"].selected_features_),
+        "selector": config.selector,
+        "selected_features": features, "n_selected": len(features),
+        "test_size": options.test_size, "seed": seed,
+        "readers": [], "cv": None,
+    }
+    reader_curves = {}
+    for name in table.readers.columns:
+        scores = table.readers[name].to_numpy(dtype=float)[test]
+        ok = np.isfinite(scores)
+        yr = yte[ok]
+        if yr.sum() < 2 or (1 - yr).sum() < 2:
+            metrics["readers"].append({"name": name, "n": int(ok.sum()), "note": "too few scored test cases of each class"})
+            continue
+        reader_auc = stats.auc_ci(yr, scores[ok])
+        paired = stats.delong_paired_test(yr, probability[ok], scores[ok])
+        metrics["readers"].append({"name": name, "n": int(ok.sum()), "auc": reader_auc["auc"], "auc_ci95": reader_auc["ci"],
+                                   "auc_se": reader_auc["se"], "model_auc_same_cases": paired["auc_a"],
+                                   "auc_difference_model_minus_reader": paired["difference"], "z": paired["z"],
+                                   "p_value": paired["p_value"], "test": "paired DeLong"})
+        reader_curves[name] = (yr, scores[ok])
+    if options.cv_repeats > 0:
+        start = 0.9 - cv_share
+        metrics["cv"] = repeated_cv(config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, start, 0.9))
+    booster = pipeline.named_steps["xgboost"].get_booster()
+    gain = booster.get_score(importance_type="gain")
+    total_gain = sum(gain.values()) or 1.0
+    contributions = booster.predict(__import__("xgboost").DMatrix(Xte[features].to_numpy(dtype=float), feature_names=features,
+                                                                  missing=np.nan), pred_contribs=True)
+    importance = pd.DataFrame({
+        "feature": features,
+        "gain": [gain.get(f, 0.0) / total_gain for f in features],
+        "mean_abs_shap_test": np.abs(contributions[:, :-1]).mean(axis=0),
+    }).sort_values("gain", ascending=False).reset_index(drop=True)
+    predictions = pd.DataFrame({
+        "case_id": [table.case_ids[i] for i in test],
+        "label": [table.label_values[v] for v in yte],
+        "probability": probability,
+        "predicted": [table.class_names[int(p >= threshold)] for p in probability],
+    })
+    for name in table.readers.columns:
+        predictions[name] = table.readers[name].to_numpy(dtype=float)[test]
+    progress(0.9, "model validated")
+    return TrainingResult(pipeline, metrics, predictions, importance, table, options, train, test, reader_curves)
+
+
+def _fmt_ci(value, ci) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
+
+
+def write_outputs(result: TrainingResult, output_dir: str | Path, progress: ProgressCallback = no_progress) -> Path:
+    """Write model.json, pipeline.json, metrics.json, test_predictions.csv, roc.png, importance.png, report.html.
+
+    All files are written into a staging folder and moved into ``output_dir`` only when all succeeded.
+    """
+    from RadiologyAICommonLib.atomic import write_csv, write_json
+    from RadiologyAICommonLib.report import HtmlReport, save_figure
+
+    from .plots import importance_figure, roc_figure
+
+    metrics = result.metrics
+    table = result.table
+    training = {"source": table.source, "n_train": metrics["n_train"], "n_test": metrics["n_test"], "seed": metrics["seed"],
+                "test_size": metrics["test_size"], "train_case_ids": [table.case_ids[i] for i in result.train_index],
+                "test_case_ids": [table.case_ids[i] for i in result.test_index], "cv_folds": result.options.cv_folds,
+                "cv_repeats": result.options.cv_repeats}
+    with staged_output_dir(output_dir) as stage:
+        record = save_model_folder(stage, result.pipeline, result.options.model, table.class_names, metrics["threshold"],
+                                   metrics["threshold_mode"], list(table.X.columns), table.extraction, training)
+        metrics_out = dict(metrics)
+        metrics_out["params_sha256"] = (table.extraction or {}).get("params_sha256")
+        metrics_out["versions"] = record["versions"]
+        write_json(stage / "metrics.json", metrics_out)
+        write_csv(stage / "test_predictions.csv", result.test_predictions)
+        write_csv(stage / "importance.csv", result.importance)
+        yte = table.y[result.test_index]
+        auc = {"auc": metrics["auc"], "ci": metrics["auc_ci95"]}
+        save_figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics["readers"],
+                               result.reader_curves), stage / "roc.png")
+        save_figure(importance_figure(result.importance), stage / "importance.png")
+        progress(0.95, "writing the report")
+        report = HtmlReport("HipRadiomics model report")
+        report.paragraph(f"Features table: {table.source}. Classes: negative '{table.class_names[0]}', positive "
+                         f"'{table.class_names[1]}'. {metrics['n_cases']} cases, stratified split {metrics['n_train']} training / "
+                         f"{metrics['n_test']} test (seed {metrics['seed']}).")
+        report.heading("Held-out test performance")
+        rows = [("AUC (DeLong 95% CI)", _fmt_ci(metrics["auc"], metrics["auc_ci95"]))]
+        for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
+            rows.append((f"{key.upper() if len(key) == 3 else key} (Wilson 95% CI)", _fmt_ci(metrics[key], metrics[f"{key}_ci95"])))
+        rows.append(("threshold", f"{metrics['threshold']:.3f} ({metrics['threshold_mode']})"))
+        report.table(pd.DataFrame(rows, columns=["measure", "value"]))
+        if metrics["readers"]:
+            report.heading("Comparison with readers (same test cases)")
+            reader_rows = [(r["name"], r["n"], _fmt_ci(r.get("auc"), r.get("auc_ci95", [0, 0])), r.get("model_auc_same_cases", float("nan")),
+                            r.get("p_value", float("nan"))) for r in metrics["readers"]]
+            report.table(pd.DataFrame(reader_rows, columns=["reader", "n", "reader AUC (95% CI)", "model AUC", "paired DeLong p"]))
+        if metrics["cv"]:
+            cv = metrics["cv"]
+            report.paragraph(f"Repeated stratified {cv['folds']}-fold cross-validation x {cv['repeats']} on all cases "
+                             f"(every step refitted per fold): AUC {cv['auc_mean']:.3f} +- {cv['auc_sd']:.3f} (SD).")
+        report.figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics["readers"], result.reader_curves),
+                      "ROC curve of the held-out test set")
+        report.heading("Feature selection")
+        report.paragraph(f"{metrics['n_input_features']} input features -> {metrics['n_after_near_constant']} after removing constant/"
+                         f"near-constant -> {metrics['n_after_collinearity']} after the collinearity filter (|r| > "
+                         f"{result.options.model.collinearity_threshold}) -> {metrics['n_selected']} selected by {metrics['selector']}.")
+        report.table(result.importance.head(40), caption="Selected features (XGBoost gain share, mean |SHAP| on the test set)")
+        report.figure(importance_figure(result.importance), "Feature importance")
+        report.heading("Provenance")
+        provenance = [("PyRadiomics params SHA-256", str(metrics_out["params_sha256"]))] + \
+            [(k, str(v)) for k, v in record["versions"].items()]
+        report.table(pd.DataFrame(provenance, columns=["item", "value"]))
+        report.write(stage / "report.html")
+    progress(1.0, "done")
+    return Path(output_dir)
