@@ -1,0 +1,103 @@
+"""Training-time sampling and the published augmentation, as MONAI dictionary transforms.
+
+Ugga, Cuocolo et al. augmented with small and large rotations, translation, flipping, scaling
+and elastic deformation. Here, for each training volume (already preprocessed to 2 mm):
+
+1. ``RandCropByPosNegLabeld`` draws patches centred on tumour or on body voxels (ratio ``pos:neg``);
+2. small rotations (about all three axes), translation and scaling: one ``RandAffined``;
+3. large rotations (in the axial plane): a second ``RandAffined``;
+4. left-right flipping: ``RandFlipd``;
+5. elastic deformation: ``Rand3DElasticd``.
+
+Images are interpolated linearly, labels with nearest neighbour (``mode=("bilinear", "nearest")``).
+Every parameter is in :class:`AugmentationParams`; randomness comes from the seeded Compose.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class AugmentationParams:
+    """Probabilities and ranges of the augmentation (angles in degrees, shifts in voxels of 2 mm)."""
+
+    small_rotation_deg: float = 10.0  # about each axis
+    small_rotation_prob: float = 0.5
+    large_rotation_deg: float = 90.0  # about the cranio-caudal axis
+    large_rotation_prob: float = 0.2
+    translation_voxels: float = 6.0  # 12 mm
+    scaling: float = 0.1  # +/- 10 %
+    flip_prob: float = 0.5  # left-right
+    elastic_prob: float = 0.2
+    elastic_sigma: tuple[float, float] = (5.0, 7.0)  # smoothing of the displacement field (voxels)
+    elastic_magnitude: tuple[float, float] = (40.0, 100.0)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AugmentationParams":
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("elastic_sigma", "elastic_magnitude"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def training_transforms(patch_size, samples_per_case: int, pos: float, neg: float, params: AugmentationParams,
+                        augment: bool = True):
+    """Random patch sampling followed by the published augmentation (dictionary transforms)."""
+    from monai.transforms import (
+        Compose,
+        EnsureTyped,
+        Rand3DElasticd,
+        RandAffined,
+        RandCropByPosNegLabeld,
+        RandFlipd,
+        SpatialPadd,
+    )
+
+    keys = ["image", "label"]
+    modes = ("bilinear", "nearest")
+    patch_size = tuple(int(s) for s in patch_size)
+    transforms = [
+        SpatialPadd(keys=keys, spatial_size=patch_size),
+        RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=patch_size, pos=pos, neg=neg,
+                               num_samples=samples_per_case, image_key="image", image_threshold=0.05),
+    ]
+    if augment:
+        small = math.radians(params.small_rotation_deg)
+        large = math.radians(params.large_rotation_deg)
+        t = params.translation_voxels
+        transforms += [
+            RandAffined(keys=keys, prob=params.small_rotation_prob, rotate_range=(small, small, small),
+                        translate_range=(t, t, t / 2), scale_range=(params.scaling,) * 3, mode=modes,
+                        padding_mode="zeros", spatial_size=patch_size),
+            RandAffined(keys=keys, prob=params.large_rotation_prob, rotate_range=(0.0, 0.0, large), mode=modes,
+                        padding_mode="zeros", spatial_size=patch_size),
+            RandFlipd(keys=keys, prob=params.flip_prob, spatial_axis=0),
+            Rand3DElasticd(keys=keys, prob=params.elastic_prob, sigma_range=params.elastic_sigma,
+                           magnitude_range=params.elastic_magnitude, mode=modes, padding_mode="zeros",
+                           spatial_size=patch_size),
+        ]
+    transforms.append(EnsureTyped(keys=keys, dtype="float32", track_meta=False))
+    return Compose(transforms)
+
+
+def slice_transforms(params: AugmentationParams, augment: bool = True):
+    """2D augmentation of classifier slices (same family: rotations small and large, shift, scale, flip)."""
+    from monai.transforms import Compose, RandAffine, RandFlip, RandRotate90
+
+    if not augment:
+        return Compose([])
+    small = math.radians(params.small_rotation_deg)
+    return Compose(
+        [
+            RandAffine(prob=0.7, rotate_range=small, translate_range=(4, 4), scale_range=(params.scaling,) * 2,
+                       padding_mode="zeros"),
+            RandRotate90(prob=params.large_rotation_prob, max_k=3),
+            RandFlip(prob=params.flip_prob, spatial_axis=0),
+        ]
+    )
