@@ -117,7 +117,7 @@ def test_ui_file_matches_widget(module):
     assert used, f"{module}.py uses no self.ui widgets"
     assert not (used - names), f"{module}.py uses widgets missing from {module}.ui: {sorted(used - names)}"
     # Every MRML node selector gets the scene from the root widget.
-    selectors = {w.get("name") for w in root.iter("widget") if w.get("class", "").startswith("qMRML")}
+    selectors = {w.get("name") for w in top.iter("widget") if w is not top and w.get("class", "").startswith("qMRML")}
     connected = {c.findtext("receiver") for c in root.iter("connection")
                  if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)" and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
     assert selectors <= connected, f"{module}.ui: selectors without setMRMLScene connection: {sorted(selectors - connected)}"
