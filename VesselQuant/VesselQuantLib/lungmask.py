@@ -8,8 +8,8 @@ Steps (classic threshold-based lung segmentation, e.g. Hu, Hoffman & Reinhardt, 
 3. regions of at least ``min_lung_volume_ml`` and at least 10 % of the largest are kept
    (drops bowel gas and small air pockets);
 4. very dark air (< ``airway_threshold_hu``, the trachea and main bronchi) in pieces smaller
-   than 30 % of the lung region is removed; an air-filled phantom, whose whole interior is
-   that dark, is therefore kept;
+   than 30 % of the lung region is removed with a 1.5 mm rim (its partial-volume edge); an
+   air-filled phantom, whose whole interior is that dark, is therefore kept;
 5. holes are filled slice by slice and in 3D, which puts the vessels (and the intrapulmonary
    bronchi, enclosed by parenchyma) back into the mask while the trachea, which is not
    enclosed, stays out.
@@ -66,8 +66,14 @@ def segment_lungs(
         dark_sizes = np.bincount(dark_labels.ravel(), minlength=dark_count + 1)
         airway = dark_sizes < 0.3 * lungs.sum()
         airway[0] = False
-        lungs &= ~airway[dark_labels]
+        airway = airway[dark_labels]
         del dark_labels
+        if airway.any():
+            # the airway's partial-volume rim (and a thin carina) is brighter than the threshold
+            radius = [max(1, int(round(1.5 / s))) for s in ct.GetSpacing()]
+            grown = sitk.BinaryDilate(sitk.GetImageFromArray(airway.astype(np.uint8)), radius, sitk.sitkBall)
+            airway = sitk.GetArrayViewFromImage(grown).astype(bool)
+        lungs &= ~airway
 
     progress(0.7, "lung mask: filling vessels")
     for z in range(lungs.shape[0]):

@@ -259,7 +259,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
         hu[k][body] = spec.tissue_hu
         hu[k][in_lung] = spec.parenchyma_hu
         hu[k][airway & body] = spec.air_hu
-        lung[k] = in_lung & ~airway
+        lung[k] = in_lung  # intrapulmonary bronchi belong to the lung; the trachea lies outside it
     del zz, yy
     hu = np.where(lung, hu * (1.0 - fraction) + spec.vessel_hu * fraction, hu).astype(np.float32)
 

@@ -51,7 +51,7 @@ def per_radius_table(radius_mm: np.ndarray, hu: np.ndarray, voxel_ml: float, p: 
             {
                 "radius_mm": round(float(centre), 6),
                 "voxel_count": int(values.size),
-                "volume_ml": float(values.size * voxel_ml),
+                "volume_ml": round(float(values.size * voxel_ml), 6),
                 "median_hu": float(med),
                 "iqr_hu": float(q3 - q1),
             }

@@ -1,0 +1,128 @@
+"""End-to-end tests of run_vessel_quant on a small phantom, determinism and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from RadiologyAICommonLib.errors import RadiologyAIError
+from VesselQuantLib.evaluation import evaluate
+from VesselQuantLib.pipeline import VesselQuantParameters, VesselQuantResult, run_vessel_quant
+
+SUMMARY_KEYS = {
+    "total_volume_ml", "lung_volume_ml", "vessel_fraction", "small_vessel_volume_ml",
+    "fit_alpha", "fit_beta", "fit_r2", "runtime_s", "parameters",
+}
+
+
+def test_result_contract(small_phantom, small_result):
+    r = small_result
+    assert isinstance(r, VesselQuantResult)
+    for image, pixel in [(r.lung_mask, sitk.sitkUInt8), (r.vessel_label, sitk.sitkUInt8), (r.vessel_radius, sitk.sitkFloat32)]:
+        assert image.GetPixelID() == pixel
+        assert image.GetSize() == small_phantom.image.GetSize()
+        assert np.allclose(image.GetDirection(), small_phantom.image.GetDirection())
+        assert np.allclose(image.GetOrigin(), small_phantom.image.GetOrigin())
+    label = sitk.GetArrayFromImage(r.vessel_label)
+    radius = sitk.GetArrayFromImage(r.vessel_radius)
+    lung = sitk.GetArrayFromImage(r.lung_mask)
+    assert set(np.unique(label)) <= {0, 1} and set(np.unique(lung)) <= {0, 1}
+    assert np.all(radius[label == 0] == 0) and np.all(radius[label == 1] > 0)
+    assert not (label.astype(bool) & ~lung.astype(bool)).any()  # vessels only inside the lungs
+    assert list(r.per_radius.columns) == ["radius_mm", "voxel_count", "volume_ml", "median_hu", "iqr_hu"]
+    assert SUMMARY_KEYS <= set(r.summary)
+    assert r.per_radius["voxel_count"].sum() == label.sum()
+    voxel_ml = np.prod(small_phantom.image.GetSpacing()) / 1000
+    assert r.summary["total_volume_ml"] == pytest.approx(label.sum() * voxel_ml)
+    assert r.summary["vessel_fraction"] == pytest.approx(r.summary["total_volume_ml"] / r.summary["lung_volume_ml"])
+    assert r.summary["graph_nodes"] < lung.sum() / 2  # the graph holds only the uncertain voxels
+
+
+def test_accuracy_on_small_phantom(small_phantom, small_result):
+    measures = evaluate(small_result, small_phantom)
+    assert measures["dice"] > 0.9
+    assert measures["detected_r_ge_0.75"] > 0.97
+    assert measures["detected_r_le_0.5"] > 0.7
+    assert measures["false_positive_ml"] < 0.05
+    errors = measures["radius_errors"]
+    big = errors[(errors.index >= 1.0) & (errors["points"] >= 5)]
+    assert len(big) and big["median_error_mm"].abs().max() < 0.2
+    # larger vessels have larger measured radii
+    table = small_result.per_radius
+    assert table.loc[table["radius_mm"] >= 2, "median_hu"].median() > table.loc[table["radius_mm"] <= 0.5, "median_hu"].median()
+
+
+def test_same_input_same_output_and_user_mask(small_phantom, small_result):
+    again = run_vessel_quant(small_phantom.image, small_phantom.lung_mask)
+    other = run_vessel_quant(small_phantom.image, small_phantom.lung_mask)
+    assert np.array_equal(sitk.GetArrayFromImage(again.vessel_label), sitk.GetArrayFromImage(other.vessel_label))
+    assert np.array_equal(sitk.GetArrayFromImage(again.vessel_radius), sitk.GetArrayFromImage(other.vessel_radius))
+    assert again.summary["lung_mask_source"] == "user"
+    assert np.array_equal(sitk.GetArrayFromImage(again.lung_mask), sitk.GetArrayFromImage(small_phantom.lung_mask))
+    dice = evaluate(again, small_phantom)["dice"]
+    assert dice > 0.9
+
+
+def test_design_radii(small_phantom):
+    params = VesselQuantParameters(radius_bins_mm=(0.25, 0.5, 1.0, 2.5))
+    result = run_vessel_quant(small_phantom.image, small_phantom.lung_mask, params)
+    assert result.per_radius["radius_mm"].tolist() == [0.25, 0.5, 1.0, 2.5]
+
+
+def _ct(array, spacing=(0.7, 0.7, 1.0)):
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    return image
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda ph: _ct(np.random.default_rng(0).integers(0, 1500, (20, 30, 30)).astype(np.int16)), "Hounsfield"),
+        (lambda ph: sitk.GetImageFromArray(np.full((30, 30), -1000, np.int16)), "3D"),
+        (lambda ph: sitk.Compose([ph.image, ph.image]), "scalar"),
+        (lambda ph: sitk.JoinSeries([ph.image, ph.image]), "3D"),
+        (lambda ph: _nan_image(ph), "NaN"),
+        (lambda ph: _ct(np.full((20, 40, 40), 40, np.int16)), "Hounsfield"),
+    ],
+    ids=["mri-like", "2d", "vector", "4d", "nan", "water"],
+)
+def test_bad_images_raise(small_phantom, make, match):
+    with pytest.raises(RadiologyAIError, match=match):
+        run_vessel_quant(make(small_phantom))
+
+
+def _nan_image(ph):
+    array = sitk.GetArrayFromImage(ph.image).astype(np.float32)
+    array[3, 4, 5] = np.nan
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(ph.image)
+    return image
+
+
+def test_no_lungs_and_bad_masks_raise(small_phantom):
+    body = np.full((20, 40, 40), 40, np.int16)
+    body[:, :4, :] = -1000  # outside air only
+    with pytest.raises(RadiologyAIError, match="no lung-like region"):
+        run_vessel_quant(_ct(body))
+    shifted = sitk.Image(small_phantom.lung_mask)
+    shifted.SetOrigin(tuple(o + 5 for o in shifted.GetOrigin()))
+    with pytest.raises(RadiologyAIError, match="geometry"):
+        run_vessel_quant(small_phantom.image, shifted)
+    empty = sitk.Image(small_phantom.lung_mask.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(small_phantom.lung_mask)
+    with pytest.raises(RadiologyAIError, match="empty"):
+        run_vessel_quant(small_phantom.image, empty)
+    with pytest.raises(RadiologyAIError):
+        run_vessel_quant(small_phantom.image, parameters=VesselQuantParameters(intensity_weight=2.0))
+
+
+def test_lung_without_vessels_gives_empty_result():
+    z, y, x = np.mgrid[:24, :60, :60]
+    hu = np.where(np.hypot(y - 29.5, x - 29.5) < 26, -850.0, 40.0)
+    hu[np.hypot(y - 29.5, x - 29.5) >= 28] = -1000.0
+    hu += np.random.default_rng(1).normal(0, 20, hu.shape)
+    result = run_vessel_quant(_ct(hu.astype(np.int16)))
+    assert result.summary["total_volume_ml"] < 0.05
+    assert result.summary["lung_volume_ml"] == pytest.approx(np.pi * (26 * 0.7) ** 2 * 24 / 1000, rel=0.1)

@@ -1,0 +1,111 @@
+"""``radiologyai vessels``: lung-vessel segmentation and per-radius quantification of one chest CT.
+
+    radiologyai vessels CT --output-dir DIR [--lung-mask MASK] [--radius-bins R [R ...]]
+
+Writes into DIR (all or nothing): ``vessel_label.nrrd`` (uint8, 1 = vessel), ``vessel_radius.nrrd``
+(float32, mm), ``lung_mask.nrrd``, ``per_radius.csv`` and ``summary.json``; prints the summary
+as JSON on stdout. Import-light: the pipeline (SciPy, scikit-image, PyMaxflow) loads in the handler.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "per_radius.csv", "summary.json")
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("ct", metavar="CT", help="chest CT in HU: an image file (NRRD, NIfTI, MHA...) or a DICOM series folder")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the results (created if needed)")
+    parser.add_argument("--lung-mask", metavar="MASK", help="lung mask on the CT's grid (> 0 = lung); default: computed from HU")
+    parser.add_argument(
+        "--radius-bins",
+        nargs="+",
+        type=float,
+        metavar="R",
+        help="design radii in mm; each vessel voxel is counted at the nearest (default: 0.25 mm bins)",
+    )
+    parser.add_argument("--radius-bin-width", type=float, default=0.25, metavar="MM", help="width of the default radius bins (0.25 mm)")
+    parser.add_argument(
+        "--vessel-hu", type=float, metavar="HU", help="full-contrast vessel HU for the radius estimate (default: measured per scan)"
+    )
+    parser.add_argument(
+        "--parameters",
+        metavar="JSON",
+        help="JSON file of VesselQuant parameters (the 'parameters' object of a summary.json works)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _load_parameters(args):
+    from RadiologyAICommonLib.errors import RadiologyAIError
+
+    from .parameters import VesselQuantParameters
+
+    values = {}
+    if args.parameters:
+        path = Path(args.parameters)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RadiologyAIError(f"parameters file {path}: no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RadiologyAIError(f"parameters file {path}: not valid JSON ({exc})") from None
+        if not isinstance(values, dict):
+            raise RadiologyAIError(f"parameters file {path}: expected a JSON object of parameter names and values")
+    if args.radius_bins:
+        values["radius_bins_mm"] = args.radius_bins
+    if args.radius_bin_width != 0.25 or "radius_bin_mm" not in values:
+        values["radius_bin_mm"] = args.radius_bin_width
+    if args.vessel_hu is not None:
+        values["vessel_hu"] = args.vessel_hu
+    try:
+        return VesselQuantParameters.from_dict(values)
+    except TypeError as exc:
+        raise RadiologyAIError(f"invalid VesselQuant parameters: {exc}") from None
+
+
+def _json_ready(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def run(args, progress) -> int:
+    from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+    from RadiologyAICommonLib.cli import require
+    from RadiologyAICommonLib.imageio import read_image, read_volume, write_image
+
+    require("maxflow", "vessels")
+    require("skimage", "vessels")
+    from .pipeline import run_vessel_quant, validate_ct, validate_lung_mask
+
+    # validate everything before any output exists
+    parameters = _load_parameters(args)
+    ct = validate_ct(read_volume(args.ct, "CT"), f"CT {args.ct}")
+    lung = None
+    if args.lung_mask:
+        lung = read_image(args.lung_mask, "lung mask")
+        validate_lung_mask(lung, ct, f"lung mask {args.lung_mask}")
+    output = Path(args.output_dir)
+    if output.exists() and not output.is_dir():
+        from RadiologyAICommonLib.errors import RadiologyAIError
+
+        raise RadiologyAIError(f"output folder {output} is a file")
+
+    result = run_vessel_quant(ct, lung, parameters, progress)
+    summary = _json_ready(result.summary)
+    with staged_output_dir(output) as staging:
+        write_image(result.vessel_label, staging / "vessel_label.nrrd")
+        write_image(result.vessel_radius, staging / "vessel_radius.nrrd")
+        write_image(result.lung_mask, staging / "lung_mask.nrrd")
+        write_csv(staging / "per_radius.csv", result.per_radius)
+        write_json(staging / "summary.json", summary)
+    print(json.dumps(summary, indent=2))
+    return 0

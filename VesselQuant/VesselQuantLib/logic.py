@@ -1,0 +1,130 @@
+"""VesselQuantLogic: the MRML adapter of the VesselQuant pipeline.
+
+CT volume node (+ optional lung segment) -> :func:`run_vessel_quant` -> a segmentation node
+with "Vessels" and "Lungs", a radius volume node with a colour map, a table node of the
+per-radius statistics and a plot chart (volume and IQR against radius). Works in Slicer and
+on the slicer-core wheel (headless, tests); imports no Qt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+
+from RadiologyAICommonLib import mrml
+from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.logicbase import LogicBase
+from RadiologyAICommonLib.progress import ProgressCallback
+
+from .parameters import VesselQuantParameters
+from .pipeline import VesselQuantResult, run_vessel_quant
+
+VESSEL_COLOR = (0.85, 0.2, 0.2)
+LUNG_COLOR = (0.55, 0.75, 0.95)
+RADIUS_COLOR_NODE_ID = "vtkMRMLColorTableNodeRainbow"
+
+
+@dataclass
+class VesselQuantNodes:
+    """The nodes one run creates (or fills)."""
+
+    segmentation: object  # vtkMRMLSegmentationNode with segments "Vessels" and "Lungs"
+    radius_volume: object  # vtkMRMLScalarVolumeNode, mm, 0 outside vessels
+    table: object  # vtkMRMLTableNode: radius_mm, voxel_count, volume_ml, median_hu, iqr_hu
+    chart: object  # vtkMRMLPlotChartNode: volume and IQR against radius
+    summary_table: object  # vtkMRMLTableNode: one row per summary measure
+    result: VesselQuantResult
+
+
+class VesselQuantLogic(LogicBase):
+    """Run VesselQuant on MRML nodes. Usable without the widget (headless Slicer, scripts, tests)."""
+
+    def __init__(self) -> None:
+        LogicBase.__init__(self)
+
+    def process(
+        self,
+        ct_node,
+        lung_segmentation_node=None,
+        lung_segment: str | None = None,
+        parameters: VesselQuantParameters | None = None,
+        progress: ProgressCallback | None = None,
+        name: str | None = None,
+    ) -> VesselQuantNodes:
+        """Segment and quantify the lung vessels of ``ct_node``; return the new nodes."""
+        if ct_node is None:
+            raise RadiologyAIError("select a CT volume")
+        ct = mrml.volume_node_to_image(ct_node)
+        lung = None
+        if lung_segmentation_node is not None:
+            segment = lung_segment or _first_segment_id(lung_segmentation_node)
+            lung = mrml.segment_to_image(lung_segmentation_node, segment, ct_node)
+        result = run_vessel_quant(ct, lung, parameters, progress)
+        return self.load_result(result, ct_node, name)
+
+    def load_result(self, result: VesselQuantResult, ct_node, name: str | None = None) -> VesselQuantNodes:
+        """Turn a :class:`VesselQuantResult` (computed here or by the worker process) into nodes."""
+        base = name or f"{ct_node.GetName()} vessels"
+        label = sitk.GetArrayViewFromImage(result.lung_mask).astype(np.uint8)  # 1 = lung
+        label = np.where(sitk.GetArrayViewFromImage(result.vessel_label) > 0, 2, label).astype(np.uint8)
+        label_image = sitk.GetImageFromArray(label)
+        label_image.CopyInformation(result.lung_mask)
+        segmentation = mrml.labelmap_to_segmentation_node(
+            label_image, {2: ("Vessels", VESSEL_COLOR), 1: ("Lungs", LUNG_COLOR)}, f"{base} segmentation"
+        )
+        # "Lungs" holds the whole lung, vessels included (labels are exclusive, segments need not be)
+        _add_vessels_to_lungs(segmentation, result, ct_node)
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+
+        radius_volume = mrml.image_to_volume_node(result.vessel_radius, f"{base} radius (mm)")
+        radius_volume.CreateDefaultDisplayNodes()
+        display = radius_volume.GetDisplayNode()
+        if display is not None:
+            display.SetAndObserveColorNodeID(RADIUS_COLOR_NODE_ID)
+            display.AutoWindowLevelOff()
+            top = float(max(result.per_radius["radius_mm"].max(), 1.0)) if len(result.per_radius) else 5.0
+            display.SetWindowLevelMinMax(0.0, top)
+            display.SetLowerThreshold(1e-3)
+            display.SetApplyThreshold(True)
+
+        table = mrml.dataframe_to_table_node(result.per_radius, f"{base} per radius")
+        chart = mrml.plot_chart_node(
+            table,
+            "radius_mm",
+            ["volume_ml", "iqr_hu"],
+            title=f"{base}: volume and HU IQR per radius",
+            x_title="radius (mm)",
+            y_title="volume (ml) / IQR (HU)",
+        )
+        summary_table = mrml.dataframe_to_table_node(_summary_frame(result.summary), f"{base} summary")
+        return VesselQuantNodes(segmentation, radius_volume, table, chart, summary_table, result)
+
+
+def _first_segment_id(segmentation_node) -> str:
+    ids = list(segmentation_node.GetSegmentation().GetSegmentIDs())
+    if not ids:
+        raise RadiologyAIError(f"segmentation '{segmentation_node.GetName()}' has no segment to use as lung mask")
+    return ids[0]
+
+
+def _add_vessels_to_lungs(segmentation, result: VesselQuantResult, ct_node) -> None:
+    """Replace the "Lungs" segment by the full lung mask (the label map had vessels carved out)."""
+    seg = segmentation.GetSegmentation()
+    lungs_id = seg.GetSegmentIdBySegmentName("Lungs")
+    if not lungs_id:
+        return
+    lung = sitk.GetArrayViewFromImage(result.lung_mask).astype(np.uint8)
+    slicer.util.updateSegmentBinaryLabelmapFromArray(lung, segmentation, lungs_id, ct_node)
+
+
+def _summary_frame(summary: dict):
+    import pandas as pd
+
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            rows.append({"measure": key, "value": float(value)})
+    return pd.DataFrame(rows, columns=["measure", "value"])
