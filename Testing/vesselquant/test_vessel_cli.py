@@ -131,3 +131,19 @@ def test_cli_bad_lung_mask_and_parameters(tmp_path, phantom_files, small_phantom
         assert code == 2, extra
         assert len(err) == 1 and err[0].startswith("error: "), (extra, err)
         assert not out.exists(), extra
+
+
+def test_result_folder_round_trip(tmp_path, small_result):
+    """What the Slicer widget reads back from the worker's output folder."""
+    from VesselQuantLib.resultio import read_result, write_result
+
+    write_result(small_result, tmp_path)
+    back = read_result(tmp_path)
+    assert np.array_equal(sitk.GetArrayFromImage(back.vessel_label), sitk.GetArrayFromImage(small_result.vessel_label))
+    assert np.allclose(sitk.GetArrayFromImage(back.vessel_radius), sitk.GetArrayFromImage(small_result.vessel_radius))
+    pd.testing.assert_frame_equal(back.per_radius, small_result.per_radius, check_dtype=False)
+    assert back.summary["total_volume_ml"] == pytest.approx(small_result.summary["total_volume_ml"])
+    from RadiologyAICommonLib.errors import RadiologyAIError
+
+    with pytest.raises(RadiologyAIError, match="not a VesselQuant output folder"):
+        read_result(tmp_path / "nothing")

@@ -10,7 +10,6 @@ as JSON on stdout. Import-light: the pipeline (SciPy, scikit-image, PyMaxflow) l
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "per_radius.csv", "summary.json")
@@ -67,24 +66,15 @@ def _load_parameters(args):
         raise RadiologyAIError(f"invalid VesselQuant parameters: {exc}") from None
 
 
-def _json_ready(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 def run(args, progress) -> int:
-    from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+    from RadiologyAICommonLib.atomic import staged_output_dir
     from RadiologyAICommonLib.cli import require
-    from RadiologyAICommonLib.imageio import read_image, read_volume, write_image
+    from RadiologyAICommonLib.imageio import read_image, read_volume
 
     require("maxflow", "vessels")
     require("skimage", "vessels")
     from .pipeline import run_vessel_quant, validate_ct, validate_lung_mask
+    from .resultio import json_ready, write_result
 
     # validate everything before any output exists
     parameters = _load_parameters(args)
@@ -100,12 +90,7 @@ def run(args, progress) -> int:
         raise RadiologyAIError(f"output folder {output} is a file")
 
     result = run_vessel_quant(ct, lung, parameters, progress)
-    summary = _json_ready(result.summary)
     with staged_output_dir(output) as staging:
-        write_image(result.vessel_label, staging / "vessel_label.nrrd")
-        write_image(result.vessel_radius, staging / "vessel_radius.nrrd")
-        write_image(result.lung_mask, staging / "lung_mask.nrrd")
-        write_csv(staging / "per_radius.csv", result.per_radius)
-        write_json(staging / "summary.json", summary)
-    print(json.dumps(summary, indent=2))
+        write_result(result, staging)
+    print(json.dumps(json_ready(result.summary), indent=2))
     return 0
