@@ -70,7 +70,7 @@ def read_cohort_csv(path: str | Path) -> list[CohortCase]:
     bad_extra = [c for c in extra if not is_reader_column(c)]
     if bad_extra:
         raise RadiologyAIError(
-            f"cohort CSV {path}: unexpected column(s) {', '.join(bad_extra)}; extra columns are reader scores and "
+            f"cohort CSV {path}: unexpected column(s) {', '.join(repr(c) for c in bad_extra)}; extra columns are reader scores and "
             f"their names must start with '{READER_PREFIX}' (e.g. reader1)"
         )
     if len(table) == 0:

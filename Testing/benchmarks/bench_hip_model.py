@@ -45,11 +45,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    import numpy as np
-    import pandas as pd
-
-    from HipRadiomicsLib import stats
-
     from HipRadiomicsLib.synthetic import oracle_auc
 
     print(f"ideal-observer AUC of the generator: {oracle_auc():.3f}")
