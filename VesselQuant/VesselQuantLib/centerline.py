@@ -17,15 +17,19 @@
    estimates used for airway and vessel sizing). Samples that belong to another vessel
    (segmented, with a far-away nearest centreline point) are left out.
 4. **Radius map**: every vessel voxel takes the radius of its nearest centreline point
-   (Euclidean distance transform with indices, in mm).
+   (nearest neighbour in mm, by k-d tree over the vessel voxels only: vessels fill a few per cent
+   of the lung box, so sparse queries are far cheaper than a dense distance transform).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
@@ -42,53 +46,73 @@ class Centerline:
     direction: np.ndarray  # (N, 3) unit vectors in (z, y, x) mm space
 
 
-def skeletonize_vessels(label: np.ndarray, edt_mm: np.ndarray, spacing_zyx) -> np.ndarray:
-    """3D skeleton with the even-thickness guard described in the module docstring."""
+def vessel_edt(label: np.ndarray, vessel_voxels: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Distance (mm) from each vessel voxel to the nearest background voxel centre.
+
+    Sparse: the nearest background voxel always has a vessel voxel among its 26 neighbours, so a
+    k-d tree of that thin shell replaces a distance transform of the whole (mostly empty) lung box.
+    """
+    spacing = np.asarray(spacing_zyx, float)
+    if len(vessel_voxels) == 0:
+        return np.zeros(0)
+    grown = sitk.BinaryDilate(sitk.GetImageFromArray(label.astype(np.uint8)), [1, 1, 1], sitk.sitkBox)
+    shell = sitk.GetArrayViewFromImage(grown).astype(bool) & ~label
+    shell_points = np.argwhere(shell)
+    if len(shell_points) == 0:  # the vessel fills the whole box
+        shell_points = np.array([[-1, -1, -1]])
+    tree = cKDTree(shell_points * spacing)
+    distance, _ = tree.query(vessel_voxels * spacing, workers=-1)
+    return distance
+
+
+def _ridge(points: np.ndarray, edt_map: np.ndarray) -> np.ndarray:
+    """Which of ``points`` are local maxima (>=) of the distance map among their 26 neighbours."""
+    padded = np.pad(edt_map, 1)
+    flat = np.ravel_multi_index(tuple((points + 1).T), padded.shape)
+    values = padded.ravel()[flat]
+    sz, sy = padded.shape[1] * padded.shape[2], padded.shape[2]
+    keep = np.ones(len(points), bool)
+    for dz in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dz or dy or dx:
+                    keep &= values >= padded.ravel()[flat + dz * sz + dy * sy + dx]
+    return keep
+
+
+def skeletonize_vessels(label: np.ndarray, edt_map: np.ndarray, spacing_zyx) -> np.ndarray:
+    """3D skeleton with the even-thickness guard described in the module docstring.
+
+    ``edt_map`` is the distance (mm) to the background at vessel voxels (0 elsewhere).
+    """
     from skimage.morphology import skeletonize
 
     skeleton = skeletonize(label).astype(bool)
-    uncovered = _uncovered(label, skeleton, edt_mm, spacing_zyx)
+    voxels = np.argwhere(label)
+    uncovered = _uncovered(voxels, skeleton, edt_map, spacing_zyx)
     if uncovered.any():
-        ridge = edt_mm >= ndi.maximum_filter(edt_mm, size=3)
-        skeleton |= ridge & uncovered & label
-        # a component with no ridge voxel at all (cannot happen for a non-empty one, but be safe)
-        remaining = _uncovered(label, skeleton, edt_mm, spacing_zyx)
-        skeleton |= remaining & (edt_mm >= ndi.maximum_filter(np.where(remaining, edt_mm, 0), size=3))
+        candidates = voxels[uncovered]
+        ridge = candidates[_ridge(candidates, edt_map)]
+        skeleton[tuple(ridge.T)] = True
     return skeleton
 
 
-def _uncovered(label, skeleton, edt_mm, spacing_zyx) -> np.ndarray:
-    if not skeleton.any():
-        return label.copy()
-    dist, idx = nearest_skeleton(skeleton, spacing_zyx, label)
-    owner_radius = edt_mm[idx[0], idx[1], idx[2]]
-    return label & (dist > owner_radius + 1.5 * max(spacing_zyx))
+def _uncovered(voxels: np.ndarray, skeleton: np.ndarray, edt_map: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Vessel voxels farther from every centreline point than that point's radius + 1.5 voxels."""
+    points = np.argwhere(skeleton)
+    if len(points) == 0:
+        return np.ones(len(voxels), bool)
+    distance, owner = nearest_centerline(points, voxels, spacing_zyx)
+    owner_radius = edt_map[tuple(points[owner].T)]
+    return distance > owner_radius + 1.5 * max(spacing_zyx)
 
 
-def nearest_skeleton(skeleton: np.ndarray, spacing_zyx, where: np.ndarray):
-    """Distance (mm) and indices of the nearest skeleton voxel, for the voxels in ``where``.
-
-    Computed in z-slabs with a halo so memory stays bounded on whole-lung volumes.
-    """
-    shape = skeleton.shape
-    dist = np.zeros(shape, np.float32)
-    idx = np.zeros((3,) + shape, np.int32)
-    slab = max(8, int(2_000_000 // max(1, shape[1] * shape[2])))
-    halo = max(4, slab // 2)
-    for z0 in range(0, shape[0], slab):
-        z1 = min(shape[0], z0 + slab)
-        if not where[z0:z1].any():
-            continue
-        a0, a1 = max(0, z0 - halo), min(shape[0], z1 + halo)
-        block = skeleton[a0:a1]
-        if not block.any():
-            a0, a1 = 0, shape[0]
-            block = skeleton
-        d, i = ndi.distance_transform_edt(~block, sampling=spacing_zyx, return_indices=True)
-        dist[z0:z1] = d[z0 - a0 : z1 - a0]
-        idx[0, z0:z1] = i[0, z0 - a0 : z1 - a0] + a0
-        idx[1:, z0:z1] = i[1:, z0 - a0 : z1 - a0]
-    return dist, idx
+def nearest_centerline(points: np.ndarray, voxels: np.ndarray, spacing_zyx):
+    """Distance (mm) and index of the nearest centreline point for each voxel (k-d tree, all cores)."""
+    spacing = np.asarray(spacing_zyx, float)
+    tree = cKDTree(points * spacing)
+    distance, owner = tree.query(voxels * spacing, workers=-1)
+    return distance, owner.astype(np.int64)
 
 
 def _offsets_within(radius_mm: float, spacing_zyx) -> np.ndarray:
@@ -137,7 +161,7 @@ def subvoxel_radius(
     hu: np.ndarray,
     label: np.ndarray,
     centerline: Centerline,
-    nearest_idx: np.ndarray,
+    owner_map: np.ndarray,
     spacing_zyx,
     vessel_hu: float,
     background_hu: float,
@@ -147,7 +171,7 @@ def subvoxel_radius(
     """Partial-volume cross-section radius at each centreline point (NaN where it cannot be measured)."""
     progress = progress or no_progress
     spacing = np.asarray(spacing_zyx, float)
-    step = 0.5 * float(spacing.min())
+    step = 0.6 * float(spacing.min())
     n = len(centerline.points)
     result = np.full(n, np.nan)
     if n == 0:
@@ -182,15 +206,19 @@ def subvoxel_radius(
             for axis in range(3):
                 np.clip(nearest[axis], 0, hu.shape[axis] - 1, out=nearest[axis])
             in_vessel = label_u8[nearest[0], nearest[1], nearest[2]].reshape(len(sel), -1).astype(bool)
-            owner = nearest_idx[:, nearest[0], nearest[1], nearest[2]].reshape(3, len(sel), -1)
-            owner_mm = np.moveaxis(owner, 0, -1) * spacing
-            far = np.linalg.norm(owner_mm - centres_mm[sel, None, :], axis=2) > (1.5 * outer[sel, None] + step)
-            foreign = in_vessel & far
+            foreign = np.zeros(in_vessel.shape, bool)
+            rows, cols = np.nonzero(in_vessel)
+            if rows.size:
+                flat_sample = rows * in_vessel.shape[1] + cols
+                owner = owner_map[nearest[0][flat_sample], nearest[1][flat_sample], nearest[2][flat_sample]]
+                gap = np.linalg.norm(centres_mm[owner] - centres_mm[sel][rows], axis=1)
+                foreign[rows, cols] = gap > 1.5 * outer[sel][rows] + step
 
             ring = (rho[None, :] > inner[sel, None]) & ~in_vessel
             ring_values = np.where(ring, values, np.nan)
             enough = ring.sum(axis=1) >= 8
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
                 local_bg = np.nanmedian(ring_values, axis=1)
             local_bg = np.where(enough, local_bg, background_hu)
             contrast = vessel_hu - local_bg
@@ -205,11 +233,11 @@ def subvoxel_radius(
     return result
 
 
-def core_vessel_hu(hu: np.ndarray, edt_mm: np.ndarray, fallback: float | None) -> float | None:
+def core_vessel_hu(hu: np.ndarray, edt_mm: np.ndarray, label: np.ndarray, fallback: float | None) -> float | None:
     """Full-contrast vessel HU: median HU deep inside thick vessels, where partial volume and blur
     do not reach (at least 2 mm, else 1.5 or 1 mm, from the segmentation's edge; 50 voxels needed)."""
     for depth in (2.0, 1.5, 1.0):
-        core = edt_mm >= depth
+        core = label & (edt_mm >= depth)
         if np.count_nonzero(core) >= 50:
             return float(np.median(hu[core]))
     return fallback
@@ -232,31 +260,33 @@ def compute_centerline(
     empty = Centerline(np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros((0, 3)))
     if not label.any():
         return empty, radius_map
-    progress(0.0, "centreline: distance transform")
-    edt_mm = ndi.distance_transform_edt(label, sampling=spacing_zyx).astype(np.float32)
+    progress(0.0, "centreline: distance to background")
+    voxels = np.argwhere(label)
+    edt_map = np.zeros(label.shape, np.float32)
+    edt_map[tuple(voxels.T)] = vessel_edt(label, voxels, spacing_zyx)
     progress(0.1, "centreline: skeleton")
-    skeleton = skeletonize_vessels(label, edt_mm, spacing_zyx)
+    skeleton = skeletonize_vessels(label, edt_map, spacing_zyx)
     points = np.argwhere(skeleton)
     # distance to the nearest background voxel centre overshoots the edge by about half a voxel
     half_voxel = 0.5 * float(np.mean(spacing_zyx))
-    edt_radius = np.maximum(edt_mm[tuple(points.T)] - half_voxel, 0.5 * half_voxel).astype(float)
+    edt_radius = np.maximum(edt_map[tuple(points.T)] - half_voxel, 0.5 * half_voxel).astype(float)
     progress(0.3, "centreline: directions")
     direction = centerline_directions(skeleton, points, spacing_zyx)
     centerline = Centerline(points, edt_radius.copy(), edt_radius, direction)
-    _, nearest_idx = nearest_skeleton(skeleton, spacing_zyx, label)
+    _, owner = nearest_centerline(points, voxels, spacing_zyx)
+    owner_map = np.full(label.shape, -1, np.int32)
+    owner_map[tuple(voxels.T)] = owner
     if p.vessel_hu is None:
-        vessel_hu = core_vessel_hu(hu, edt_mm, vessel_hu)
+        vessel_hu = core_vessel_hu(hu, edt_map, label, vessel_hu)
     if p.subvoxel_radius and vessel_hu is not None and background_hu is not None:
         refined = subvoxel_radius(
-            hu, label, centerline, nearest_idx, spacing_zyx, vessel_hu, background_hu, p,
+            hu, label, centerline, owner_map, spacing_zyx, vessel_hu, background_hu, p,
             progress=lambda f, m: progress(0.4 + 0.5 * f, m),
         )
-        ok = np.isfinite(refined)
-        centerline.radius_mm = np.where(ok, refined, edt_radius)
+        # keep the partial-volume estimate where it is plausible for the segmented width
+        plausible = np.isfinite(refined) & (refined >= 0.4 * edt_radius) & (refined <= 2.0 * edt_radius + max(spacing_zyx))
+        centerline.radius_mm = np.where(plausible, refined, edt_radius)
     progress(0.9, "centreline: radius map")
-    index_of = np.full(label.shape, -1, np.int64)
-    index_of[tuple(points.T)] = np.arange(len(points))
-    owner = index_of[nearest_idx[0][label], nearest_idx[1][label], nearest_idx[2][label]]
-    radius_map[label] = np.where(owner >= 0, centerline.radius_mm[np.maximum(owner, 0)], 0.0)
+    radius_map[tuple(voxels.T)] = centerline.radius_mm[owner]
     progress(1.0, "centreline: done")
     return centerline, radius_map

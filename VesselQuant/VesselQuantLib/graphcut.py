@@ -109,19 +109,28 @@ def vessel_probability(
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
 
 
-def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, p: VesselQuantParameters):
-    """HU smoothed at the finest vesselness scale, its 3x3x3 maximum, and its parenchyma noise SD."""
+def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: VesselQuantParameters):
+    """At the graph nodes (flat indices into the 1-voxel-padded grid): the HU smoothed at the finest
+    vesselness scale and its 3x3x3 maximum; and the parenchyma noise SD of the smoothed HU."""
     image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
     image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-    smoothed_image = sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm)))
-    peak = sitk.GetArrayFromImage(sitk.GrayscaleDilate(smoothed_image, [1, 1, 1], sitk.sitkBox))
-    smoothed = sitk.GetArrayFromImage(smoothed_image)
+    smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
     rng = np.random.default_rng(1)
     background = _sample(smoothed[lung & (vesselness < p.background_vesselness)], rng).astype(np.float64)
+    padded = np.pad(smoothed, 1, mode="edge")
+    del smoothed
+    flat = padded.ravel()
+    at_nodes = flat[nodes_flat]
+    peak = at_nodes.copy()
+    sz, sy = padded.shape[1] * padded.shape[2], padded.shape[2]
+    for dz in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                np.maximum(peak, flat[nodes_flat + dz * sz + dy * sy + dx], out=peak)
     if background.size < 100:
-        return smoothed, peak, None
+        return at_nodes, peak, None
     sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
-    return smoothed, peak, sd
+    return at_nodes, peak, sd
 
 
 def segment_vessels(
@@ -162,16 +171,8 @@ def segment_vessels(
         node_id = np.full(state.size, -1, np.int32)
         node_id[nodes_flat] = np.arange(n, dtype=np.int32)
         padded_v = np.pad(vesselness, 1).ravel()
-        smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, p)
-        prob = vessel_probability(
-            padded_hu[nodes_flat],
-            padded_v[nodes_flat],
-            model,
-            p,
-            np.pad(smoothed, 1).ravel()[nodes_flat],
-            np.pad(peak, 1).ravel()[nodes_flat],
-            smoothed_sd,
-        )
+        smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p)
+        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p, smoothed, peak, smoothed_sd)
         del padded_v, smoothed, peak
         cap_source = -np.log1p(-prob)  # paid when the node ends up background
         cap_sink = -np.log(prob)  # paid when the node ends up vessel

@@ -41,7 +41,7 @@ def segment_lungs(
     air = hu < p.lung_threshold_hu
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
 
-    labels, count = ndi.label(air)
+    labels, count = _components(air)
     if count == 0:
         raise _no_lungs(p)
     border = np.zeros(count + 1, bool)
@@ -62,7 +62,7 @@ def segment_lungs(
     progress(0.5, "lung mask: removing airways")
     dark = lungs & (hu < p.airway_threshold_hu)
     if dark.any():
-        dark_labels, dark_count = ndi.label(dark)
+        dark_labels, dark_count = _components(dark)
         dark_sizes = np.bincount(dark_labels.ravel(), minlength=dark_count + 1)
         airway = dark_sizes < 0.3 * lungs.sum()
         airway[0] = False
@@ -76,13 +76,11 @@ def segment_lungs(
         lungs &= ~airway
 
     progress(0.7, "lung mask: filling vessels")
-    for z in range(lungs.shape[0]):
-        if lungs[z].any():
-            lungs[z] = ndi.binary_fill_holes(lungs[z])
-    lungs = ndi.binary_fill_holes(lungs)
+    lungs = _fill_holes_per_slice(lungs)
+    lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
 
     # Removing the airways can leave slivers: keep the substantial regions again.
-    labels, count = ndi.label(lungs)
+    labels, count = _components(lungs)
     if count == 0:
         raise _no_lungs(p)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
@@ -96,6 +94,23 @@ def segment_lungs(
     mask.CopyInformation(ct)
     progress(1.0, "lung mask: done")
     return mask
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Face-connected components (SimpleITK, multi-threaded); labels 1..n, 0 = background."""
+    image = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), False)
+    labels = sitk.GetArrayFromImage(image)
+    return labels, int(labels.max()) if labels.size else 0
+
+
+def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    """2D hole filling in every slice: vessels and bronchi enclosed by lung in-plane join the lung."""
+    out = mask.copy()
+    for z in range(mask.shape[0]):
+        if mask[z].any():
+            filled = sitk.BinaryFillhole(sitk.GetImageFromArray(mask[z].astype(np.uint8)))
+            out[z] = sitk.GetArrayViewFromImage(filled).astype(bool)
+    return out
 
 
 def _no_lungs(p: VesselQuantParameters) -> RadiologyAIError:

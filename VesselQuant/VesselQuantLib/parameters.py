@@ -33,6 +33,9 @@ class VesselQuantParameters:
     """Blob-vs-line sensitivity (Frangi beta)."""
     structureness_noise_factor: float = 3.0
     """Frangi's c per scale = this x the median Hessian norm in the lung (a per-scan noise level)."""
+    vesselness_min_contrast_sd: float | None = 1.0
+    """Vesselness is evaluated only where the smoothed HU exceeds the lung's median by this many robust SDs
+    (a bright tube's centre always does); elsewhere it is 0. None evaluates everywhere (slower)."""
     max_subsampling_ratio: float = 0.5
     """Coarse scales are computed on a grid subsampled to at most ``ratio x sigma`` per axis (speed)."""
 

@@ -135,6 +135,13 @@ def multiscale_vesselness(
         norm = np.sqrt(h[0] ** 2 + h[1] ** 2 + h[2] ** 2 + 2 * (h[3] ** 2 + h[4] ** 2 + h[5] ** 2))
         c = max(p.structureness_noise_factor * float(np.median(norm)), 1e-6)
 
+        # A bright tube's centre is brighter than the parenchyma at every scale: evaluate only there.
+        if p.vesselness_min_contrast_sd is not None:
+            values_sample = padded.ravel()[sample].astype(np.float64)
+            level = float(np.median(values_sample))
+            spread = 1.4826 * float(np.median(np.abs(values_sample - level)))
+            flat = flat[padded.ravel()[flat] > level + p.vesselness_min_contrast_sd * spread]
+
         values = np.zeros(padded.shape, np.float32)
         flat_values = values.ravel()
         for start in range(0, flat.size, _CHUNK):
