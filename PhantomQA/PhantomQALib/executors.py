@@ -1,0 +1,76 @@
+"""The executor a study maps its acquisitions over (DESIGN.md, "Batch").
+
+- ``workers == 1`` and no scheduler: run in this process (no pool; easiest to debug);
+- default: a local ``concurrent.futures.ProcessPoolExecutor`` with ``workers`` processes;
+- ``scheduler="tcp://host:8786"``: a ``dask.distributed`` cluster, through
+  ``Client(address).get_executor()`` (a ``concurrent.futures.Executor``). The workers must
+  see the same file system paths as this process (shared storage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Iterator
+
+from RadiologyAICommonLib.errors import RadiologyAIError
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class InlineExecutor(Executor):
+    """Runs each call at submit time in this process (same interface as a pool)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through future.result(), like a pool
+            future.set_exception(exc)
+        return future
+
+
+def _limit_threads() -> None:
+    """One compute thread per worker process: the pool supplies the parallelism."""
+    try:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
+@contextlib.contextmanager
+def open_executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+    """Yield the executor for a study and close it afterwards."""
+    if scheduler:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise RadiologyAIError("--scheduler needs dask.distributed: pip install 'radiologyai[distributed]'") from None
+        try:
+            client = Client(scheduler, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise RadiologyAIError(f"cannot connect to the dask scheduler at {scheduler} ({exc})") from None
+        try:
+            yield client.get_executor()
+        finally:
+            client.close()
+        return
+    workers = workers or default_workers()
+    if workers < 1:
+        raise RadiologyAIError(f"--workers must be at least 1, got {workers}")
+    if workers == 1:
+        yield InlineExecutor()
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

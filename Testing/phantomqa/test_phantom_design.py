@@ -1,0 +1,123 @@
+"""The parametric phantom, its rasterisation and the design files (no vessel tool involved)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from PhantomQALib.designio import MapDesign, design_on_grid, load_design, rasterise_surface, save_design
+from PhantomQALib.phantom import DEFAULT_RADII_MM, PhantomParameters, build_phantom
+from PhantomQALib.rasterize import LABEL_VESSEL, RigidMap, rasterise_design
+from PhantomQALib.simulate import ScanGeometry
+from RadiologyAICommonLib.errors import RadiologyAIError
+
+
+@pytest.fixture(scope="module")
+def design():
+    return build_phantom()
+
+
+def test_phantom_is_deterministic_and_has_every_design_radius(design):
+    again = build_phantom()
+    assert again.to_json() == design.to_json()
+    assert design.design_radii_mm == sorted(DEFAULT_RADII_MM, reverse=True)
+    other = build_phantom(PhantomParameters(seed=8))
+    assert other.to_json() != design.to_json()
+    p = design.parameters
+    for s in design.segments:  # the whole tree lies inside the holder
+        for point in (s.start, s.end):
+            assert np.hypot(point[0], point[1]) + s.radius_mm < p.holder_inner_radius_mm
+            assert abs(point[2]) + s.radius_mm < p.slab_height_mm / 2
+
+
+def test_rasterised_volume_per_radius_matches_the_analytic_cylinders(design):
+    ref = ScanGeometry().reference()
+    grid = rasterise_design(design, ref)
+    voxel_mm3 = float(np.prod(ref.GetSpacing()))
+    for radius in (3.0, 1.0, 0.5, 0.2, 0.1):
+        cylinders = sum(np.pi * s.radius_mm**2 * np.linalg.norm(np.subtract(s.end, s.start)) for s in design.segments if s.radius_mm == radius)
+        measured = grid.occupancy[np.isclose(grid.radius, radius)].sum() * voxel_mm3
+        # joints add a little (spherical caps), junction voxels go to the larger vessel
+        assert measured == pytest.approx(cylinders, rel=0.15), radius
+    assert grid.lung_mask.sum() > 0 and grid.holder.max() == pytest.approx(1.0)
+    # centreline samples sit on voxels owned by their own radius
+    kji = np.rint(np.array([ref.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in grid.centrelines[:200, :3]])[:, ::-1]).astype(int)
+    owned = grid.radius[tuple(kji.T)]
+    assert np.mean(np.isclose(owned, grid.centrelines[:200, 3])) > 0.9
+
+
+def test_rigid_map_moves_the_design_with_the_scan(design):
+    ref = ScanGeometry().reference()
+    transform = sitk.Euler3DTransform((0, 0, 0), 0.0, 0.0, 0.2, (3.0, -2.0, 1.0))
+    rigid = RigidMap.from_sitk(transform)
+    moved = rasterise_design(design, ref, rigid)
+    base = rasterise_design(design, ref)
+    assert moved.occupancy.sum() == pytest.approx(base.occupancy.sum(), rel=0.02)
+    assert not np.allclose(moved.occupancy, base.occupancy)
+    pts = np.random.default_rng(0).normal(size=(5, 3))
+    assert np.allclose(rigid.to_scan(rigid.to_design(pts)), pts)
+
+
+def test_design_files_round_trip(tmp_path, design):
+    save_design(design, tmp_path / "design")
+    for name in ("design.json", "design_label.nrrd", "design_radius.nrrd", "centrelines.csv"):
+        assert (tmp_path / "design" / name).is_file()
+    assert load_design(tmp_path / "design").to_json() == design.to_json()
+    # the same folder without design.json is a map design (label + radius + centrelines)
+    (tmp_path / "design" / "design.json").unlink()
+    maps = load_design(tmp_path / "design")
+    assert isinstance(maps, MapDesign)
+    assert maps.design_radii_mm == design.design_radii_mm
+    grid = design_on_grid(maps, ScanGeometry().reference())
+    analytic = rasterise_design(design, ScanGeometry().reference())
+    assert grid.occupancy.sum() == pytest.approx(analytic.occupancy.sum(), rel=0.1)
+    big = analytic.vessel_label() & (analytic.radius >= 2.0)
+    assert np.mean(np.isclose(grid.radius[big > 0], analytic.radius[big > 0])) > 0.9
+
+
+def _write_tube_surface(path, radius, length, suffix):
+    import vtk
+
+    cylinder = vtk.vtkCylinderSource()
+    cylinder.SetRadius(radius)
+    cylinder.SetHeight(length)
+    cylinder.SetResolution(48)
+    cylinder.CappingOn()
+    triangles = vtk.vtkTriangleFilter()
+    triangles.SetInputConnection(cylinder.GetOutputPort())
+    writer = {".stl": vtk.vtkSTLWriter, ".vtk": vtk.vtkPolyDataWriter}[suffix]()
+    writer.SetInputConnection(triangles.GetOutputPort())
+    writer.SetFileName(str(path))
+    writer.Write()
+
+
+@pytest.mark.parametrize("suffix", [".stl", ".vtk"])
+def test_surface_model_is_rasterised_with_its_radius(tmp_path, suffix):
+    path = tmp_path / f"tube{suffix}"
+    _write_tube_surface(path, 2.0, 20.0, suffix)
+    design = rasterise_surface(path, spacing_mm=0.25)
+    label = sitk.GetArrayFromImage(design.label) == LABEL_VESSEL
+    volume = label.sum() * 0.25**3
+    assert volume == pytest.approx(np.pi * 4.0 * 20.0, rel=0.08)
+    radii = sitk.GetArrayFromImage(design.radius)[label]
+    assert np.median(radii) == pytest.approx(2.0, abs=0.25)
+    snapped = rasterise_surface(path, spacing_mm=0.25, nominal_radii=[1.0, 2.0, 3.0])
+    assert set(np.unique(sitk.GetArrayFromImage(snapped.radius))) <= {0.0, 1.0, 2.0, 3.0}
+
+
+def test_bad_designs_are_named(tmp_path):
+    with pytest.raises(RadiologyAIError, match="no such file"):
+        load_design(tmp_path / "missing.stl")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RadiologyAIError, match="neither design.json"):
+        load_design(tmp_path / "empty")
+    (tmp_path / "bad.json").write_text("{\"kind\": 1}")
+    with pytest.raises(RadiologyAIError, match="not a PhantomQA design"):
+        load_design(tmp_path / "bad.json")
+    blank = sitk.Image([10, 10, 10], sitk.sitkUInt8)
+    sitk.WriteImage(blank, str(tmp_path / "blank.nrrd"))
+    with pytest.raises(RadiologyAIError, match="no vessel voxels"):
+        load_design(tmp_path / "blank.nrrd")
+    with pytest.raises(RadiologyAIError, match="radii"):
+        build_phantom(PhantomParameters(radii_mm=(1.0, 2.0)))
