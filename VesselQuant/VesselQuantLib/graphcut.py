@@ -88,6 +88,7 @@ def vessel_probability(
     smoothed_hu: np.ndarray | None = None,
     local_peak_hu: np.ndarray | None = None,
     smoothed_sd: float | None = None,
+    fine_vesselness: np.ndarray | None = None,
 ):
     """Data-term probability that each voxel is vessel (see the module docstring).
 
@@ -97,14 +98,18 @@ def vessel_probability(
     p_int = expit((hu - model.midpoint_hu) / model.scale_hu)
     lo, hi = np.log10(p.background_vesselness + 1e-6), np.log10(p.vessel_vesselness)
     mid, width = 0.5 * (lo + hi), (hi - lo) / (2.0 * np.log(49.0))
-    p_ves = expit((np.log10(np.maximum(vesselness, 1e-6)) - mid) / width)
+    def likelihood(v):
+        return expit((np.log10(np.maximum(v, 1e-6)) - mid) / width)
+
+    p_ves = likelihood(vesselness)
     prob = p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves
     if smoothed_hu is not None and local_peak_hu is not None and smoothed_sd:
-        # significantly above the parenchyma AND at least half-way up the local ridge (FWHM):
-        # true on the ridge of a thin vessel, false on the flank of a thick one
+        # a fine-scale tube significantly brighter than the parenchyma (optionally also at least
+        # ridge_fraction of the way up its local peak): the ridge of a thin vessel
         floor = model.background_hu + p.thin_vessel_contrast_sd * smoothed_sd
         level = np.maximum(floor, model.background_hu + p.thin_vessel_ridge_fraction * (local_peak_hu - model.background_hu))
-        thin = p_ves * expit((smoothed_hu - level) / smoothed_sd)
+        tube = likelihood(fine_vesselness if fine_vesselness is not None else vesselness)
+        thin = tube * expit((smoothed_hu - level) / smoothed_sd)
         prob = np.maximum(prob, thin)
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
 
@@ -140,6 +145,7 @@ def segment_vessels(
     spacing_zyx: tuple[float, float, float],
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
+    fine_vesselness: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Vessel mask (bool, same shape) and a dict of what the graph cut did."""
     import maxflow  # heavy optional dependency (radiologyai[vessels])
@@ -172,7 +178,8 @@ def segment_vessels(
         node_id[nodes_flat] = np.arange(n, dtype=np.int32)
         padded_v = np.pad(vesselness, 1).ravel()
         smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p)
-        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p, smoothed, peak, smoothed_sd)
+        fine = np.pad(fine_vesselness, 1).ravel()[nodes_flat] if fine_vesselness is not None else None
+        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p, smoothed, peak, smoothed_sd, fine)
         del padded_v, smoothed, peak
         cap_source = -np.log1p(-prob)  # paid when the node ends up background
         cap_sink = -np.log(prob)  # paid when the node ends up vessel

@@ -46,19 +46,22 @@ class VesselQuantParameters:
     """Vesselness above this with HU above the intensity midpoint: fixed vessel (LKEB)."""
     intensity_weight: float = 0.6
     """Weight of the intensity likelihood against the vesselness likelihood in the data term (LKEB)."""
-    thin_vessel_contrast_sd: float = 2.5
+    thin_vessel_contrast_sd: float = 2.0
     """Sub-resolution vessels: a vesselness ridge whose HU exceeds the parenchyma by this many noise SDs
     counts as vessel although partial volume keeps it below the half-contrast HU."""
-    thin_vessel_ridge_fraction: float = 0.4
-    """...and reaches this fraction of the local (3x3x3) peak above the parenchyma: on the ridge of a thin
-    vessel rather than on the flank of a thick one (0.5 would be full width at half maximum)."""
+    thin_vessel_max_sigma_mm: float = 1.0
+    """...judged by the vesselness of the fine scales only (sigma up to this): on the flank of a thick
+    vessel the fine-scale Hessian is not tube-like, so the channel cannot widen thick vessels."""
+    thin_vessel_ridge_fraction: float = 0.0
+    """Optional extra test: the voxel reaches this fraction of its 3x3x3 peak above the parenchyma
+    (0.5 = full width at half maximum; 0 = off)."""
     smoothness_weight: float = 0.5
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""
     smoothness_contrast_sd: float = 2.0
     """kappa of the boundary term in units of the parenchyma noise SD."""
     probability_floor: float = 0.01
     """Likelihoods are clipped to [floor, 1 - floor] before taking -log."""
-    min_component_mm3: float = 1.5
+    min_component_mm3: float = 0.5
     """Connected vessel pieces smaller than this are removed (noise specks)."""
 
     # --- centreline and radius ---------------------------------------------------------

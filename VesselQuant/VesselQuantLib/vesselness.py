@@ -98,8 +98,9 @@ def multiscale_vesselness(
     mask: np.ndarray,
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frangi vesselness (float32, 0 outside ``mask``) and the index of the winning scale (uint8).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frangi vesselness (float32, 0 outside ``mask``), the index of the winning scale (uint8), and the
+    vesselness over the fine scales only (sigma <= ``thin_vessel_max_sigma_mm``; used for thin vessels).
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
     """
@@ -110,6 +111,7 @@ def multiscale_vesselness(
     image.SetSpacing(spacing_zyx[::-1])
     best = np.zeros(hu.shape, np.float32)
     best_scale = np.zeros(hu.shape, np.uint8)
+    fine = np.zeros(hu.shape, np.float32)
     rng = np.random.default_rng(0)
     sigmas = sorted(p.vesselness_sigmas_mm)
     for k, sigma in enumerate(sigmas):
@@ -155,9 +157,12 @@ def multiscale_vesselness(
         better = values > best
         best[better] = values[better]
         best_scale[better] = k
+        if sigma <= p.thin_vessel_max_sigma_mm:
+            np.maximum(fine, values, out=fine)
     best[~mask] = 0.0
+    fine[~mask] = 0.0
     progress(1.0, "vesselness: done")
-    return best, best_scale
+    return best, best_scale, fine
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
