@@ -36,18 +36,20 @@ def configure_parser(parser) -> None:
                                             "predictions.")
     train.add_argument("dataset", help="dataset folder")
     train.add_argument("--output-dir", required=True, help="model folder to write")
-    train.add_argument("--epochs", type=int, default=24, help="maximum V-Net epochs (default 24)")
+    train.add_argument("--epochs", type=int, default=30, help="maximum V-Net epochs (default 30)")
     train.add_argument("--classifier-epochs", type=int, default=12, help="maximum ResNet-50 epochs (default 12)")
-    train.add_argument("--patience", type=int, default=8, help="early stopping: epochs without improvement (default 8)")
+    train.add_argument("--patience", type=int, default=10, help="early stopping: epochs without improvement (default 10)")
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--batch-size", type=int, default=2, help="patches per V-Net step (default 2)")
-    train.add_argument("--patch-size", type=int, nargs=3, default=(64, 64, 64), metavar=("X", "Y", "Z"),
-                       help="training patch in 2 mm voxels, multiples of 16 (default 64 64 64)")
-    train.add_argument("--samples-per-case", type=int, default=2, help="patches per case per epoch (default 2)")
+    train.add_argument("--batch-size", type=int, default=4, help="patches per V-Net step (default 4)")
+    train.add_argument("--patch-size", type=int, nargs=3, default=(32, 32, 32), metavar=("X", "Y", "Z"),
+                       help="training patch in 2 mm voxels, multiples of 16 (default 32 32 32 = 64 mm)")
+    train.add_argument("--samples-per-case", type=int, default=4, help="patches per case per epoch (default 4)")
     train.add_argument("--architecture", choices=("vnet_lite", "vnet"), default="vnet_lite",
                        help="vnet_lite: CPU-friendly modified V-Net (default); vnet: MONAI VNet (GPU)")
+    train.add_argument("--classifier", choices=("resnet50", "resnet34", "resnet18"), default="resnet50",
+                       help="slice classifier: resnet50 as published (default), or a lighter ResNet")
     train.add_argument("--base-channels", type=int, default=8, help="vnet_lite first-stage channels (default 8)")
     train.add_argument("--val-fraction", type=float, default=0.15, help="validation share without a split column")
     train.add_argument("--test-fraction", type=float, default=0.15, help="test share without a split column")
@@ -126,7 +128,7 @@ def run_train(args, progress) -> int:
     require("torch", "salivary")
     require("monai", "salivary")
     from .dataset import load_dataset
-    from .networks import SegmentationNetworkParams
+    from .networks import ClassificationNetworkParams, SegmentationNetworkParams
     from .training import TrainingParams, train
 
     output = _check_new_output(args.output_dir, args.overwrite, "model")
@@ -143,7 +145,9 @@ def run_train(args, progress) -> int:
         augment=not args.no_augmentation, save_validation_masks=not args.no_validation_masks,
     ).validate()
     segmentation = SegmentationNetworkParams(architecture=args.architecture, base_channels=args.base_channels)
-    result = train(args.dataset, output, params, segmentation=segmentation, progress=progress)
+    classification = ClassificationNetworkParams(architecture=args.classifier)
+    result = train(args.dataset, output, params, segmentation=segmentation, classification=classification,
+                   progress=progress)
     metrics = result.metrics
     _print_json({
         "output_dir": str(output),

@@ -33,7 +33,7 @@ from torch import nn
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 SEGMENTATION_ARCHITECTURES = ("vnet_lite", "vnet")
-CLASSIFICATION_ARCHITECTURES = ("resnet50",)
+CLASSIFICATION_ARCHITECTURES = ("resnet50", "resnet34", "resnet18")  # resnet50 as published; lighter options
 
 
 @dataclass
@@ -58,7 +58,7 @@ class SegmentationNetworkParams:
 class ClassificationNetworkParams:
     """Slice classifier description, stored in the model config."""
 
-    architecture: str = "resnet50"
+    architecture: str = "resnet50"  # as published; "resnet34"/"resnet18" are lighter options
     in_channels: int = 3  # (CT slice, CT slice inside the lesion mask, lesion mask)
     conv1_stride: int = 2  # first convolution stride (2 as in the original ResNet; MONAI's default is 1)
     num_classes: int = 2  # benign, malignant
@@ -184,18 +184,19 @@ def build_segmentation_network(params: SegmentationNetworkParams) -> nn.Module:
 
 
 def build_classifier(params: ClassificationNetworkParams) -> nn.Module:
-    """MONAI ResNet-50 for 2D slices (not torchvision)."""
-    if params.architecture != "resnet50":
+    """MONAI ResNet-50 (or a lighter ResNet) for 2D slices (not torchvision)."""
+    if params.architecture not in CLASSIFICATION_ARCHITECTURES:
         raise RadiologyAIError(
             f"unknown classification architecture '{params.architecture}'; expected one of "
             f"{', '.join(CLASSIFICATION_ARCHITECTURES)}"
         )
     if len(params.class_names) != params.num_classes:
         raise RadiologyAIError(f"classifier: {params.num_classes} classes but class names {params.class_names}")
-    from monai.networks.nets import resnet50
+    from monai.networks.nets import resnet18, resnet34, resnet50
 
-    return resnet50(pretrained=False, spatial_dims=2, n_input_channels=params.in_channels,
-                    num_classes=params.num_classes, conv1_t_stride=params.conv1_stride)
+    factory = {"resnet50": resnet50, "resnet34": resnet34, "resnet18": resnet18}[params.architecture]
+    return factory(pretrained=False, spatial_dims=2, n_input_channels=params.in_channels,
+                   num_classes=params.num_classes, conv1_t_stride=params.conv1_stride)
 
 
 def read_state_dict(path: str | Path, what: str) -> dict:

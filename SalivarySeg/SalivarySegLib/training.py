@@ -64,15 +64,15 @@ from .slices import SliceParams, aggregate, lesion_slices
 class TrainingParams:
     """Training settings; the defaults train a usable model on the synthetic data on 2 CPU cores in minutes."""
 
-    epochs: int = 24  # segmentation epochs (maximum; early stopping may end sooner)
+    epochs: int = 30  # segmentation epochs (maximum; early stopping may end sooner)
     classifier_epochs: int = 12  # classification epochs (maximum)
-    patience: int = 8  # epochs without validation improvement before stopping (segmentation)
+    patience: int = 10  # epochs without validation improvement before stopping (segmentation)
     classifier_patience: int = 5
-    batch_size: int = 2  # patches per segmentation step
-    patch_size: tuple[int, int, int] = (64, 64, 64)  # training patch (voxels of 2 mm; multiple of 16)
-    samples_per_case: int = 2  # patches drawn from each training case per epoch
-    positive_fraction: float = 2 / 3  # share of patches centred on tumour
-    learning_rate: float = 2e-3  # Adam, cosine decay over the epochs
+    batch_size: int = 4  # patches per segmentation step
+    patch_size: tuple[int, int, int] = (32, 32, 32)  # training patch (voxels of 2 mm = 64 mm; multiple of 16)
+    samples_per_case: int = 4  # patches drawn from each training case per epoch
+    positive_fraction: float = 0.75  # share of patches centred on tumour (the rest on other body voxels)
+    learning_rate: float = 3e-3  # Adam, cosine decay over the epochs
     classifier_learning_rate: float = 5e-4
     classifier_batch_size: int = 16
     weight_decay: float = 1e-5
@@ -125,7 +125,8 @@ class _Clock:
 def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params: TrainingParams | None = None,
           preprocessing: PreprocessingParams | None = None, segmentation: SegmentationNetworkParams | None = None,
           augmentation: AugmentationParams | None = None, slices: SliceParams | None = None,
-          inference: InferenceParams | None = None, progress: ProgressCallback | None = None) -> TrainingResult:
+          inference: InferenceParams | None = None, classification: ClassificationNetworkParams | None = None,
+          progress: ProgressCallback | None = None) -> TrainingResult:
     """Train both networks on a dataset folder and write the model package to ``output_dir``."""
     params = (params or TrainingParams()).validate()
     preprocessing = (preprocessing or PreprocessingParams()).validate()
@@ -138,6 +139,7 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
     device = resolve_device(params.device)
     threads = configure_threads(params.threads)
     build_segmentation_network(segmentation)  # fail fast on a bad architecture
+    build_classifier(classification or ClassificationNetworkParams())
 
     progress(0.0, "checking the dataset")
     records = load_dataset(dataset_dir)
@@ -157,7 +159,7 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
         seg_state, seg_summary = _train_segmentation(
             cases, params, segmentation, augmentation, inference, device, staging, history, val_rows, clock,
             subprogress(progress, 0.08, 0.68))
-        cls_params = ClassificationNetworkParams()
+        cls_params = classification or ClassificationNetworkParams()
         cls_state, cls_summary = _train_classifier(
             cases, params, cls_params, slices, augmentation, preprocessing, device, history, val_rows, clock,
             subprogress(progress, 0.68, 0.9))
@@ -227,7 +229,8 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
     net = build_segmentation_network(net_params).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs, eta_min=params.learning_rate / 20)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    # Dice on the tumour channel over the whole batch (patches without tumour do not blow it up) + cross-entropy.
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     pos = params.positive_fraction
     sampler = training_transforms(params.patch_size, params.samples_per_case, pos, 1.0 - pos, augmentation,
                                   params.augment)
