@@ -14,7 +14,8 @@ def roc_figure(y_true, probability, auc: dict, readers: list[dict] | None = None
     fig = new_figure(figsize=(5.2, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     fpr, tpr = roc_curve_points(y_true, probability)
-    ax.step(fpr, tpr, where="post", color="#1f4e79", lw=2,
+    # the empirical ROC joins its points with straight lines (a diagonal segment where scores tie)
+    ax.plot(fpr, tpr, color="#1f4e79", lw=2,
             label=f"model AUC {auc['auc']:.3f} ({auc['ci'][0]:.3f}-{auc['ci'][1]:.3f})")
     colours = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"]
     for i, reader in enumerate(readers or []):
