@@ -47,7 +47,7 @@ def _limit_threads() -> None:
 
 
 @contextlib.contextmanager
-def open_executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+def open_executor(workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 20.0) -> Iterator[Executor]:
     """Yield the executor for a study and close it afterwards."""
     if scheduler:
         try:
@@ -55,7 +55,7 @@ def open_executor(workers: int | None = None, scheduler: str | None = None) -> I
         except ImportError:
             raise RadiologyAIError("--scheduler needs dask.distributed: pip install 'radiologyai[distributed]'") from None
         try:
-            client = Client(scheduler, timeout="20s", set_as_default=False)
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise RadiologyAIError(f"cannot connect to the dask scheduler at {scheduler} ({exc})") from None
         try:
@@ -63,7 +63,7 @@ def open_executor(workers: int | None = None, scheduler: str | None = None) -> I
         finally:
             client.close()
         return
-    workers = workers or default_workers()
+    workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise RadiologyAIError(f"--workers must be at least 1, got {workers}")
     if workers == 1:
