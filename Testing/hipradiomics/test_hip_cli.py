@@ -126,3 +126,33 @@ def test_dask_scheduler(tmp_path):
     ours = pd.read_csv(tmp_path / "f.csv")
     expected = pd.read_csv(data.features()).head(3)
     pd.testing.assert_frame_equal(ours, expected)
+
+
+def test_user_params_and_per_case_mask_label(tmp_path):
+    """A user params file is used (and hashed); a mask_label column selects each case's ROI label."""
+    import SimpleITK as sitk
+
+    cohort = pd.read_csv(data.cohort()).head(3)
+    base = data.cohort().parent
+    cohort["image"] = [str(base / p) for p in cohort["image"]]
+    relabelled = []
+    for i, mask in enumerate(cohort["mask"]):
+        image = sitk.ReadImage(str(base / mask)) * (i + 2)  # labels 2, 3, 4
+        sitk.WriteImage(image, str(tmp_path / f"m{i}.nrrd"))
+        relabelled.append(str(tmp_path / f"m{i}.nrrd"))
+    cohort["mask"] = relabelled
+    cohort.insert(4, "mask_label", [2, 3, 4])
+    cohort.to_csv(tmp_path / "c.csv", index=False)
+    params = tmp_path / "p.yaml"
+    params.write_text("setting:\n  binWidth: 25\n  label: 1\nimageType:\n  Original: {}\nfeatureClass:\n  firstorder:\n")
+    assert data.run("hip", "extract", str(tmp_path / "c.csv"), "--output", str(tmp_path / "f.csv"), "--params", str(params),
+                    "--workers", "1") == 0
+    table = pd.read_csv(tmp_path / "f.csv")
+    assert len(table) == 3 and all(c.startswith("original_firstorder_") for c in table.columns[4:])
+    meta = json.loads((tmp_path / "f.csv.meta.json").read_text())
+    assert meta["params"]["setting"]["binWidth"] == 25 and meta["params_sha256"] != json.loads(
+        (data.features().parent / "features.csv.meta.json").read_text())["params_sha256"]
+    # no normalisation or resampling in these params: the first-order mean is the raw mean inside each case's label
+    for row, (image, mask, label) in enumerate(zip(cohort["image"], cohort["mask"], cohort["mask_label"])):
+        values = sitk.GetArrayFromImage(sitk.ReadImage(image))[sitk.GetArrayFromImage(sitk.ReadImage(mask)) == label]
+        assert table["original_firstorder_Mean"][row] == pytest.approx(values.mean(), rel=1e-9)

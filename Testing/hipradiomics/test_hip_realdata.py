@@ -50,7 +50,10 @@ def _sdist_root() -> Path | None:
         return None
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if "/data/" in m.name and m.isfile()]
-        tar.extractall(cache, members=members, filter="data")
+        try:
+            tar.extractall(cache, members=members, filter="data")
+        except TypeError:  # Python without tarfile extraction filters (< 3.10.12 / 3.11.4)
+            tar.extractall(cache, members=members)
     return root if (root / "data" / "brain1_image.nrrd").is_file() else None
 
 
