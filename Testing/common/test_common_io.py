@@ -117,3 +117,16 @@ def test_staged_output_dir_is_all_or_nothing(tmp_path):
     assert sorted(os.listdir(out)) == ["keep.txt", "summary.json", "table.csv"]
     assert '"a": 1.5' in (out / "summary.json").read_text()
     assert os.listdir(tmp_path) == ["results"]
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with staged_output_dir(tmp_path / "new") as stage:
+            write_json(stage / "a.json", {})
+        write_image(make_image(), tmp_path / "ct.nrrd")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "new" / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "ct.nrrd").stat().st_mode & 0o777 == 0o644
