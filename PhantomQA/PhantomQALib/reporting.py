@@ -23,6 +23,14 @@ def _label(recon: str) -> str:
     return model.label if model else recon
 
 
+def _log_ticks(ax, values, rotate: bool = False) -> None:
+    """Log x axis labelled at the study's own values (doses or design radii)."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(values))
+    ax.set_xticklabels([f"{v:g}" for v in values], rotation=90 if rotate else 0, fontsize=8)
+    ax.minorticks_off()
+
+
 def _line_vs_dose(summary: pd.DataFrame, column: str, sd_column: str | None, ylabel: str, title: str, radius: float, published: bool = False):
     fig = new_figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot(1, 1, 1)
@@ -37,7 +45,7 @@ def _line_vs_dose(summary: pd.DataFrame, column: str, sd_column: str | None, yla
             ax.plot(doses, [published_iqr_3mm(recon, d) for d in doses], "--", color=colour, alpha=0.6)
             pts = PUBLISHED_IQR_3MM_HU[recon]
             ax.plot(list(pts), list(pts.values()), "s", mfc="none", color=colour, alpha=0.8)
-    ax.set_xscale("log")
+    _log_ticks(ax, sorted(at_r["ctdivol_mgy"].unique()))
     ax.set_xlabel("CTDIvol (mGy)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -56,7 +64,7 @@ def _detection_vs_radius(summary: pd.DataFrame):
         for j, dose in enumerate(doses):
             group = summary[(summary["recon"] == recon) & np.isclose(summary["ctdivol_mgy"], dose)].sort_values("radius_mm")
             ax.plot(group["radius_mm"], group["detection_mean"], marker="o", ms=3, color=cmap(j / max(len(doses) - 1, 1)), label=f"{dose:g} mGy")
-        ax.set_xscale("log")
+        _log_ticks(ax, sorted(summary["radius_mm"].unique()), rotate=True)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("design radius (mm)")
         ax.set_ylabel("detection rate")

@@ -64,7 +64,7 @@ def test_noise_texture_is_reconstruction_specific(scene):
 
 
 def test_simulation_is_seeded_and_keeps_geometry(scene):
-    ref, _, sim = scene
+    ref, grid, sim = scene
     model = RECON_MODELS["fbp"]
     a = sim.acquire(model, 1.0, 11)
     assert np.array_equal(a, sim.acquire(model, 1.0, 11))
@@ -72,10 +72,10 @@ def test_simulation_is_seeded_and_keeps_geometry(scene):
     assert acquisition_seed(0, "fbp", 1.0, 1) != acquisition_seed(0, "fbp", 1.0, 2)
     image = to_ct_image(a, ref)
     assert image.GetSpacing() == ref.GetSpacing() and image.GetOrigin() == ref.GetOrigin()
-    # noise-free: the vessel cores keep the vessel material's CT number
+    # noise-free: the cores of the large vessels keep the vessel material's CT number
     clean = sim.acquire(model, 1.0, 0, noise=False)
-    core = np.isclose(sim.ideal, 100.0) & (sim.ideal > 0)
-    assert np.median(clean[core]) == pytest.approx(100.0, abs=15)
+    core = (grid.radius >= 2.0) & (grid.axis_distance <= grid.radius - 1.0)
+    assert np.median(clean[core]) == pytest.approx(100.0, abs=15)  # minus the wall blur reaching in
     with pytest.raises(RadiologyAIError, match="positive"):
         sim.acquire(model, 0.0, 1)
 
