@@ -104,6 +104,10 @@ class PhantomQALogic(LogicBase):
         from .study import DesignRef, StudyParameters, run_study
 
         acquisitions = load_acquisitions(manifest)
+        source = Path(manifest)
+        beside = (source.parent if source.is_file() else source) / "design"
+        if not design and beside.is_dir():  # as the CLI: the design written beside the manifest
+            design = str(beside)
         ref = DesignRef(path=str(Path(design).absolute())) if design else DesignRef()
         loaded = ref.load()
         if ref.path is None:

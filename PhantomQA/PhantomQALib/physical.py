@@ -1,6 +1,7 @@
 """Physical acquisition option: projection, Poisson noise, reconstruction (scikit-image).
 
-Per axial slice of the design's ideal image (after the slice-profile blur):
+Per axial slice of the design's ideal image (after the slice-profile blur and the in-plane
+system blur of focal spot and detector aperture):
 
 1. HU -> linear attenuation ``mu = mu_water (1 + HU / 1000)`` (per mm);
 2. parallel-beam forward projection (``skimage.transform.radon``), line integrals in mm;
@@ -47,6 +48,7 @@ class PhysicalParameters:
     sart_start_filter: str | None = None  # None: SART starts from an empty image; else FBP with this filter
     tv_weight: float = 0.02  # DL-like: TV denoiser weight (in units of mu_water)
     slice_fwhm_mm: float = 1.0
+    system_fwhm_mm: float = 1.2  # in-plane blur of focal spot + detector aperture, applied to the object
 
 
 def _square_pad(slice_: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -69,8 +71,8 @@ def reconstruct_slice(
     square, (oy, ox, ny, nx) = _square_pad(mu.astype(np.float64))
     # outside the inscribed circle must be empty for radon(circle=True)
     n = square.shape[0]
-    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
-    square[(yy**2 + xx**2) > ((n - 1) / 2) ** 2] = 0.0
+    yy, xx = np.ogrid[:n, :n]  # skimage's own definition of the reconstruction circle
+    square[((yy - n // 2) ** 2 + (xx - n // 2) ** 2) > (n // 2) ** 2] = 0.0
     theta = np.linspace(0.0, 180.0, p.n_angles, endpoint=False)
     line_integrals = radon(square, theta=theta, circle=True) * pixel_mm
     expected = p.i0_1mgy * ctdivol_mgy * np.exp(-line_integrals)
@@ -110,8 +112,8 @@ def simulate_physical(
     if abs(spacing_xyz[0] - spacing_xyz[1]) > 1e-6:
         raise RadiologyAIError("the physical simulator needs square in-plane pixels")
     progress = progress or no_progress
-    sigma_z = p.slice_fwhm_mm / 2.3548 / spacing_xyz[2]
-    volume = ndimage.gaussian_filter1d(np.asarray(ideal_hu, np.float32), sigma_z, axis=0) if sigma_z > 0 else ideal_hu
+    sigma = [p.slice_fwhm_mm / 2.3548 / spacing_xyz[2], p.system_fwhm_mm / 2.3548 / spacing_xyz[1], p.system_fwhm_mm / 2.3548 / spacing_xyz[0]]
+    volume = ndimage.gaussian_filter(np.asarray(ideal_hu, np.float32), sigma) if max(sigma) > 0 else np.asarray(ideal_hu, np.float32)
     rng = np.random.default_rng(seed)
     out = np.empty(volume.shape, np.float32)
     for k in range(volume.shape[0]):

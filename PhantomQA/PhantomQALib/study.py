@@ -208,7 +208,10 @@ def run_job(job: Job) -> JobResult:
         grid, alignment, corr = align_design(design, token, scan, job.registration, acq.source or acq.path)
     if not job.analyse:
         return JobResult(acq, None, {}, alignment, corr, time.perf_counter() - started)
-    table, summary, vessel_summary = analyse_scan(scan, grid, job.vessel_parameters, job.measure)
+    try:
+        table, summary, vessel_summary = analyse_scan(scan, grid, job.vessel_parameters, job.measure)
+    except RadiologyAIError as exc:  # name the acquisition in VesselQuant's message
+        raise RadiologyAIError(f"{acq.source or acq.path}: {exc}") from None
     return JobResult(acq, table, summary, alignment, corr, time.perf_counter() - started, vessel_summary)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pandas as pd
 import pytest
 import SimpleITK as sitk
@@ -147,3 +149,15 @@ def test_demo_runs_the_whole_chain_in_a_process_pool(tmp_path, capsys):
     assert len(list((out_dir / "acquisitions").glob("*.nrrd"))) == 8
     result = json.loads(out[out.index("{"):])
     assert result["trends"].keys() >= {"iqr_3mm_spearman_fbp", "volume_spearman_ir"}
+
+
+def test_simulate_with_the_physical_option(tmp_path, capsys):
+    out_dir = tmp_path / "physical"
+    code, out, err = run(["phantom", "simulate", "--output-dir", str(out_dir), "--method", "physical", "--doses", "1", "--recons", "fbp", "--repetitions", "2",
+                          "--size", "52,52,38", "--spacing", "1.5,1.5,2.0", "--workers", "1"], capsys)
+    assert code == 0, err
+    first = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / "acquisitions/fbp_1mGy_rep1.nrrd"))).astype(float)
+    second = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / "acquisitions/fbp_1mGy_rep2.nrrd"))).astype(float)
+    assert first.shape == (38, 52, 52)
+    assert 5 < (first - second)[19, 20:32, 20:32].std() < 200  # independent Poisson noise per repetition
+    assert np.median(first) < -500  # mostly air, as the phantom is
