@@ -16,6 +16,9 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   HU, so the mixture alone would drop it; a voxel is also vessel-like with probability
   P_V x P(HU > parenchyma + ``thin_vessel_contrast_sd`` SD). The larger of the two is used.
   Outside bright tubes the vesselness is zero, so this cannot grow large vessels.
+* **Pruning.** Uncertain voxels whose data term is already decisively background
+  (P < ``prune_probability``) are fixed as well; with noise, many parenchyma voxels have some
+  vesselness, and this keeps the graph a small fraction of the lung.
 * **Boundary term** ``smoothness_weight x exp(-|I_p - I_q| / kappa) / d_pq`` on 6-neighbours,
   kappa = ``smoothness_contrast_sd`` x parenchyma SD, d_pq the neighbour distance in mm.
 """
@@ -167,20 +170,35 @@ def segment_vessels(
     del above
     flat_state = state.ravel()
     nodes_flat = np.flatnonzero(flat_state == 2)
-    n = int(nodes_flat.size)
-    info = {"intensity_model": model.as_dict(), "graph_nodes": n, "fixed_vessel_voxels": int((state == 1).sum())}
-
     padded_hu = np.pad(hu.astype(np.float32, copy=False), 1, mode="edge").ravel()
+    prob = np.zeros(0)
+    pruned = 0
+    if nodes_flat.size:
+        progress(0.1, "graph cut: data term")
+        padded_v = np.pad(vesselness, 1).ravel()
+        smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p)
+        fine = np.pad(fine_vesselness, 1).ravel()[nodes_flat] if fine_vesselness is not None else None
+        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p, smoothed, peak, smoothed_sd, fine)
+        del padded_v, smoothed, peak, fine
+        # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
+        # noise ridges in the parenchyma have some vesselness but parenchyma HU).
+        decisive = prob < p.prune_probability
+        pruned = int(decisive.sum())
+        flat_state[nodes_flat[decisive]] = 0
+        nodes_flat, prob = nodes_flat[~decisive], prob[~decisive]
+    n = int(nodes_flat.size)
+    info = {
+        "intensity_model": model.as_dict(),
+        "graph_nodes": n,
+        "pruned_background_voxels": pruned,
+        "fixed_vessel_voxels": int((state == 1).sum()),
+    }
+
     label_padded = flat_state == 1
     if n:
         progress(0.2, f"graph cut: building graph on {n} uncertain voxels")
         node_id = np.full(state.size, -1, np.int32)
         node_id[nodes_flat] = np.arange(n, dtype=np.int32)
-        padded_v = np.pad(vesselness, 1).ravel()
-        smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p)
-        fine = np.pad(fine_vesselness, 1).ravel()[nodes_flat] if fine_vesselness is not None else None
-        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p, smoothed, peak, smoothed_sd, fine)
-        del padded_v, smoothed, peak
         cap_source = -np.log1p(-prob)  # paid when the node ends up background
         cap_sink = -np.log(prob)  # paid when the node ends up vessel
         kappa = max(p.smoothness_contrast_sd * model.background_sd, 1e-3)

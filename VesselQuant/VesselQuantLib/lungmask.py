@@ -35,6 +35,32 @@ def segment_lungs(
     """Return the lung mask (uint8 0/1, the CT's geometry). Raises if no lung-like region exists."""
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
+    shrink = _shrink_factors(ct, p)
+    if shrink != (1, 1, 1):
+        # Large, fine scans: find the lungs on a grid averaged over 2 x 2 in-plane voxels (4x fewer voxels,
+        # still finer than 1.5 mm), then interpolate the mask back onto the CT's grid.
+        coarse = segment_lungs_at_full_resolution(sitk.BinShrink(sitk.Cast(ct, sitk.sitkFloat32), shrink), p, progress)
+        smooth = sitk.Resample(
+            sitk.Cast(coarse, sitk.sitkFloat32), ct, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True
+        )
+        mask = sitk.Cast(smooth >= 0.5, sitk.sitkUInt8)
+        mask.CopyInformation(ct)
+        return mask
+    return segment_lungs_at_full_resolution(ct, p, progress)
+
+
+def _shrink_factors(ct: sitk.Image, p: VesselQuantParameters) -> tuple[int, int, int]:
+    spacing = ct.GetSpacing()
+    if ct.GetNumberOfPixels() < p.lung_mask_shrink_above_voxels:
+        return (1, 1, 1)
+    return tuple(2 if (axis < 2 and spacing[axis] < 0.75) else 1 for axis in range(3))
+
+
+def segment_lungs_at_full_resolution(
+    ct: sitk.Image, p: VesselQuantParameters, progress: ProgressCallback | None = None
+) -> sitk.Image:
+    """:func:`segment_lungs` on the given grid (no shrinking)."""
+    progress = progress or no_progress
     progress(0.0, "lung mask: thresholding")
     smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(ct, sitk.sitkFloat32), 0.7)
     hu = sitk.GetArrayViewFromImage(smoothed)

@@ -21,6 +21,9 @@ class VesselQuantParameters:
     """Air/lung voxels are darker than this (HU)."""
     airway_threshold_hu: float = -950.0
     """Trachea and main bronchi: lightly smoothed HU below this, grown from the trachea."""
+    lung_mask_shrink_above_voxels: int = 30_000_000
+    """CTs larger than this with in-plane voxels under 0.75 mm get their lung mask on a 2 x 2 in-plane
+    averaged grid (speed; the mask is interpolated back)."""
     min_lung_volume_ml: float = 5.0
     """A region darker than ``lung_threshold_hu`` must hold at least this much to count as lung."""
 
@@ -59,6 +62,9 @@ class VesselQuantParameters:
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""
     smoothness_contrast_sd: float = 2.0
     """kappa of the boundary term in units of the parenchyma noise SD."""
+    prune_probability: float = 0.25
+    """Uncertain voxels with a data-term vessel probability below this are fixed background (graph size;
+    flipping them would need a boundary gain above ln 3, which on the phantoms never happened)."""
     probability_floor: float = 0.01
     """Likelihoods are clipped to [floor, 1 - floor] before taking -log."""
     min_component_mm3: float = 0.5
@@ -93,6 +99,8 @@ class VesselQuantParameters:
             )
         if not (0 <= self.intensity_weight <= 1):
             raise RadiologyAIError(f"intensity_weight must be in [0, 1], got {self.intensity_weight}")
+        if not (0 <= self.prune_probability < 0.5):
+            raise RadiologyAIError(f"prune_probability must be in [0, 0.5), got {self.prune_probability}")
         if not (0 < self.probability_floor < 0.5):
             raise RadiologyAIError(f"probability_floor must be in (0, 0.5), got {self.probability_floor}")
         if not (self.radius_bin_mm > 0):

@@ -44,7 +44,10 @@ class PhantomSpec:
     root_radius_mm: float = 4.25
     design_radii_mm: tuple[float, ...] = DESIGN_RADII_MM
     max_segments_per_lung: int | None = None
-    """Default: proportional to the lung volume (about 1 segment per 1.5 ml)."""
+    """Default: proportional to the lung volume (about 1 segment per 1.5 ml, 30 to 1500)."""
+    trees_per_lung: int | None = None
+    """Vessel trees per lung: one from the hilum plus extra roots inside the lung. Default: about one per
+    400 ml of lung (1 for the small default phantom; dozens for a whole-chest-sized volume)."""
     trachea: bool = True
     seed: int = 0
 
@@ -67,12 +70,6 @@ def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
     ab = b - a
     t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
     return np.linalg.norm(points - (a + t[..., None] * ab), axis=-1)
-
-
-def _segment_segment_distance(a0, a1, b0, b1, samples: int = 12) -> float:
-    ts = np.linspace(0, 1, samples)[:, None]
-    pts = a0 + ts * (a1 - a0)
-    return float(_segment_distance(pts, b0, b1).min())
 
 
 class _Anatomy:
@@ -134,7 +131,48 @@ def _quantise_radius(r: float, design: tuple[float, ...]) -> float:
     return below[-1] if below else design[0]
 
 
-def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec: PhantomSpec, rng, max_segments, existing):
+class _SegmentIndex:
+    """Growing arrays of segments for vectorised clash checks."""
+
+    def __init__(self):
+        self.a = np.zeros((0, 3))
+        self.b = np.zeros((0, 3))
+        self.r = np.zeros(0)
+        self.items: list[dict] = []
+
+    def add(self, seg: dict) -> None:
+        self.a = np.vstack([self.a, seg["start_mm"]])
+        self.b = np.vstack([self.b, seg["end_mm"]])
+        self.r = np.append(self.r, seg["radius_mm"])
+        self.items.append(seg)
+
+    def clashes(self, start, end, r, parent, probe_from) -> bool:
+        """True if the candidate (from ``probe_from`` to ``end``) comes within r + r_other + 1 mm of a
+        segment other than its parent and siblings (which share its start point)."""
+        if not self.items:
+            return False
+        mid = 0.5 * (probe_from + end)
+        half = 0.5 * np.linalg.norm(end - probe_from)
+        other_mid = 0.5 * (self.a + self.b)
+        other_half = 0.5 * np.linalg.norm(self.b - self.a, axis=1)
+        near = np.linalg.norm(other_mid - mid, axis=1) < half + other_half + r + self.r + 1.0
+        near &= ~np.all(np.isclose(self.a, start), axis=1)  # siblings
+        if parent is not None:
+            near &= np.array([item is not parent for item in self.items])
+        idx = np.flatnonzero(near)
+        if idx.size == 0:
+            return False
+        ts = np.linspace(0, 1, 12)[:, None]
+        pts = probe_from + ts * (end - probe_from)  # (12, 3)
+        a, b = self.a[idx], self.b[idx]
+        ab = b - a
+        t = np.clip(np.einsum("pnk,nk->pn", pts[:, None, :] - a[None], ab) / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
+        closest = a[None] + t[..., None] * ab[None]
+        gap = np.linalg.norm(pts[:, None, :] - closest, axis=2).min(axis=0)
+        return bool(np.any(gap < r + self.r[idx] + 1.0))
+
+
+def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec: PhantomSpec, rng, max_segments, index):
     design = tuple(sorted(spec.design_radii_mm))
     queue = [(root, direction, _quantise_radius(spec.root_radius_mm, design), None)]
     segments = []
@@ -152,21 +190,12 @@ def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec:
             if length < max(2.0, 2.0 * r):
                 continue
             end = start + direction_try * length
-            clash = False
-            for other in existing + segments:
-                if other is parent:
-                    continue
-                if parent is not None and np.allclose(other["start_mm"], start):
-                    continue  # a sibling from the same branch point
-                probe = start + direction_try * min(length, r + 1.0)  # the branch point itself touches the parent
-                gap = _segment_segment_distance(probe, end, other["start_mm"], other["end_mm"])
-                if gap < r + other["radius_mm"] + 1.0:
-                    clash = True
-                    break
-            if clash:
+            probe = start + direction_try * min(length, r + 1.0)  # the branch point itself touches the parent
+            if index.clashes(start, end, r, parent, probe):
                 continue
             seg = {"start_mm": start, "end_mm": end, "radius_mm": r}
             segments.append(seg)
+            index.add(seg)
             if r > design[0] + 1e-9:
                 major = _quantise_radius(r * rng.uniform(0.75, 0.9), design)
                 if major >= r:
@@ -207,13 +236,15 @@ def _render_fraction(shape_zyx, spacing_xyz, segments, supersample: int = 4) -> 
         offs = np.stack(np.meshgrid(sub, sub, sub, indexing="ij"), axis=-1).reshape(-1, 3) * spacing  # x, y, z
         inside = np.zeros((len(bidx), len(offs)), bool)
         centres = bidx[:, ::-1] * spacing
+        bflat = np.ravel_multi_index(tuple(bidx.T), shape_zyx)  # sorted (argwhere is in C order)
         for seg, box in zip(segments, boxes):
             if box is None:
                 continue
             lo, hi = box
-            sel = np.flatnonzero(np.all((bidx[:, ::-1] >= lo) & (bidx[:, ::-1] < hi), axis=1))
-            if sel.size == 0:
+            local = np.argwhere(boundary[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]]) + lo[::-1]
+            if local.size == 0:
                 continue
+            sel = np.searchsorted(bflat, np.ravel_multi_index(tuple(local.T), shape_zyx))
             pts = centres[sel, None, :] + offs[None, :, :]
             inside[sel] |= _segment_distance(pts, seg["start_mm"], seg["end_mm"]) <= seg["radius_mm"]
         fraction[tuple(bidx.T)] = inside.mean(axis=1)
@@ -233,14 +264,32 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
 
     # vessel trees, one per lung, rooted at the hilum and heading outwards
     lung_ml = np.pi * anatomy.lung_axes.prod() * anatomy.extent[2] / 1000.0
-    max_segments = spec.max_segments_per_lung or int(max(30, lung_ml / 1.5))
+    max_segments = spec.max_segments_per_lung or int(np.clip(lung_ml / 1.5, 30, 1500))
     segments: list[dict] = []
+    index = _SegmentIndex()
     for c in anatomy.lung_centres:
         side = np.sign(c[0] - anatomy.extent[0] / 2)
         root = np.array([c[0] - side * 0.45 * anatomy.lung_axes[0], c[1] - 0.1 * anatomy.lung_axes[1], anatomy.extent[2] * 0.3])
         direction = np.array([side * 0.3, 0.5, 0.8])
         direction /= np.linalg.norm(direction)
-        segments += _grow_tree(anatomy, root, direction, spec, rng, max_segments, segments)
+        segments += _grow_tree(anatomy, root, direction, spec, rng, max_segments, index)
+    trees = spec.trees_per_lung or max(1, int(round(lung_ml / 400.0)))
+    for _ in range(trees - 1):
+        for c in anatomy.lung_centres:
+            for _try in range(20):
+                point = np.array([
+                    c[0] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[0],
+                    c[1] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[1],
+                    rng.uniform(0.05, 0.95) * anatomy.extent[2],
+                ])
+                if anatomy.inside_lung_with_margin(point[None], 6.0)[0]:
+                    break
+            else:
+                continue
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            sub = PhantomSpec(**{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))})
+            segments += _grow_tree(anatomy, point, direction, sub, rng, max_segments, index)
 
     fraction = _render_fraction(shape, spec.spacing_xyz, segments)
 
@@ -270,7 +319,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
     image = sitk.SmoothingRecursiveGaussian(image, sigma)
     blurred = sitk.GetArrayFromImage(image)
     if spec.noise_sd_hu > 0:
-        noise = sitk.GetImageFromArray(rng.standard_normal(shape).astype(np.float32))
+        noise = sitk.GetImageFromArray(rng.standard_normal(shape, dtype=np.float32))
         noise.SetSpacing(tuple(float(s) for s in spacing))
         if spec.noise_correlation_mm > 0:
             noise = sitk.SmoothingRecursiveGaussian(noise, spec.noise_correlation_mm)
