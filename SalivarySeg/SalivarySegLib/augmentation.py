@@ -3,7 +3,8 @@
 Ugga, Cuocolo et al. augmented with small and large rotations, translation, flipping, scaling
 and elastic deformation. Here, for each training volume (already preprocessed to 2 mm):
 
-1. ``RandCropByPosNegLabeld`` draws patches centred on tumour or on body voxels (ratio ``pos:neg``);
+1. ``RandCropByPosNegLabeld`` draws patches centred on tumour or on body voxels (ratio ``pos:neg``)
+   from the volume padded by half a patch of air (so scan ends look as they do at inference);
 2. small rotations (about all three axes), translation and scaling: one ``RandAffined``;
 3. large rotations (in the axial plane): a second ``RandAffined``;
 4. left-right flipping: ``RandFlipd``;
@@ -50,6 +51,7 @@ def training_transforms(patch_size, samples_per_case: int, pos: float, neg: floa
                         augment: bool = True):
     """Random patch sampling followed by the published augmentation (dictionary transforms)."""
     from monai.transforms import (
+        BorderPadd,
         Compose,
         EnsureTyped,
         Rand3DElasticd,
@@ -63,6 +65,9 @@ def training_transforms(patch_size, samples_per_case: int, pos: float, neg: floa
     modes = ("bilinear", "nearest")
     patch_size = tuple(int(s) for s in patch_size)
     transforms = [
+        # Half a patch of zeros (air after scaling) around the volume, so patches near the scan's ends also
+        # show what whole-volume inference sees there: the body cut off, then padding.
+        BorderPadd(keys=keys, spatial_border=[s // 2 for s in patch_size], mode="constant"),
         SpatialPadd(keys=keys, spatial_size=patch_size),
         RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=patch_size, pos=pos, neg=neg,
                                num_samples=samples_per_case, image_key="image", image_threshold=0.05),

@@ -111,8 +111,8 @@ def run_synth(args, progress) -> int:
         raise RadiologyAIError(f"--cases must be between 1 and 2000, got {args.cases}")
     if args.spacing is not None and any(s <= 0 or s > 10 for s in args.spacing):
         raise RadiologyAIError(f"--spacing must be positive (mm, at most 10), got {args.spacing}")
-    if any(f < 120 or f > 600 for f in args.fov):
-        raise RadiologyAIError(f"--fov must be between 120 and 600 mm per axis, got {args.fov}")
+    if any(f < 64 or f > 600 for f in args.fov):
+        raise RadiologyAIError(f"--fov must be between 64 and 600 mm per axis, got {args.fov}")
     output = _check_new_output(args.output_dir, False, "dataset")
     params = SyntheticParams(fov_mm=tuple(args.fov), spacing_mm=tuple(args.spacing) if args.spacing else None)
     rows = generate_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress)

@@ -71,7 +71,7 @@ class TrainingParams:
     batch_size: int = 4  # patches per segmentation step
     patch_size: tuple[int, int, int] = (32, 32, 32)  # training patch (voxels of 2 mm = 64 mm; multiple of 16)
     samples_per_case: int = 4  # patches drawn from each training case per epoch
-    positive_fraction: float = 0.75  # share of patches centred on tumour (the rest on other body voxels)
+    positive_fraction: float = 0.5  # share of patches centred on tumour (the rest on other body voxels)
     learning_rate: float = 3e-3  # Adam, cosine decay over the epochs
     classifier_learning_rate: float = 5e-4
     classifier_batch_size: int = 16
@@ -290,6 +290,8 @@ def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, st
     import torch
     from monai.inferers import sliding_window_inference
 
+    from .inference import keep_largest_component
+
     net.eval()
     losses, dices = [], []
     with torch.inference_mode():
@@ -301,6 +303,8 @@ def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, st
             label = torch.as_tensor(case["label"])[None].float().to(device)
             losses.append(float(loss_fn(logits, label)))
             predicted = (torch.softmax(logits, dim=1)[0, 1] >= inference.threshold).cpu().numpy()
+            if inference.largest_component:  # judge the model as predict() will use it
+                predicted = keep_largest_component(predicted)
             truth = case["label"][0].cpu().numpy() > 0.5
             total = predicted.sum() + truth.sum()
             dice = float(2.0 * np.logical_and(predicted, truth).sum() / total) if total else 1.0
@@ -398,6 +402,8 @@ def _validate_classifier(net, val_cases, val_inputs, names, device, epoch, val_r
     losses, correct = [], []
     with torch.inference_mode():
         for case, (x, weights) in zip(val_cases, val_inputs):
+            if x.shape[0] == 0:
+                continue
             probabilities = torch.softmax(net(x.to(device)).float(), dim=1).cpu()
             patient = aggregate(probabilities, weights)
             truth = names.index(case["diagnosis"])
@@ -408,6 +414,8 @@ def _validate_classifier(net, val_cases, val_inputs, names, device, epoch, val_r
                              "diagnosis": case["diagnosis"], "dice": None, "predicted_volume_ml": None,
                              "probability_malignant": float(patient[names.index("malignant")]),
                              "predicted_class": names[predicted]})
+    if not losses:
+        return math.nan, math.nan
     return float(np.mean(losses)), float(np.mean(correct))
 
 

@@ -39,8 +39,8 @@ def tiny_dataset() -> Path:
     return folder
 
 
-TRAIN_ARGS = ["--epochs", "2", "--classifier-epochs", "1", "--patch-size", "32", "32", "32",
-              "--samples-per-case", "1", "--threads", "2", "--seed", "3"]
+TRAIN_ARGS = ["--epochs", "2", "--classifier-epochs", "1", "--patch-size", "32", "32", "32", "--batch-size", "2",
+              "--samples-per-case", "1", "--classifier", "resnet18", "--threads", "2", "--seed", "3"]
 
 
 @functools.lru_cache(maxsize=None)
