@@ -6,7 +6,10 @@
    the distance-transform ball of its nearest centreline point (plus 1.5 voxels); where it does
    not, the ridge of the distance transform (its local maxima) is added as centreline.
 2. **Direction** at each centreline point: principal axis of the centreline points within
-   ``max(2.5 mm, 2.5 voxels)`` (in mm, so anisotropic voxels are handled).
+   ``max(2.5 mm, one voxel in every direction)`` (in mm, so anisotropic voxels are handled).
+   Where that neighbourhood is flat (second eigenvalue > half the first) the "centreline" is
+   the medial surface of a plate (e.g. the partial-volume dome of the diaphragm in thick
+   slices); such points keep a radius but are left out of the log-linear fit.
 3. **Radius.** The distance transform (in mm) is quantised and biased by up to half a voxel.
    Instead the partial-volume area of the cross-section is integrated: the HU is sampled
    (trilinear) on a disc perpendicular to the direction, converted to a vessel fraction
@@ -36,6 +39,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 from .parameters import VesselQuantParameters
 
 _MAX_SAMPLES = 4_000_000
+PLATE_PLANARITY = 0.5  # centreline neighbourhoods flatter than this are plates (left out of the LKEB fit)
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Centerline:
     radius_mm: np.ndarray  # (N,) sub-voxel radius (or distance-transform fallback)
     edt_radius_mm: np.ndarray  # (N,) distance-transform radius (distance to background, minus half a voxel)
     direction: np.ndarray  # (N, 3) unit vectors in (z, y, x) mm space
+    tube_like: np.ndarray | None = None  # (N,) bool: the centreline is a curve here, not a plate's medial surface
 
 
 def vessel_edt(label: np.ndarray, vessel_voxels: np.ndarray, spacing_zyx) -> np.ndarray:
@@ -125,10 +130,12 @@ def _offsets_within(radius_mm: float, spacing_zyx) -> np.ndarray:
     return grid[keep]
 
 
-def centerline_directions(skeleton: np.ndarray, points: np.ndarray, spacing_zyx) -> np.ndarray:
-    """Unit direction (z, y, x in mm) of the centreline at each point: principal axis of its neighbours."""
+def centerline_directions(skeleton: np.ndarray, points: np.ndarray, spacing_zyx) -> tuple[np.ndarray, np.ndarray]:
+    """Unit direction (z, y, x in mm) of the centreline at each point (principal axis of its neighbours
+    within max(2.5 mm, one voxel in every direction)), and the planarity of that neighbourhood
+    (second / first eigenvalue: near 0 on a curve, large on the medial surface of a plate)."""
     spacing = np.asarray(spacing_zyx, float)
-    radius = max(2.5, 2.5 * float(spacing.max()))
+    radius = max(2.5, 1.01 * float(spacing.max()))
     offsets = _offsets_within(radius, spacing)
     pad = int(np.max(np.abs(offsets))) if offsets.size else 1
     padded = np.pad(skeleton, pad)
@@ -142,11 +149,12 @@ def centerline_directions(skeleton: np.ndarray, points: np.ndarray, spacing_zyx)
         if present.any():
             mm = offset * spacing
             tensor[present] += np.outer(mm, mm)
-    _, vectors = np.linalg.eigh(tensor)
+    values, vectors = np.linalg.eigh(tensor)
     direction = vectors[:, :, 2]
     lonely = np.trace(tensor, axis1=1, axis2=2) == 0
     direction[lonely] = (1.0, 0.0, 0.0)
-    return direction
+    planarity = np.where(values[:, 2] > 0, values[:, 1] / np.maximum(values[:, 2], 1e-12), 0.0)
+    return direction, planarity
 
 
 def _perpendicular_basis(direction: np.ndarray):
@@ -257,7 +265,7 @@ def compute_centerline(
     progress = progress or no_progress
     spacing_zyx = tuple(float(s) for s in spacing_zyx)
     radius_map = np.zeros(label.shape, np.float32)
-    empty = Centerline(np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros((0, 3)))
+    empty = Centerline(np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros(0, bool))
     if not label.any():
         return empty, radius_map
     progress(0.0, "centreline: distance to background")
@@ -271,8 +279,8 @@ def compute_centerline(
     half_voxel = 0.5 * float(np.mean(spacing_zyx))
     edt_radius = np.maximum(edt_map[tuple(points.T)] - half_voxel, 0.5 * half_voxel).astype(float)
     progress(0.3, "centreline: directions")
-    direction = centerline_directions(skeleton, points, spacing_zyx)
-    centerline = Centerline(points, edt_radius.copy(), edt_radius, direction)
+    direction, planarity = centerline_directions(skeleton, points, spacing_zyx)
+    centerline = Centerline(points, edt_radius.copy(), edt_radius, direction, planarity < PLATE_PLANARITY)
     _, owner = nearest_centerline(points, voxels, spacing_zyx)
     owner_map = np.full(label.shape, -1, np.int32)
     owner_map[tuple(voxels.T)] = owner

@@ -227,17 +227,23 @@ def segment_vessels(
     label = label_padded.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
     label &= lung
 
-    # Remove specks of noise: connected pieces smaller than min_component_mm3.
+    # Remove specks of noise (pieces smaller than min_component_mm3) and pieces with no tube in them
+    # (maximum vesselness below min_component_vesselness: plates and blobs such as the partial-volume
+    # dome of the diaphragm in thick slices).
     voxel_mm3 = float(np.prod(spacing_zyx))
     min_voxels = int(np.ceil(p.min_component_mm3 / voxel_mm3))
     removed = 0
-    if min_voxels > 1 and label.any():
+    if label.any() and (min_voxels > 1 or p.min_component_vesselness > 0):
         labels, count = ndi.label(label, structure=np.ones((3, 3, 3), bool))
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        small = sizes < min_voxels
-        small[0] = False
-        removed = int(sizes[small].sum())
-        label[small[labels]] = False
+        flat_labels = labels.ravel()
+        sizes = np.bincount(flat_labels, minlength=count + 1)
+        peak_v = np.zeros(count + 1)
+        inside = flat_labels > 0
+        np.maximum.at(peak_v, flat_labels[inside], vesselness.ravel()[inside])
+        drop = (sizes < min_voxels) | (peak_v < p.min_component_vesselness)
+        drop[0] = False
+        removed = int(sizes[drop].sum())
+        label[drop[labels]] = False
     info["removed_speck_voxels"] = removed
     progress(1.0, "graph cut: done")
     return label, info

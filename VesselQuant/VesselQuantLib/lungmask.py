@@ -10,9 +10,10 @@ Steps (classic threshold-based lung segmentation, e.g. Hu, Hoffman & Reinhardt, 
 4. very dark air (< ``airway_threshold_hu``, the trachea and main bronchi) in pieces smaller
    than 30 % of the lung region is removed with a 1.5 mm rim (its partial-volume edge); an
    air-filled phantom, whose whole interior is that dark, is therefore kept;
-5. holes are filled slice by slice and in 3D, which puts the vessels (and the intrapulmonary
-   bronchi, enclosed by parenchyma) back into the mask while the trachea, which is not
-   enclosed, stays out.
+5. holes are filled slice by slice (only holes up to ``max_vessel_hole_mm2``: a vessel's or
+   bronchus' cross-section, not the diaphragm's dome or the heart seen as an island in one
+   slice) and in 3D, which puts the vessels (and the intrapulmonary bronchi, enclosed by
+   parenchyma) back into the mask while the trachea, which is not enclosed, stays out.
 
 Works on phantoms too (air or foam inside a PMMA holder: the holder's interior).
 """
@@ -102,7 +103,7 @@ def segment_lungs_at_full_resolution(
         lungs &= ~airway
 
     progress(0.7, "lung mask: filling vessels")
-    lungs = _fill_holes_per_slice(lungs)
+    lungs = _fill_holes_per_slice(lungs, float(ct.GetSpacing()[0] * ct.GetSpacing()[1]), p.max_vessel_hole_mm2)
     lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
 
     # Removing the airways can leave slivers: keep the substantial regions again.
@@ -129,13 +130,26 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(labels.max()) if labels.size else 0
 
 
-def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """2D hole filling in every slice: vessels and bronchi enclosed by lung in-plane join the lung."""
+def _fill_holes_per_slice(mask: np.ndarray, pixel_mm2: float, max_hole_mm2: float) -> np.ndarray:
+    """2D hole filling in every slice: vessels and bronchi enclosed by lung in-plane join the lung.
+
+    Holes larger than ``max_hole_mm2`` are left open: no vessel cross-section is that large, but the
+    dome of the diaphragm, the heart or a tumour seen as an island in one slice can be.
+    """
     out = mask.copy()
+    max_pixels = max_hole_mm2 / pixel_mm2
     for z in range(mask.shape[0]):
-        if mask[z].any():
-            filled = sitk.BinaryFillhole(sitk.GetImageFromArray(mask[z].astype(np.uint8)))
-            out[z] = sitk.GetArrayViewFromImage(filled).astype(bool)
+        if not mask[z].any():
+            continue
+        filled = sitk.BinaryFillhole(sitk.GetImageFromArray(mask[z].astype(np.uint8)))
+        holes = sitk.GetArrayFromImage(filled).astype(bool) & ~mask[z]
+        if not holes.any():
+            continue
+        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(holes.astype(np.uint8))))
+        sizes = np.bincount(labels.ravel())
+        small = sizes <= max_pixels
+        small[0] = False
+        out[z] |= small[labels]
     return out
 
 

@@ -24,6 +24,9 @@ class VesselQuantParameters:
     lung_mask_shrink_above_voxels: int = 30_000_000
     """CTs larger than this with in-plane voxels under 0.75 mm get their lung mask on a 2 x 2 in-plane
     averaged grid (speed; the mask is interpolated back)."""
+    max_vessel_hole_mm2: float = 400.0
+    """In-slice holes of the lung up to this area are filled (vessels, bronchi); larger ones (diaphragm dome,
+    heart, tumour seen as an island) stay out of the lung mask."""
     min_lung_volume_ml: float = 5.0
     """A region darker than ``lung_threshold_hu`` must hold at least this much to count as lung."""
 
@@ -69,6 +72,8 @@ class VesselQuantParameters:
     """Likelihoods are clipped to [floor, 1 - floor] before taking -log."""
     min_component_mm3: float = 0.5
     """Connected vessel pieces smaller than this are removed (noise specks)."""
+    min_component_vesselness: float = 0.3
+    """Connected pieces whose highest vesselness is below this hold no tube and are removed (plates, blobs)."""
 
     # --- centreline and radius ---------------------------------------------------------
     subvoxel_radius: bool = True
@@ -85,6 +90,10 @@ class VesselQuantParameters:
     """Default radius bin width (bins centred on multiples of it)."""
     radius_bins_mm: tuple[float, ...] | None = None
     """The user's design radii: each vessel voxel is counted at the nearest one (overrides the bins)."""
+    fit_min_radius_mm: float | None = None
+    """Smallest radius bin of the log-linear fit; None starts at the most populated bin (resolution limit)."""
+    fit_min_count: int = 5
+    """Radius bins with fewer centreline points than this are left out of the fit."""
     small_vessel_area_mm2: float = 5.0
     """Small-vessel volume counts vessels whose cross-section area is below this (pi r^2 < 5 mm^2)."""
 

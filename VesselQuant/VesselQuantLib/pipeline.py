@@ -145,6 +145,7 @@ def run_vessel_quant(
     radius = np.zeros(lung.shape, np.float32)
     centerline_table = pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"])
     centerline_radii = np.zeros(0)
+    fit_radii = np.zeros(0)
     if label_roi.any():
         reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
         sub = _bbox(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
@@ -158,6 +159,7 @@ def run_vessel_quant(
         label[full] = label_roi[sub]
         radius[full] = radius_sub
         centerline_radii = line.radius_mm
+        fit_radii = line.radius_mm[line.tube_like] if line.tube_like is not None else line.radius_mm
         if len(line.points):
             index_xyz = (line.points + offset)[:, ::-1].astype(float)
             physical = index_to_physical(ct, index_xyz)
@@ -172,7 +174,7 @@ def run_vessel_quant(
     table = per_radius_table(radii, ct_values, voxel_ml, p)
     total_ml = float(vessel.sum() * voxel_ml)
     lung_ml = float(lung.sum() * voxel_ml)
-    alpha, beta, r2 = loglinear_fit(centerline_radii, p)
+    alpha, beta, r2 = loglinear_fit(fit_radii, p)
     summary = {
         "total_volume_ml": total_ml,
         "lung_volume_ml": lung_ml,

@@ -5,7 +5,9 @@
   and inter-quartile range of HU of the CT voxels whose radius falls in the bin.
 * Total vessel volume, lung volume, vessel fraction.
 * LKEB log-linear fit of the radius histogram of the centreline,
-  ``log(count of centreline points at radius r) = alpha * r + beta``, with R^2 (natural log).
+  ``log(count of centreline points at radius r) = alpha * r + beta``, with R^2 (natural log),
+  over the bins from the histogram's mode upwards (below it the scan's resolution, not the
+  anatomy, limits the count).
 * Small-vessel volume: vessel voxels whose cross-section ``pi r^2`` is below 5 mm^2.
 """
 
@@ -60,10 +62,18 @@ def per_radius_table(radius_mm: np.ndarray, hu: np.ndarray, voxel_ml: float, p: 
 
 
 def loglinear_fit(centerline_radius_mm: np.ndarray, p: VesselQuantParameters) -> tuple[float, float, float]:
-    """(alpha, beta, R^2) of log(centreline count per radius bin) = alpha * r + beta; NaNs if < 3 bins."""
+    """(alpha, beta, R^2) of log(centreline count per radius bin) = alpha * r + beta; NaNs if < 3 bins.
+
+    Fitted over the bins from ``fit_min_radius_mm`` (default: the most populated bin, because below it
+    the count is limited by the scan's resolution, not by the anatomy) upwards, using bins with at
+    least ``fit_min_count`` centreline points (log counts of a handful of points are noise).
+    """
     index, centres = assign_bins(centerline_radius_mm, p)
     counts = np.bincount(index, minlength=len(centres))[: len(centres)] if index.size else np.zeros(0)
-    used = counts > 0
+    used = counts >= max(1, p.fit_min_count)
+    if counts.size:
+        start = p.fit_min_radius_mm if p.fit_min_radius_mm is not None else centres[int(np.argmax(counts))]
+        used &= centres >= start - 1e-9
     if used.sum() < 3:
         return float("nan"), float("nan"), float("nan")
     x, y = centres[used], np.log(counts[used])
