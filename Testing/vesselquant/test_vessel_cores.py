@@ -59,11 +59,16 @@ def test_vesselness_in_mm_is_high_on_tube_and_low_in_background():
     spacing = (1.0, 0.7, 0.7)
     hu, frac = _tube_volume(1.0, spacing, noise=10.0)
     mask = np.ones(hu.shape, bool)
-    v, scale, _ = multiscale_vesselness(hu, spacing, mask)
+    v, scale, _, axes = multiscale_vesselness(hu, spacing, mask)
     core = frac > 0.9
     far = ndi.distance_transform_edt(frac == 0, sampling=spacing) > 4.0
     assert v.min() >= 0 and v.max() <= 1
     assert np.median(v[core]) > 0.6
+    # the tube axis found at the finest scale follows the tube
+    flat, vectors = axes
+    on_core = core.ravel()[flat]
+    d = np.array([0.3, 0.2, 1.0]) / np.linalg.norm([0.3, 0.2, 1.0])
+    assert on_core.sum() > 50 and np.median(np.abs(vectors[on_core] @ d)) > 0.95
     # noise ridges respond a little (Frangi's c is set from the noise), far below the tube
     assert np.median(v[far]) < 0.01 and np.percentile(v[far], 95) < 0.15
 
@@ -73,7 +78,7 @@ def test_vesselness_respects_anisotropic_spacing():
     results = []
     for spacing in [(0.7, 0.7, 0.7), (1.4, 0.7, 0.7)]:
         hu, frac = _tube_volume(1.5, spacing, shape=(30 if spacing[0] > 1 else 60, 40, 40), axis_dir=(0, 0, 1))
-        v, _, _ = multiscale_vesselness(hu, spacing, np.ones(hu.shape, bool))
+        v, _, _, _ = multiscale_vesselness(hu, spacing, np.ones(hu.shape, bool))
         results.append(float(v[frac > 0.95].mean()))
     assert abs(results[0] - results[1]) < 0.1
 

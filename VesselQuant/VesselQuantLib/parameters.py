@@ -20,7 +20,7 @@ class VesselQuantParameters:
     lung_threshold_hu: float = -400.0
     """Air/lung voxels are darker than this (HU)."""
     airway_threshold_hu: float = -950.0
-    """Trachea and main bronchi: lightly smoothed HU below this, grown from the trachea."""
+    """Trachea and main bronchi: lightly smoothed HU below this, in pieces smaller than 30 % of the lung region."""
     lung_mask_shrink_above_voxels: int = 30_000_000
     """CTs larger than this with in-plane voxels under 0.75 mm get their lung mask on a 2 x 2 in-plane
     averaged grid (speed; the mask is interpolated back)."""

@@ -4,7 +4,7 @@ A body (soft tissue) with two lungs (parenchyma, touching the first and last sli
 chest slab), a trachea with main bronchi (air, to be removed by the lung mask), and in each
 lung a branching vessel tree grown from the hilum: cylinders with spherical ends, radii
 drawn from design radii between 0.25 and 4.25 mm (a major child about 0.8 x the parent, a
-minor child 0.35-0.65 x), branches kept apart from each other. The scan is simulated by
+minor child 0.45-0.8 x, lengths 4-8 radii), branches kept apart from each other. The scan is simulated by
 
 * exact partial volume (each boundary voxel supersampled 4 x 4 x 4),
 * a Gaussian point-spread function (FWHM per axis, in mm),
@@ -60,7 +60,7 @@ class VesselPhantom:
     lung_mask: sitk.Image  # uint8
     points_mm: np.ndarray  # (N, 3) physical LPS centreline points
     point_radius_mm: np.ndarray  # (N,)
-    point_isolated: np.ndarray  # (N,) bool: no other vessel within its radius + 0.5 mm (fit for radius checks)
+    point_isolated: np.ndarray  # (N,) bool: no other vessel within its own radius (fit for radius checks)
     segments: list[dict] = field(default_factory=list)  # start_mm, end_mm (scanner frame), radius_mm
     spec: PhantomSpec = field(default_factory=PhantomSpec)
 
@@ -104,8 +104,11 @@ class _Anatomy:
         return np.minimum(*levels)
 
     def inside_lung_with_margin(self, pts: np.ndarray, margin_mm: float) -> np.ndarray:
+        """Inside a lung, ``margin_mm`` from its wall and from the first and last slice."""
         axes_min = float(self.lung_axes.min()) * 0.85
-        return self.lung_level(pts) < 1.0 - margin_mm / axes_min
+        z = pts[..., 2]
+        in_volume = (z >= margin_mm) & (z <= self.extent[2] - margin_mm)
+        return (self.lung_level(pts) < 1.0 - margin_mm / axes_min) & in_volume
 
     def airway_distance(self, pts: np.ndarray) -> np.ndarray:
         if not self.trachea:
@@ -180,7 +183,7 @@ def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec:
         start, d, r, parent = queue.pop(0)
         for _attempt in range(12):
             direction_try = d if _attempt == 0 else _rotate_towards(d, rng.uniform(0.2, 0.7), rng)
-            length = float(np.clip(rng.uniform(3.0, 6.0) * r, 3.0, 16.0))
+            length = float(np.clip(rng.uniform(4.0, 8.0) * r, 3.0, 20.0))
             ts = np.linspace(0, 1, 24)[:, None]
             path = start + ts * direction_try * length
             ok = anatomy.inside_lung_with_margin(path, r + 1.5) & (anatomy.airway_distance(path) > r + 1.5)
@@ -200,7 +203,7 @@ def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec:
                 major = _quantise_radius(r * rng.uniform(0.75, 0.9), design)
                 if major >= r:
                     major = design[max(0, design.index(r) - 1)]
-                minor = _quantise_radius(r * rng.uniform(0.35, 0.65), design)
+                minor = _quantise_radius(r * rng.uniform(0.45, 0.8), design)
                 queue.append((end, _rotate_towards(direction_try, rng.uniform(0.25, 0.45), rng), major, seg))
                 queue.append((end, _rotate_towards(direction_try, rng.uniform(0.6, 1.0), rng), minor, seg))
             break
@@ -343,7 +346,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
     for j, seg in enumerate(segments):
         other = owner != j
         d = _segment_distance(points[other], seg["start_mm"], seg["end_mm"]) - seg["radius_mm"]
-        isolated[np.flatnonzero(other)[d < radii[other] + 0.5]] = False
+        isolated[np.flatnonzero(other)[d < radii[other]]] = False
     label = fraction >= 0.5
     if len(points):
         idx = np.rint(points / spacing).astype(int)[:, ::-1]

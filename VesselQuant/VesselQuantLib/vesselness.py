@@ -79,6 +79,24 @@ def _hessian_at(padded: np.ndarray, flat: np.ndarray, steps: tuple[float, float,
     )
 
 
+def axis_direction(h, l1) -> np.ndarray:
+    """Unit eigenvector (x, y, z) of the Hessian for eigenvalue ``l1`` (the tube axis when |l1| is smallest).
+
+    Closed form: the cross product of two rows of (H - l1 I), the pair with the largest cross product.
+    """
+    hxx, hyy, hzz, hxy, hxz, hyz = (np.asarray(v, np.float64) for v in h)
+    r0 = np.stack([hxx - l1, hxy, hxz], 1)
+    r1 = np.stack([hxy, hyy - l1, hyz], 1)
+    r2 = np.stack([hxz, hyz, hzz - l1], 1)
+    crosses = np.stack([np.cross(r0, r1), np.cross(r0, r2), np.cross(r1, r2)], 0)
+    norms = np.linalg.norm(crosses, axis=2)
+    pick = np.argmax(norms, axis=0)
+    vec = crosses[pick, np.arange(len(pick))]
+    length = norms[pick, np.arange(len(pick))]
+    vec = np.where(length[:, None] > 0, vec / np.maximum(length, 1e-30)[:, None], np.array([[0.0, 0.0, 1.0]]))
+    return vec
+
+
 def frangi_from_eigenvalues(l1, l2, l3, alpha: float, beta: float, c: float) -> np.ndarray:
     """Frangi's vesselness for bright tubes from eigenvalues sorted by magnitude."""
     a2, a3 = np.abs(l2), np.abs(l3)
@@ -98,9 +116,11 @@ def multiscale_vesselness(
     mask: np.ndarray,
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frangi vesselness (float32, 0 outside ``mask``), the index of the winning scale (uint8), and the
-    vesselness over the fine scales only (sigma <= ``thin_vessel_max_sigma_mm``; used for thin vessels).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Frangi vesselness (float32, 0 outside ``mask``), the index of the winning scale (uint8), the
+    vesselness over the fine scales only (sigma <= ``thin_vessel_max_sigma_mm``; used for thin vessels),
+    and the tube axis at the finest scale where it responds: (flat indices into ``hu``, unit vectors
+    in (z, y, x) mm space).
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
     """
@@ -114,6 +134,7 @@ def multiscale_vesselness(
     fine = np.zeros(hu.shape, np.float32)
     rng = np.random.default_rng(0)
     sigmas = sorted(p.vesselness_sigmas_mm)
+    axis_flat, axis_vectors = [], []
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
@@ -150,7 +171,15 @@ def multiscale_vesselness(
             idx = flat[start : start + _CHUNK]
             h = [v * scale2 for v in _hessian_at(padded, idx, steps)]
             l1, l2, l3 = symmetric_eigenvalues(*h)
-            flat_values[idx] = frangi_from_eigenvalues(l1, l2, l3, p.frangi_alpha, p.frangi_beta, c)
+            v = frangi_from_eigenvalues(l1, l2, l3, p.frangi_alpha, p.frangi_beta, c)
+            flat_values[idx] = v
+            if k == 0 and factors == (1, 1, 1):
+                tube = v > 0.01
+                if tube.any():
+                    vec = axis_direction([x[tube] for x in h], l1[tube])
+                    zyx = np.stack(np.unravel_index(idx[tube], padded.shape), 1) - 1
+                    axis_flat.append(np.ravel_multi_index(tuple(zyx.T), hu.shape))
+                    axis_vectors.append(vec[:, ::-1].astype(np.float32))
         values = values[1:-1, 1:-1, 1:-1]
         if factors != (1, 1, 1):
             values = _upsample(values, factors, hu.shape)
@@ -161,8 +190,12 @@ def multiscale_vesselness(
             np.maximum(fine, values, out=fine)
     best[~mask] = 0.0
     fine[~mask] = 0.0
+    axes = (
+        np.concatenate(axis_flat) if axis_flat else np.zeros(0, np.int64),
+        np.concatenate(axis_vectors) if axis_vectors else np.zeros((0, 3), np.float32),
+    )
     progress(1.0, "vesselness: done")
-    return best, best_scale, fine
+    return best, best_scale, fine, axes
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
