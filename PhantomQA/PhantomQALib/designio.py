@@ -328,5 +328,4 @@ __all__ = [
     "save_design",
     "rasterise_surface",
     "design_hu_image",
-    "continuous_index",
 ]

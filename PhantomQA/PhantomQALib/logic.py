@@ -99,7 +99,6 @@ class PhantomQALogic(LogicBase):
         from RadiologyAICommonLib.atomic import staged_output_dir
 
         from .acquisitions import load_acquisitions
-        from .designio import load_design
         from .reporting import write_study_outputs
         from .study import DesignRef, StudyParameters, run_study
 

@@ -10,17 +10,20 @@ system blur of focal spot and detector aperture):
 4. reconstruction:
 
    - ``fbp``: filtered back-projection (``iradon``, ramp filter): FBP;
-   - ``ir``: SART (``iradon_sart``), two early-stopped iterations from an empty image: an
-     algebraic iterative reconstruction, lower noise with a low-frequency texture;
-   - ``dlr``: FBP followed by an edge-preserving total-variation denoiser
-     (``denoise_tv_chambolle``) - a classical stand-in for a deep-learning denoiser (no
-     trained network is shipped); it is named DL-like for its role in the study only.
+   - ``ir``: an iterative reconstruction with an edge-preserving penalty: from the FBP image,
+     alternate SART updates (``iradon_sart``, data consistency) and total-variation steps
+     (``denoise_tv_chambolle``), the ASD-POCS scheme of Sidky & Pan (2008), then an optional
+     mild Gaussian post-filter;
+   - ``dlr``: FBP followed by an edge-preserving total-variation denoiser and a mild
+     Gaussian post-filter - a classical stand-in for a deep-learning denoiser (no trained
+     network is shipped); it is named DL-like for its role in the study only.
 
-Calibration: ``i0_1mgy`` (photons per bin and view at 1 mGy) was set so that the FBP noise
-SD in the holder interior equals the fast simulator's calibrated FBP noise at 1 mGy
-(``Testing/benchmarks/bench_phantom_calibration.py --physical``); the SART and TV settings
-were chosen so IR-like and DL-like noise sit near the fast models' ratios to FBP. Noise SD
-follows 1/sqrt(dose) through the Poisson statistics, not by construction.
+The TV strengths follow the expected noise level (see :class:`PhysicalParameters`).
+
+Calibration (``Testing/benchmarks/bench_phantom_calibration.py --fit-physical``), on the
+published 3 mm IQR at 0.2 and 4.0 mGy: ``i0_1mgy`` and ``system_fwhm_mm`` (scanner
+properties) on FBP, then the TV factor and post-filter of IR and of DLR. Noise follows dose through the Poisson statistics, not by construction (FBP:
+SD ∝ 1/sqrt(dose); the TV steps are non-linear).
 
 It is slow (seconds per slice): use it for a few acquisitions, not the 60-scan demo.
 """
@@ -39,16 +42,27 @@ from .recon import normalise_recon
 
 @dataclass
 class PhysicalParameters:
+    """Scanner and reconstruction constants of the physical option (calibrated ones marked)."""
+
     n_angles: int = 180  # views over 180 degrees
     mu_water_per_mm: float = 0.0192  # water at ~70 keV effective energy
-    i0_1mgy: float = 1.0e4  # photons per detector bin and view at CTDIvol 1 mGy (calibrated to the fast FBP noise)
-    fbp_filter: str = "ramp"
-    sart_iterations: int = 2  # early-stopped SART: the stop acts as the regulariser
-    sart_relaxation: float = 0.05
-    sart_start_filter: str | None = None  # None: SART starts from an empty image; else FBP with this filter
-    tv_weight: float = 0.02  # DL-like: TV denoiser weight (in units of mu_water)
+    i0_1mgy: float = 9900.0  # photons per detector bin and view at CTDIvol 1 mGy (calibrated on FBP)
+    system_fwhm_mm: float = 1.005  # in-plane blur of focal spot + detector aperture (calibrated on FBP)
     slice_fwhm_mm: float = 1.0
-    system_fwhm_mm: float = 1.2  # in-plane blur of focal spot + detector aperture, applied to the object
+    fbp_filter: str = "ramp"
+    # Denoising strengths follow the noise level, as statistical IR weights its penalty by the data
+    # statistics and a DL denoiser is trained for the noise it sees: TV weight = factor x the
+    # expected FBP noise SD at the dose (reference_noise_1mgy_hu / sqrt(dose)).
+    reference_noise_1mgy_hu: float = 39.0
+    ir_iterations: int = 2  # IR-like: FBP start, then (SART update + TV step) x ir_iterations
+    ir_relaxation: float = 0.1
+    ir_tv_factor: float = 0.421  # (calibrated)
+    ir_post_fwhm_mm: float = 0.796  # IR-like: Gaussian post-filter (calibrated)
+    dl_tv_factor: float = 0.456  # DL-like: TV step strength (calibrated)
+    dl_post_fwhm_mm: float = 0.764  # DL-like: Gaussian post-filter (calibrated)
+
+    def tv_weight(self, factor: float, ctdivol_mgy: float) -> float:
+        return factor * self.reference_noise_1mgy_hu / np.sqrt(ctdivol_mgy) / 1000.0 * self.mu_water_per_mm
 
 
 def _square_pad(slice_: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -64,6 +78,7 @@ def reconstruct_slice(
     hu: np.ndarray, recon: str, ctdivol_mgy: float, pixel_mm: float, rng: np.random.Generator, p: PhysicalParameters
 ) -> np.ndarray:
     """One noisy reconstructed slice (HU)."""
+    from scipy import ndimage
     from skimage.restoration import denoise_tv_chambolle
     from skimage.transform import iradon, iradon_sart, radon
 
@@ -81,12 +96,17 @@ def reconstruct_slice(
     if recon == "fbp":
         image = iradon(noisy, theta=theta, filter_name=p.fbp_filter, circle=True)
     elif recon == "ir":
-        image = iradon(noisy, theta=theta, filter_name=p.sart_start_filter, circle=True) if p.sart_start_filter else None
-        for _ in range(p.sart_iterations):
-            image = iradon_sart(noisy, theta=theta, image=image, relaxation=p.sart_relaxation)
+        image = iradon(noisy, theta=theta, filter_name=p.fbp_filter, circle=True)
+        for _ in range(p.ir_iterations):
+            image = iradon_sart(noisy, theta=theta, image=image, relaxation=p.ir_relaxation)
+            image = denoise_tv_chambolle(image, weight=p.tv_weight(p.ir_tv_factor, ctdivol_mgy))
+        if p.ir_post_fwhm_mm > 0:
+            image = ndimage.gaussian_filter(image, p.ir_post_fwhm_mm / 2.3548 / pixel_mm)
     elif recon == "dlr":
         image = iradon(noisy, theta=theta, filter_name=p.fbp_filter, circle=True)
-        image = denoise_tv_chambolle(image, weight=p.tv_weight * p.mu_water_per_mm)
+        image = denoise_tv_chambolle(image, weight=p.tv_weight(p.dl_tv_factor, ctdivol_mgy))
+        if p.dl_post_fwhm_mm > 0:
+            image = ndimage.gaussian_filter(image, p.dl_post_fwhm_mm / 2.3548 / pixel_mm)
     else:  # pragma: no cover - normalise_recon guards this
         raise RadiologyAIError(f"unknown reconstruction {recon}")
     out = (image[oy : oy + ny, ox : ox + nx] / p.mu_water_per_mm - 1.0) * 1000.0
@@ -101,8 +121,9 @@ def simulate_physical(
     seed: int,
     parameters: PhysicalParameters | None = None,
     progress: ProgressCallback | None = None,
+    slices: list | None = None,
 ) -> np.ndarray:
-    """A whole volume, slice by slice (float32 HU)."""
+    """A whole volume, slice by slice (float32 HU); only ``slices`` (z indices) when given."""
     from scipy import ndimage
 
     p = parameters or PhysicalParameters()
@@ -115,8 +136,9 @@ def simulate_physical(
     sigma = [p.slice_fwhm_mm / 2.3548 / spacing_xyz[2], p.system_fwhm_mm / 2.3548 / spacing_xyz[1], p.system_fwhm_mm / 2.3548 / spacing_xyz[0]]
     volume = ndimage.gaussian_filter(np.asarray(ideal_hu, np.float32), sigma) if max(sigma) > 0 else np.asarray(ideal_hu, np.float32)
     rng = np.random.default_rng(seed)
-    out = np.empty(volume.shape, np.float32)
-    for k in range(volume.shape[0]):
-        out[k] = reconstruct_slice(volume[k], recon, ctdivol_mgy, float(spacing_xyz[0]), rng, p)
-        progress((k + 1) / volume.shape[0], f"projecting and reconstructing slice {k + 1}/{volume.shape[0]}")
+    indices = list(range(volume.shape[0])) if slices is None else [int(k) for k in slices]
+    out = np.empty((len(indices),) + volume.shape[1:], np.float32)
+    for n, k in enumerate(indices):
+        out[n] = reconstruct_slice(volume[k], recon, ctdivol_mgy, float(spacing_xyz[0]), rng, p)
+        progress((n + 1) / len(indices), f"projecting and reconstructing slice {n + 1}/{len(indices)}")
     return out

@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py            # table with the current constants
     .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --fit      # re-fit the constants
-    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --physical # physical option: noise match + IQR table
+    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --physical [--physical-iqr]  # physical option: noise + IQR table
+    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --fit-physical  # re-fit the physical option
 
 What is fitted (per reconstruction, the two constants the published end points determine):
 
@@ -139,6 +140,69 @@ def physical_check(workers: int | None, iqr: bool = False) -> None:
         print_table(summary)
 
 
+def _secant(f, x0: float, x1: float, lo: float, hi: float, iterations: int = 5, tol: float = 0.5) -> float:
+    """Root of a monotone f by bounded secant steps (few evaluations: each one reconstructs slices)."""
+    f0, f1 = f(x0), f(x1)
+    for _ in range(iterations):
+        if abs(f1) < tol or f1 == f0:
+            break
+        x0, x1, f0 = x1, float(np.clip(x1 - f1 * (x1 - x0) / (f1 - f0), lo, hi)), f1
+        f1 = f(x1)
+    return x1
+
+
+class PhysicalProxy:
+    """3 mm lumen-core IQR of the physical option on a few slices through the 3 mm vessels."""
+
+    def __init__(self, n_slices: int = 8):
+        ref = ScanGeometry().reference()
+        self.grid = rasterise_design(build_phantom(), ref)
+        self.spacing = ref.GetSpacing()
+        self.core = np.isclose(self.grid.radius, CALIBRATION_RADIUS_MM) & (self.grid.axis_distance <= CALIBRATION_RADIUS_MM - 1.0)
+        counts = self.core.sum(axis=(1, 2))
+        self.slices = list(np.argsort(counts)[::-1][:n_slices])
+        self.ideal = self.grid.ideal_hu()
+
+    def iqr(self, recon: str, dose: float, p) -> float:
+        from PhantomQALib.physical import simulate_physical
+
+        image = simulate_physical(self.ideal, self.spacing, recon, dose, seed=11, parameters=p, slices=self.slices)
+        values = image[self.core[self.slices]]
+        q1, q3 = np.percentile(values, [25, 75])
+        return float(q3 - q1)
+
+
+def fit_physical(refit_scanner: bool = True) -> None:
+    """Fit the physical option's constants to the published 3 mm IQR (see physical.py)."""
+    from dataclasses import replace
+
+    from PhantomQALib.physical import PhysicalParameters
+
+    proxy = PhysicalProxy()
+    p = PhysicalParameters()
+    t = PUBLISHED_IQR_3MM_HU
+    for _ in range(3 if refit_scanner else 0):  # FBP: I0 (noise, 0.2 mGy) and system blur (floor, 4 mGy)
+        measured = proxy.iqr("fbp", LOW, p)
+        p = replace(p, i0_1mgy=round(p.i0_1mgy * (measured / t["fbp"][LOW]) ** 2, -1))
+        fwhm = _secant(lambda w: proxy.iqr("fbp", HIGH, replace(p, system_fwhm_mm=w)) - t["fbp"][HIGH], p.system_fwhm_mm, p.system_fwhm_mm * 0.8, 0.3, 2.5, 3)
+        p = replace(p, system_fwhm_mm=round(fwhm, 3))
+        print(f"  fbp: i0_1mgy={p.i0_1mgy:.0f} system_fwhm_mm={p.system_fwhm_mm} (0.2 mGy IQR {measured:.1f})", flush=True)
+    for _ in range(2):
+        factor = _secant(lambda k: proxy.iqr("ir", LOW, replace(p, ir_tv_factor=k)) - t["ir"][LOW], p.ir_tv_factor, p.ir_tv_factor * 1.5, 0.05, 5.0)
+        p = replace(p, ir_tv_factor=round(factor, 3))
+        post = _secant(lambda w: proxy.iqr("ir", HIGH, replace(p, ir_post_fwhm_mm=w)) - t["ir"][HIGH], max(p.ir_post_fwhm_mm, 0.3), max(p.ir_post_fwhm_mm, 0.3) + 0.4, 0.0, 2.5, 3)
+        p = replace(p, ir_post_fwhm_mm=round(post, 3))
+        print(f"  ir: ir_tv_factor={p.ir_tv_factor} ir_post_fwhm_mm={p.ir_post_fwhm_mm}", flush=True)
+    for _ in range(2):
+        factor = _secant(lambda k: proxy.iqr("dlr", LOW, replace(p, dl_tv_factor=k)) - t["dlr"][LOW], p.dl_tv_factor, p.dl_tv_factor * 1.5, 0.05, 5.0)
+        p = replace(p, dl_tv_factor=round(factor, 3))
+        post = _secant(lambda w: proxy.iqr("dlr", HIGH, replace(p, dl_post_fwhm_mm=w)) - t["dlr"][HIGH], max(p.dl_post_fwhm_mm, 0.3), max(p.dl_post_fwhm_mm, 0.3) + 0.4, 0.0, 2.5, 3)
+        p = replace(p, dl_post_fwhm_mm=round(post, 3))
+        print(f"  dlr: dl_tv_factor={p.dl_tv_factor} dl_post_fwhm_mm={p.dl_post_fwhm_mm}", flush=True)
+    print(f"\nconstants for PhantomQALib/physical.py: i0_1mgy={p.i0_1mgy:.0f}, system_fwhm_mm={p.system_fwhm_mm}, "
+          f"ir_tv_factor={p.ir_tv_factor}, ir_post_fwhm_mm={p.ir_post_fwhm_mm}, dl_tv_factor={p.dl_tv_factor}, dl_post_fwhm_mm={p.dl_post_fwhm_mm}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="re-fit noise_sd_1mgy_hu and signal_fwhm_mm")
@@ -147,7 +211,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--physical", action="store_true", help="check the physical option instead")
     parser.add_argument("--physical-iqr", action="store_true", help="with --physical: also run it through the pipeline at 0.2 and 4.0 mGy (slow)")
+    parser.add_argument("--fit-physical", action="store_true", help="fit the physical option's constants (slow)")
+    parser.add_argument("--keep-scanner", action="store_true", help="with --fit-physical: keep i0_1mgy and system_fwhm_mm")
     args = parser.parse_args(argv)
+    if args.fit_physical:
+        fit_physical(refit_scanner=not args.keep_scanner)
+        return 0
     if args.physical:
         physical_check(args.workers, args.physical_iqr)
         return 0

@@ -25,7 +25,6 @@ def write_ct_series(image: sitk.Image, folder: Path, ctdivol_mgy: float | None, 
     Each slice carries CTDIvol (0018,9345), ConvolutionKernel (0018,1210), SeriesDescription,
     rescale slope/intercept and the geometry tags SimpleITK/GDCM need to rebuild the volume.
     """
-    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
