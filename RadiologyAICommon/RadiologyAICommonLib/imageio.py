@@ -6,6 +6,8 @@ the cores never lose geometry. Writing goes through :mod:`.atomic`.
 
 from __future__ import annotations
 
+import contextlib
+import locale
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,17 @@ class DicomSeries:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _keep_locale():
+    """GDCM switches the C locale to "C" while reading DICOM and leaves it there, which turns Python's
+    default text encoding into ASCII for the rest of the process; put the caller's locale back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def _tag(reader: sitk.ImageFileReader, key: str) -> str:
     return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
 
@@ -47,16 +60,8 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
     if not folder.is_dir():
         raise RadiologyAIError(f"{folder}: not a folder")
     series: list[DicomSeries] = []
-    for directory in sorted({str(p.parent) for p in folder.rglob("*") if p.is_file()} | {str(folder)}):
-        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory) or ():
-            files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid))
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(files[0])
-            reader.LoadPrivateTagsOn()
-            try:
-                reader.ReadImageInformation()
-            except RuntimeError as exc:
-                raise RadiologyAIError(f"{files[0]}: unreadable DICOM file ({_first_line(exc)})") from None
+    with _keep_locale():
+        for directory, uid, files, reader in _scan_series(folder):
             ctdi = _tag(reader, TAG_CTDIVOL)
             try:
                 ctdivol = float(ctdi) if ctdi else None
@@ -76,12 +81,28 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
     return series
 
 
+def _scan_series(folder: Path):
+    """Yield (folder, series UID, sorted files, reader with the first file's tags) for each series."""
+    for directory in sorted({str(p.parent) for p in folder.rglob("*") if p.is_file()} | {str(folder)}):
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory) or ():
+            files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid))
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(files[0])
+            reader.LoadPrivateTagsOn()
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError as exc:
+                raise RadiologyAIError(f"{files[0]}: unreadable DICOM file ({_first_line(exc)})") from None
+            yield directory, uid, files, reader
+
+
 def read_dicom_series(series: DicomSeries) -> sitk.Image:
     """Read one :class:`DicomSeries` into a 3D image (HU for CT: rescale slope/intercept applied)."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series.files)
     try:
-        image = reader.Execute()
+        with _keep_locale():
+            image = reader.Execute()
     except RuntimeError as exc:
         raise RadiologyAIError(f"{series.folder}: cannot read DICOM series ({_first_line(exc)})") from None
     return image
@@ -105,7 +126,8 @@ def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
             raise RadiologyAIError(f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); give one")
         return read_dicom_series(found[0])
     try:
-        return sitk.ReadImage(str(path))
+        with _keep_locale():
+            return sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise RadiologyAIError(f"{what} {path}: not an image SimpleITK can read ({_first_line(exc)})") from None
 
@@ -147,7 +169,7 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool
 def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
     """Write ``image`` atomically: to a temporary name beside ``path``, then rename."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, _keep_locale():
         sitk.WriteImage(image, str(tmp), compress)
     return path
 

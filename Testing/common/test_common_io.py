@@ -55,16 +55,21 @@ def _write_dicom_series(folder, image, ctdivol, kernel, description, series_uid)
 
 
 def test_dicom_series_with_tags(tmp_path):
+    import locale
+
     array = np.random.default_rng(1).integers(-1000, 1000, size=(6, 16, 18)).astype(np.int16)
     image = sitk.GetImageFromArray(array)
     image.SetSpacing((0.7, 0.7, 1.25))
     image.SetOrigin((-20.0, -30.0, 40.0))
     _write_dicom_series(tmp_path / "study" / "a", image, 2.1, "FC13", "Lung 2.1 mGy", "1.2.826.0.1.3680043.2.1125.2")
     _write_dicom_series(tmp_path / "study" / "b", image, 0.5, "FC52", "Lung 0.5 mGy", "1.2.826.0.1.3680043.2.1125.3")
+    locale.setlocale(locale.LC_ALL, "")  # the writer (GDCM) left the C locale behind
+    encoding = locale.getpreferredencoding(False)
     found = sorted(list_dicom_series(tmp_path / "study"), key=lambda s: s.ctdivol_mgy)
     assert [(s.ctdivol_mgy, s.kernel, s.description, s.modality) for s in found] == [
         (0.5, "FC52", "Lung 0.5 mGy", "CT"), (2.1, "FC13", "Lung 2.1 mGy", "CT")]
     back = read_volume(tmp_path / "study" / "a")
+    assert locale.getpreferredencoding(False) == encoding, "reading DICOM must not change the locale"
     assert back.GetSize() == image.GetSize()
     np.testing.assert_allclose(back.GetSpacing(), image.GetSpacing(), atol=1e-4)
     np.testing.assert_allclose(back.GetOrigin(), image.GetOrigin(), atol=1e-4)
