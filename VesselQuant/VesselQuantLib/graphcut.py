@@ -208,11 +208,19 @@ def segment_vessels(
     pruned = 0
     if nodes_flat.size:
         progress(0.1, "graph cut: data term")
-        padded_v = np.pad(vesselness, 1).ravel()
-        smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p, axes)
-        fine = np.pad(fine_vesselness, 1).ravel()[nodes_flat] if fine_vesselness is not None else None
-        prob = vessel_probability(padded_hu[nodes_flat], padded_v[nodes_flat], model, p, smoothed, peak, smoothed_sd, fine)
-        del padded_v, smoothed, peak, fine
+        padded_v = np.pad(vesselness, 1).ravel()[nodes_flat]
+        fine = np.pad(fine_vesselness, 1).ravel()[nodes_flat] if fine_vesselness is not None else padded_v
+        prob = vessel_probability(padded_hu[nodes_flat], padded_v, model, p)
+        # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
+        maybe_thin = vessel_probability(padded_hu[nodes_flat], fine, model, VesselQuantParameters(intensity_weight=0.0))
+        where = np.flatnonzero(maybe_thin >= min(p.prune_probability, 0.5) * 0.999)
+        if where.size:
+            smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat[where], p, axes)
+            prob[where] = vessel_probability(
+                padded_hu[nodes_flat[where]], padded_v[where], model, p, smoothed, peak, smoothed_sd, fine[where]
+            )
+            del smoothed, peak
+        del padded_v, fine, maybe_thin
         # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
         # noise ridges in the parenchyma have some vesselness but parenchyma HU).
         decisive = prob < p.prune_probability
