@@ -109,12 +109,29 @@ def _maps_on_grid(design: MapDesign, reference: sitk.Image, rigid: RigidMap) -> 
     return GridDesign(reference_geometry(reference), occupancy, radius, lung, holder, centres, design.materials, axis_distance)
 
 
-def skeleton_centrelines(label: sitk.Image, radius: sitk.Image) -> np.ndarray:
-    """Centreline samples of a vessel label map: its 3D skeleton, with the radius map's values."""
+def centre_voxels(vessel: np.ndarray, spacing_zyx) -> np.ndarray:
+    """The 3D skeleton of a vessel mask (``skimage.morphology.skeletonize``).
+
+    Thinning can erase a perfectly symmetric even-width tube entirely; any vessel piece left
+    without a skeleton voxel gets its distance-transform ridge (local maxima) instead.
+    """
     from skimage.morphology import skeletonize
 
-    vessel = sitk.GetArrayFromImage(label) == LABEL_VESSEL
     skeleton = skeletonize(vessel)
+    pieces, count = ndimage.label(vessel, structure=np.ones((3, 3, 3)))
+    covered = set(np.unique(pieces[skeleton])) - {0}
+    if len(covered) < count:
+        inside = ndimage.distance_transform_edt(vessel, sampling=spacing_zyx)
+        ridge = vessel & (inside >= ndimage.maximum_filter(inside, size=3))
+        missing = np.isin(pieces, [i for i in range(1, count + 1) if i not in covered])
+        skeleton = skeleton | (ridge & missing)
+    return skeleton
+
+
+def skeleton_centrelines(label: sitk.Image, radius: sitk.Image) -> np.ndarray:
+    """Centreline samples of a vessel label map: its 3D skeleton, with the radius map's values."""
+    vessel = sitk.GetArrayFromImage(label) == LABEL_VESSEL
+    skeleton = centre_voxels(vessel, label.GetSpacing()[::-1])
     kji = np.argwhere(skeleton)
     if kji.size == 0:
         return np.zeros((0, 5))
@@ -128,10 +145,8 @@ def skeleton_centrelines(label: sitk.Image, radius: sitk.Image) -> np.ndarray:
 
 def local_thickness_radius(vessel: np.ndarray, spacing_zyx, nominal_radii: list[float] | None = None) -> np.ndarray:
     """Design radius of each vessel voxel: distance to the wall at its nearest skeleton voxel (mm)."""
-    from skimage.morphology import skeletonize
-
     inside = ndimage.distance_transform_edt(vessel, sampling=spacing_zyx)
-    skeleton = skeletonize(vessel)
+    skeleton = centre_voxels(vessel, spacing_zyx)
     if not skeleton.any():
         return np.zeros(vessel.shape, np.float32)
     _, nearest = ndimage.distance_transform_edt(~skeleton, sampling=spacing_zyx, return_indices=True)
@@ -145,7 +160,10 @@ def local_thickness_radius(vessel: np.ndarray, spacing_zyx, nominal_radii: list[
 
 def read_surface(path: str | os.PathLike):
     """Read an STL / OBJ / PLY / legacy VTK / VTP surface as vtkPolyData."""
-    import vtk
+    try:
+        import vtk
+    except ImportError:
+        raise RadiologyAIError("surface-model designs need the 'vtk' package: pip install vtk (Slicer ships it)") from None
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -106,6 +106,28 @@ def test_surface_model_is_rasterised_with_its_radius(tmp_path, suffix):
     assert set(np.unique(sitk.GetArrayFromImage(snapped.radius))) <= {0.0, 1.0, 2.0, 3.0}
 
 
+def test_label_and_radius_map_design(tmp_path):
+    """A user's design as a label map (1 = vessel) + radius map: a straight 1.5 mm tube."""
+    zz, yy, xx = np.mgrid[:60, :40, :40]
+    spacing = 0.5
+    tube = ((yy - 19.5) ** 2 + (xx - 19.5) ** 2) * spacing**2 <= 1.5**2
+    tube &= (zz > 5) & (zz < 54)
+    label = sitk.GetImageFromArray(tube.astype(np.uint8))
+    label.SetSpacing((spacing,) * 3)
+    radius = sitk.GetImageFromArray(np.where(tube, 1.5, 0).astype(np.float32))
+    radius.CopyInformation(label)
+    sitk.WriteImage(label, str(tmp_path / "label.nrrd"))
+    sitk.WriteImage(radius, str(tmp_path / "radius.nrrd"))
+    design = load_design(tmp_path / "label.nrrd", tmp_path / "radius.nrrd")
+    assert design.design_radii_mm == [1.5] and len(design.centrelines) > 20
+    # on a coarser scan grid: partial-volume occupancy keeps the volume, lung region around the tube
+    ref = sitk.Image([20, 20, 30], sitk.sitkUInt8)
+    ref.SetSpacing((1.0, 1.0, 1.0))
+    grid = design_on_grid(design, ref)
+    assert grid.occupancy.sum() == pytest.approx(tube.sum() * spacing**3, rel=0.1)
+    assert grid.lung_mask.sum() > grid.vessel_label().sum() and set(np.unique(grid.radius)) == {0.0, 1.5}
+
+
 def test_bad_designs_are_named(tmp_path):
     with pytest.raises(RadiologyAIError, match="no such file"):
         load_design(tmp_path / "missing.stl")
