@@ -25,13 +25,24 @@ def default_workers() -> int:
 
 
 class InlineExecutor(Executor):
-    """Runs each call at submit time in this process (same interface as a pool)."""
+    """Runs each call at submit time in this process (same interface as a pool).
+
+    After a call fails, later submissions are cancelled instead of run (a study stops at its
+    first error, as it does with a pool).
+    """
+
+    def __init__(self):
+        self._failed = False
 
     def submit(self, fn, /, *args, **kwargs):
         future: Future = Future()
+        if self._failed:
+            future.cancel()
+            return future
         try:
             future.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # delivered through future.result(), like a pool
+            self._failed = True
             future.set_exception(exc)
         return future
 

@@ -205,7 +205,8 @@ def run_job(job: Job) -> JobResult:
         alignment, corr = "identity", float("nan")
     else:
         scan = _read_scan(acq)
-        grid, alignment, corr = align_design(design, token, scan, job.registration, acq.source or acq.path)
+        where = f"{acq.source}, {Path(acq.path).name}" if acq.source else acq.path
+        grid, alignment, corr = align_design(design, token, scan, job.registration, where)
     if not job.analyse:
         return JobResult(acq, None, {}, alignment, corr, time.perf_counter() - started)
     try:
@@ -269,10 +270,14 @@ def run_jobs(jobs: list[Job], parameters: StudyParameters, progress: ProgressCal
                 results[index] = future.result()
                 acq = jobs[index].acquisition
                 progress(done / len(jobs), f"{what}: {acq.recon} {acq.ctdivol_mgy:g} mGy rep {acq.repetition} ({done}/{len(jobs)})")
-        except BaseException:
+        except BaseException as first:
             for future in futures:
                 future.cancel()
-            raise
+            # report the failure of the earliest acquisition (a stable message, in manifest order)
+            for future, index in sorted(futures.items(), key=lambda item: item[1]):
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    raise future.exception() from None
+            raise first
     return results  # type: ignore[return-value]
 
 

@@ -125,7 +125,7 @@ def test_design_not_overlapping_the_scan_is_refused(simulated, tmp_path, capsys)
     manifest.to_csv(tmp_path / "far.csv", index=False)
     out_dir = tmp_path / "out_far"
     code, _, err = run(["phantom", "study", str(tmp_path / "far.csv"), "--output-dir", str(out_dir), "--design", str(simulated / "design"), "--registration", "never", "--workers", "1"], capsys)
-    _assert_refused(code, err, out_dir, "far", "does not overlap the scan")
+    _assert_refused(code, err, out_dir, "far.csv row 1", "far0.nrrd", "does not overlap the scan")
 
 
 def test_bad_simulation_arguments(tmp_path, capsys):
