@@ -3,8 +3,10 @@
 Ugga, Cuocolo et al. augmented with small and large rotations, translation, flipping, scaling
 and elastic deformation. Here, for each training volume (already preprocessed to 2 mm):
 
-1. ``RandCropByPosNegLabeld`` draws patches centred on tumour or on body voxels (ratio ``pos:neg``)
-   from the volume padded by half a patch of air (so scan ends look as they do at inference);
+1. patches are drawn (``RandCropByLabelClassesd``) centred on tumour, on other body voxels, and on the
+   mirror image of the tumour in the opposite gland -- salivary glands are paired, so the normal
+   contralateral gland is the hardest negative -- from the volume padded by half a patch of air (so scan
+   ends look as they do at inference);
 2. small rotations (about all three axes), translation and scaling: one ``RandAffined``;
 3. large rotations (in the axial plane): a second ``RandAffined``;
 4. left-right flipping: ``RandFlipd``;
@@ -47,15 +49,48 @@ class AugmentationParams:
         return asdict(self)
 
 
+def sampling_map(image, label, body_threshold: float = 0.05):
+    """Crop-centre classes of a preprocessed case: 1 tumour, 2 the mirror image of the tumour across the
+    body's mid-sagittal plane (the contralateral, normal gland: the most tumour-like normal tissue of a
+    paired organ), 0 any other body voxel. Arrays are (1, x, y, z); x is left-right."""
+    import numpy as np
+    import torch
+
+    tumour = np.asarray(label)[0] > 0.5
+    body = np.asarray(image)[0] > body_threshold
+    classes = np.zeros(tumour.shape, dtype=np.float32)
+    columns = np.nonzero(body.any(axis=(1, 2)))[0]
+    if columns.size:
+        twice_centre = int(columns.min() + columns.max())
+        source = twice_centre - np.arange(tumour.shape[0])
+        valid = (source >= 0) & (source < tumour.shape[0])
+        mirror = np.zeros_like(tumour)
+        mirror[valid] = tumour[source[valid]]
+        classes[mirror & body & ~tumour] = 2.0
+    classes[tumour] = 1.0
+    result = torch.as_tensor(classes)[None]
+    if hasattr(label, "affine"):
+        from monai.data import MetaTensor
+
+        result = MetaTensor(result, affine=label.affine)
+    return result
+
+
 def training_transforms(patch_size, samples_per_case: int, pos: float, neg: float, params: AugmentationParams,
-                        augment: bool = True):
-    """Random patch sampling followed by the published augmentation (dictionary transforms)."""
+                        augment: bool = True, mirror: float = 0.0):
+    """Random patch sampling followed by the published augmentation (dictionary transforms).
+
+    Patch centres: tumour (share ``pos``), other body voxels (``neg``) and, when ``mirror`` > 0 and the
+    input has a ``sampling`` map (:func:`sampling_map`), the contralateral mirror of the tumour.
+    """
     from monai.transforms import (
         BorderPadd,
         Compose,
+        DeleteItemsd,
         EnsureTyped,
         Rand3DElasticd,
         RandAffined,
+        RandCropByLabelClassesd,
         RandCropByPosNegLabeld,
         RandFlipd,
         SpatialPadd,
@@ -64,14 +99,24 @@ def training_transforms(patch_size, samples_per_case: int, pos: float, neg: floa
     keys = ["image", "label"]
     modes = ("bilinear", "nearest")
     patch_size = tuple(int(s) for s in patch_size)
+    pad_keys = keys + (["sampling"] if mirror > 0 else [])
     transforms = [
         # Half a patch of zeros (air after scaling) around the volume, so patches near the scan's ends also
         # show what whole-volume inference sees there: the body cut off, then padding.
-        BorderPadd(keys=keys, spatial_border=[s // 2 for s in patch_size], mode="constant"),
-        SpatialPadd(keys=keys, spatial_size=patch_size),
-        RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=patch_size, pos=pos, neg=neg,
-                               num_samples=samples_per_case, image_key="image", image_threshold=0.05),
+        BorderPadd(keys=pad_keys, spatial_border=[s // 2 for s in patch_size], mode="constant"),
+        SpatialPadd(keys=pad_keys, spatial_size=patch_size),
     ]
+    if mirror > 0:
+        transforms += [
+            RandCropByLabelClassesd(keys=keys, label_key="sampling", spatial_size=patch_size,
+                                    ratios=[neg, pos, mirror], num_classes=3, num_samples=samples_per_case,
+                                    image_key="image", image_threshold=0.05, warn=False),
+            DeleteItemsd(keys="sampling"),
+        ]
+    else:
+        transforms.append(RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=patch_size, pos=pos,
+                                                 neg=neg, num_samples=samples_per_case, image_key="image",
+                                                 image_threshold=0.05))
     if augment:
         small = math.radians(params.small_rotation_deg)
         large = math.radians(params.large_rotation_deg)

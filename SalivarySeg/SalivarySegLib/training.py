@@ -43,7 +43,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import write_image
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
-from .augmentation import AugmentationParams, slice_transforms, training_transforms
+from .augmentation import AugmentationParams, sampling_map, slice_transforms, training_transforms
 from .dataset import CLASS_NAMES, load_dataset, stratified_split
 from .metrics import classification_metrics, segmentation_metrics, summarise
 from .model_package import InferenceParams, ModelPackage, make_config, save_model_package
@@ -71,7 +71,9 @@ class TrainingParams:
     batch_size: int = 4  # patches per segmentation step
     patch_size: tuple[int, int, int] = (32, 32, 32)  # training patch (voxels of 2 mm = 64 mm; multiple of 16)
     samples_per_case: int = 4  # patches drawn from each training case per epoch
-    positive_fraction: float = 0.5  # share of patches centred on tumour (the rest on other body voxels)
+    positive_fraction: float = 0.5  # share of patches centred on tumour
+    mirror_fraction: float = 0.25  # share centred on the contralateral mirror of the tumour (hard negatives)
+    # the rest (1 - positive - mirror) is centred on other body voxels
     learning_rate: float = 3e-3  # Adam, cosine decay over the epochs
     classifier_learning_rate: float = 5e-4
     classifier_batch_size: int = 16
@@ -93,8 +95,9 @@ class TrainingParams:
             raise RadiologyAIError(f"patch size must be multiples of 16 (V-Net), got {self.patch_size}")
         if self.batch_size < 1 or self.samples_per_case < 1 or self.classifier_batch_size < 2:
             raise RadiologyAIError("batch sizes and samples per case must be positive (classifier batch >= 2)")
-        if not 0 < self.positive_fraction <= 1:
-            raise RadiologyAIError("positive_fraction must be in (0, 1]")
+        if not 0 < self.positive_fraction <= 1 or not 0 <= self.mirror_fraction < 1 \
+                or self.positive_fraction + self.mirror_fraction > 1:
+            raise RadiologyAIError("positive_fraction in (0, 1], mirror_fraction in [0, 1), sum at most 1")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise RadiologyAIError("--max-minutes must be positive")
         if self.pretrained_classifier and not Path(self.pretrained_classifier).is_file():
@@ -196,7 +199,10 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
         write_csv(staging / "validation_predictions.csv", pd.DataFrame(val_rows))
         write_csv(staging / "splits.csv", pd.DataFrame(
             [{"case_id": r.case_id, "diagnosis": r.diagnosis, "split": splits[r.case_id]} for r in records]))
-        plot_history(history, staging / "history.png")
+        plot_history(history, staging / "history.png",
+                     {"vnet_lite": "V-Net (lite)", "vnet": "V-Net"}.get(segmentation.architecture, "V-Net"),
+                     {"resnet50": "ResNet-50", "resnet34": "ResNet-34", "resnet18": "ResNet-18"}.get(
+                         cls_params.architecture, cls_params.architecture))
     progress(1.0, "training finished")
     return TrainingResult(Path(output_dir), metrics, history, clock.elapsed())
 
@@ -231,9 +237,10 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs, eta_min=params.learning_rate / 20)
     # Dice on the tumour channel over the whole batch (patches without tumour do not blow it up) + cross-entropy.
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
-    pos = params.positive_fraction
-    sampler = training_transforms(params.patch_size, params.samples_per_case, pos, 1.0 - pos, augmentation,
-                                  params.augment)
+    pos, mirror = params.positive_fraction, params.mirror_fraction
+    sampler = training_transforms(params.patch_size, params.samples_per_case, pos, max(1.0 - pos - mirror, 0.0),
+                                  augmentation, params.augment, mirror)
+    sampling = [sampling_map(c["image"], c["label"]) for c in train_cases] if mirror > 0 else None
     sampler.set_random_state(seed=params.seed)
     rng = np.random.default_rng(params.seed)
     best = {"dice": -1.0, "epoch": 0, "state": None}
@@ -245,7 +252,10 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
         samples = []
         for index in rng.permutation(len(train_cases)):
             case = train_cases[index]
-            drawn = sampler({"image": case["image"], "label": case["label"]})
+            item = {"image": case["image"], "label": case["label"]}
+            if sampling is not None:
+                item["sampling"] = sampling[index]
+            drawn = sampler(item)
             samples.extend(drawn if isinstance(drawn, list) else [drawn])
         order = rng.permutation(len(samples))
         losses = []
@@ -453,13 +463,14 @@ def summarise_rows(rows: list[dict]) -> dict:
     return metrics
 
 
-def plot_history(history: list[dict], path: Path) -> None:
+def plot_history(history: list[dict], path: Path, segmentation_name: str = "V-Net",
+                 classifier_name: str = "ResNet-50") -> None:
     """history.png: losses and validation metrics per epoch for both stages."""
     from RadiologyAICommonLib.report import new_figure, save_figure
 
     figure = new_figure(figsize=(11, 4))
-    for column, stage, metric, title in ((0, "segmentation", "val_dice", "V-Net segmentation"),
-                                         (1, "classification", "val_accuracy", "ResNet-50 classification")):
+    for column, stage, metric, title in ((0, "segmentation", "val_dice", f"{segmentation_name} segmentation"),
+                                         (1, "classification", "val_accuracy", f"{classifier_name} classification")):
         ax = figure.add_subplot(1, 2, column + 1)
         rows = [h for h in history if h["stage"] == stage]
         if rows:

@@ -122,3 +122,25 @@ def test_augmentation_keeps_labels_binary_and_patches_sized():
     again.set_random_state(seed=1)
     repeat = again({"image": data["image"], "label": data["label"]})
     assert all(np.allclose(np.asarray(a["image"]), np.asarray(b["image"])) for a, b in zip(samples, repeat))
+
+
+def test_sampling_map_marks_the_contralateral_mirror_of_the_tumour():
+    import torch
+
+    from SalivarySegLib.augmentation import AugmentationParams, sampling_map, training_transforms
+
+    image = torch.zeros((1, 40, 20, 10))
+    image[:, 5:35] = 0.5  # body spans x = 5..34: mid-plane at x = 19.5
+    label = torch.zeros_like(image)
+    label[:, 28:31, 8:11, 4:6] = 1  # tumour on the left
+    classes = sampling_map(image, label)[0].numpy()
+    assert (classes == 1).sum() == label.sum()
+    mirror = np.argwhere(classes == 2)
+    assert mirror[:, 0].min() == 39 - 30 and mirror[:, 0].max() == 39 - 28  # x -> 39 - x
+    assert set(mirror[:, 1]) == {8, 9, 10} and set(mirror[:, 2]) == {4, 5}
+    # Crops centred on each class, labels intact.
+    transforms = training_transforms((16, 16, 16), 6, 0.5, 0.25, AugmentationParams(), False, 0.25)
+    transforms.set_random_state(seed=0)
+    samples = transforms({"image": image, "label": label, "sampling": sampling_map(image, label)})
+    assert len(samples) == 6 and all("sampling" not in s for s in samples)
+    assert any(float(s["label"].sum()) == float(label.sum()) for s in samples)
