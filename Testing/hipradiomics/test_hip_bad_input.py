@@ -123,13 +123,13 @@ def test_predict_errors(tmp_path, capsys):
 def test_corrupt_model_folder(tmp_path, capsys, damage, fragment):
     folder = tmp_path / "model"
     shutil.copytree(data.model(), folder)
-    record = json.loads((folder / "pipeline.json").read_text())
+    record = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
     if damage == "delete_model":
         (folder / "model.json").unlink()
     elif damage == "bad_json":
         (folder / "pipeline.json").write_text("{not json")
     elif damage == "edit_model":
-        (folder / "model.json").write_text((folder / "model.json").read_text()[:-50])
+        (folder / "model.json").write_text((folder / "model.json").read_text(encoding="utf-8")[:-50])
     elif damage == "wrong_format":
         record["format"] = "something else"
         (folder / "pipeline.json").write_text(json.dumps(record))

@@ -18,7 +18,7 @@ def test_extract_writes_one_row_per_case_with_pyradiomics_names():
     assert list(features.columns[:4]) == ["case_id", "label", "reader1", "reader2"]
     assert "original_glcm_Contrast" in features.columns and "original_shape_VoxelVolume" in features.columns
     assert not any(c.startswith("diagnostics_") for c in features.columns)
-    meta = json.loads(data.features().with_name(data.features().name + ".meta.json").read_text())
+    meta = json.loads(data.features().with_name(data.features().name + ".meta.json").read_text(encoding="utf-8"))
     assert len(meta["params_sha256"]) == 64 and meta["n_failed"] == 0
     failed = pd.read_csv(str(data.features()) + ".failed.csv")
     assert len(failed) == 0
@@ -28,7 +28,7 @@ def test_train_outputs_and_metrics():
     folder = data.model()
     for name in ("model.json", "pipeline.json", "metrics.json", "test_predictions.csv", "roc.png", "importance.png", "report.html"):
         assert (folder / name).is_file(), name
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     for key in ("auc", "auc_ci95", "accuracy", "sensitivity", "specificity", "ppv", "npv", "selected_features", "readers"):
         assert key in metrics
     assert metrics["auc_ci95"][0] <= metrics["auc"] <= metrics["auc_ci95"][1]
@@ -36,11 +36,11 @@ def test_train_outputs_and_metrics():
     assert [r["name"] for r in metrics["readers"]] == ["reader1", "reader2"] and "p_value" in metrics["readers"][0]
     predictions = pd.read_csv(folder / "test_predictions.csv")
     assert list(predictions.columns[:3]) == ["case_id", "label", "probability"] and len(predictions) == 11
-    pipeline = json.loads((folder / "pipeline.json").read_text())
+    pipeline = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
     assert pipeline["selected_features"] == metrics["selected_features"]
     assert pipeline["extraction"]["params_sha256"] == metrics["params_sha256"]
     assert pipeline["versions"]["xgboost"] and pipeline["class_names"] == ["0", "1"]
-    assert "<img" in (folder / "report.html").read_text()
+    assert "<img" in (folder / "report.html").read_text(encoding="utf-8")
 
 
 def test_saved_model_reproduces_the_trained_pipeline_without_pickle():
@@ -67,7 +67,7 @@ def test_predict_json(capsys):
     assert data.run("hip", "predict", str(base / cohort["image"][0]), str(base / cohort["mask"][0]), "--model", str(model),
                     "--top", "3") == 0
     result = json.loads(capsys.readouterr().out)
-    n_selected = len(json.loads((model / "pipeline.json").read_text())["selected_features"])
+    n_selected = len(json.loads((model / "pipeline.json").read_text(encoding="utf-8"))["selected_features"])
     assert result["class"] in ("0", "1") and 0 <= result["probability"] <= 1 and len(result["top_features"]) == min(3, n_selected)
     assert {"feature", "value", "shap_log_odds", "towards"} <= set(result["top_features"][0])
 
@@ -76,7 +76,7 @@ def test_synthetic_cohort_has_a_learnable_signal(tmp_path):
     """The same pipeline with repeated CV on the small cohort: AUC well above chance (the 100-case goal is a benchmark)."""
     assert data.run("hip", "train", str(data.features()), "--output-dir", str(tmp_path / "m"), "--boruta-max-iter", "10",
                     "--cv-repeats", "1", "--cv-folds", "3", "--threshold", "youden") == 0
-    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["cv"]["auc_mean"] > 0.7
     assert metrics["threshold_mode"] == "youden" and 0 < metrics["threshold"] < 1
 
@@ -98,7 +98,7 @@ def test_tabular_features_not_from_pyradiomics_with_rfecv(tmp_path, capsys):
                     "--positive-class", "responder", "--cv-folds", "3") == 0
     summary = json.loads(capsys.readouterr().out)
     assert "hippocampus_volume" in summary["selected_features"]
-    pipeline = json.loads((tmp_path / "m" / "pipeline.json").read_text())
+    pipeline = json.loads((tmp_path / "m" / "pipeline.json").read_text(encoding="utf-8"))
     assert pipeline["class_names"] == ["non-responder", "responder"] and pipeline["extraction"] is None
     cohort = pd.read_csv(data.cohort())
     base = data.cohort().parent
@@ -149,9 +149,9 @@ def test_user_params_and_per_case_mask_label(tmp_path):
                     "--workers", "1") == 0
     table = pd.read_csv(tmp_path / "f.csv")
     assert len(table) == 3 and all(c.startswith("original_firstorder_") for c in table.columns[4:])
-    meta = json.loads((tmp_path / "f.csv.meta.json").read_text())
+    meta = json.loads((tmp_path / "f.csv.meta.json").read_text(encoding="utf-8"))
     assert meta["params"]["setting"]["binWidth"] == 25 and meta["params_sha256"] != json.loads(
-        (data.features().parent / "features.csv.meta.json").read_text())["params_sha256"]
+        (data.features().parent / "features.csv.meta.json").read_text(encoding="utf-8"))["params_sha256"]
     # no normalisation or resampling in these params: the first-order mean is the raw mean inside each case's label
     for row, (image, mask, label) in enumerate(zip(cohort["image"], cohort["mask"], cohort["mask_label"])):
         values = sitk.GetArrayFromImage(sitk.ReadImage(image))[sitk.GetArrayFromImage(sitk.ReadImage(mask)) == label]

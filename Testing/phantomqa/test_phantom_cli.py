@@ -59,7 +59,7 @@ def test_study_on_a_manifest_writes_the_tables_and_report(simulated, tmp_path, c
     assert three.loc[("fbp", 0.5), "iqr_mean_hu"] > three.loc[("fbp", 4.0), "iqr_mean_hu"]  # IQR falls with dose
     assert three.loc[("dlr", 0.5), "iqr_mean_hu"] < three.loc[("fbp", 0.5), "iqr_mean_hu"]
     assert three["iqr_sd_hu"].notna().all() and (three["detection_mean"] > 0.9).all()
-    report = (out_dir / "report.html").read_text()
+    report = (out_dir / "report.html").read_text(encoding="utf-8")
     assert report.count("<img") >= 4 and "Acquisitions" in report
     assert "Vessels of design radius 3 mm" in out and "FBP" in out
     assert json.loads(out[out.index("{"):])["acquisitions"] == 8
