@@ -119,7 +119,7 @@ def vessel_probability(
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
 
 
-def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: VesselQuantParameters, axes=None):
+def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: VesselQuantParameters, maps=None):
     """Evidence for sub-resolution vessels at the graph nodes (flat indices into the 1-voxel-padded grid).
 
     Returns the HU smoothed at the finest vesselness scale and averaged along the local tube axis
@@ -127,9 +127,14 @@ def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: Vessel
     signal), its 3x3x3 maximum, and the parenchyma noise SD of that line average (measured the same
     way on background voxels, with random directions).
     """
-    image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
-    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-    smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
+    if maps is not None:
+        smoothed = maps.smoothed_finest
+        axes = (maps.axis_flat, maps.axis_vectors)
+    else:
+        image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
+        image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+        smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
+        axes = None
     rng = np.random.default_rng(1)
     shape = hu.shape
     padded_shape = tuple(s + 2 for s in shape)
@@ -161,8 +166,9 @@ def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: Vessel
         random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
         background = line_average(points, random_dirs) if axes is not None else smoothed.ravel()[background_idx]
         sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
+    if p.thin_vessel_ridge_fraction <= 0:
+        return values, values, sd  # the local peak is only needed by the optional ridge test
     padded = np.pad(smoothed, 1, mode="edge")
-    del smoothed
     flat = padded.ravel()
     peak = flat[nodes_flat].astype(np.float64)
     sz, sy = padded.shape[1] * padded.shape[2], padded.shape[2]
@@ -180,10 +186,14 @@ def segment_vessels(
     spacing_zyx: tuple[float, float, float],
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
-    fine_vesselness: np.ndarray | None = None,
-    axes: tuple[np.ndarray, np.ndarray] | None = None,
+    maps=None,
 ) -> tuple[np.ndarray, dict]:
-    """Vessel mask (bool, same shape) and a dict of what the graph cut did."""
+    """Vessel mask (bool, same shape) and a dict of what the graph cut did.
+
+    ``maps`` (a :class:`~.vesselness.VesselnessMaps`) provides the fine-scale vesselness, tube axes and
+    finest-scale smoothing for the sub-resolution channel; without it that channel uses ``vesselness``
+    and recomputes the smoothing.
+    """
     import maxflow  # heavy optional dependency (radiologyai[vessels])
 
     p = parameters or VesselQuantParameters()
@@ -209,13 +219,13 @@ def segment_vessels(
     if nodes_flat.size:
         progress(0.1, "graph cut: data term")
         padded_v = np.pad(vesselness, 1).ravel()[nodes_flat]
-        fine = np.pad(fine_vesselness, 1).ravel()[nodes_flat] if fine_vesselness is not None else padded_v
+        fine = np.pad(maps.fine, 1).ravel()[nodes_flat] if maps is not None else padded_v
         prob = vessel_probability(padded_hu[nodes_flat], padded_v, model, p)
         # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
         maybe_thin = vessel_probability(padded_hu[nodes_flat], fine, model, VesselQuantParameters(intensity_weight=0.0))
         where = np.flatnonzero(maybe_thin >= min(p.prune_probability, 0.5) * 0.999)
         if where.size:
-            smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat[where], p, axes)
+            smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat[where], p, maps)
             prob[where] = vessel_probability(
                 padded_hu[nodes_flat[where]], padded_v[where], model, p, smoothed, peak, smoothed_sd, fine[where]
             )

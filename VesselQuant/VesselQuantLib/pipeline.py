@@ -134,11 +134,11 @@ def run_vessel_quant(
     hu = sitk.GetArrayViewFromImage(ct)[roi].astype(np.float32)
     lung_roi = np.ascontiguousarray(lung[roi])
 
-    vesselness, _, fine, axes = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45))
+    maps = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45))
     label_roi, info = segment_vessels(
-        hu, vesselness, lung_roi, spacing_zyx, p, subprogress(progress, 0.45, 0.7), fine_vesselness=fine, axes=axes
+        hu, maps.vesselness, lung_roi, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )
-    del vesselness, fine, axes
+    del maps
     model = info.get("intensity_model")
 
     label = np.zeros(lung.shape, np.uint8)

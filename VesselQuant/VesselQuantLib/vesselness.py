@@ -17,6 +17,8 @@ The result is in [0, 1] (Frangi's own range) and is the maximum over the scales.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
@@ -110,17 +112,27 @@ def frangi_from_eigenvalues(l1, l2, l3, alpha: float, beta: float, c: float) -> 
     return v
 
 
+@dataclass
+class VesselnessMaps:
+    vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
+    scale_index: np.ndarray  # uint8, index of the winning scale (sorted sigmas)
+    fine: np.ndarray  # float32, max over the fine scales (sigma <= thin_vessel_max_sigma_mm)
+    axis_flat: np.ndarray  # flat indices (into hu) where the finest scale sees a tube
+    axis_vectors: np.ndarray  # (n, 3) float32 unit tube axes there, (z, y, x) mm space
+    smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
+
+    def __iter__(self):  # unpacks as (vesselness, scale_index, fine, (axis_flat, axis_vectors))
+        return iter((self.vesselness, self.scale_index, self.fine, (self.axis_flat, self.axis_vectors)))
+
+
 def multiscale_vesselness(
     hu: np.ndarray,
     spacing_zyx: tuple[float, float, float],
     mask: np.ndarray,
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Frangi vesselness (float32, 0 outside ``mask``), the index of the winning scale (uint8), the
-    vesselness over the fine scales only (sigma <= ``thin_vessel_max_sigma_mm``; used for thin vessels),
-    and the tube axis at the finest scale where it responds: (flat indices into ``hu``, unit vectors
-    in (z, y, x) mm space).
+) -> VesselnessMaps:
+    """Frangi vesselness and its by-products (see :class:`VesselnessMaps`).
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
     """
@@ -138,6 +150,8 @@ def multiscale_vesselness(
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
+        if k == 0:
+            smoothed_finest = sitk.GetArrayFromImage(smoothed)
         factors = tuple(max(1, int(p.max_subsampling_ratio * sigma / s)) for s in spacing_zyx)
         coarse = sitk.GetArrayViewFromImage(smoothed)[:: factors[0], :: factors[1], :: factors[2]]
         coarse_mask = mask[:: factors[0], :: factors[1], :: factors[2]]
@@ -190,12 +204,15 @@ def multiscale_vesselness(
             np.maximum(fine, values, out=fine)
     best[~mask] = 0.0
     fine[~mask] = 0.0
-    axes = (
+    progress(1.0, "vesselness: done")
+    return VesselnessMaps(
+        best,
+        best_scale,
+        fine,
         np.concatenate(axis_flat) if axis_flat else np.zeros(0, np.int64),
         np.concatenate(axis_vectors) if axis_vectors else np.zeros((0, 3), np.float32),
+        smoothed_finest,
     )
-    progress(1.0, "vesselness: done")
-    return best, best_scale, fine, axes
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
