@@ -45,6 +45,13 @@ def segment_lungs(
             sitk.Cast(coarse, sitk.sitkFloat32), ct, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True
         )
         mask = sitk.Cast(smooth >= 0.5, sitk.sitkUInt8)
+        # The interpolated edge may take in the partial-volume rim of the chest wall: in a 2-voxel band
+        # inside the edge, keep only voxels darker than the lung threshold (as the full-resolution mask does).
+        inner = sitk.BinaryErode(mask, [2, 2, 1], sitk.sitkBox)
+        band = sitk.GetArrayViewFromImage(mask).astype(bool) & ~sitk.GetArrayViewFromImage(inner).astype(bool)
+        lungs = sitk.GetArrayFromImage(mask).astype(bool)
+        lungs[band & (sitk.GetArrayViewFromImage(ct) >= p.lung_threshold_hu)] = False
+        mask = sitk.GetImageFromArray(lungs.astype(np.uint8))
         mask.CopyInformation(ct)
         return mask
     return segment_lungs_at_full_resolution(ct, p, progress)
