@@ -46,6 +46,7 @@ def configure_parser(parser) -> None:
     train.add_argument("--patch-size", type=int, nargs=3, default=(32, 32, 32), metavar=("X", "Y", "Z"),
                        help="training patch in 2 mm voxels, multiples of 16 (default 32 32 32 = 64 mm)")
     train.add_argument("--samples-per-case", type=int, default=4, help="patches per case per epoch (default 4)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="V-Net Adam learning rate (default 1e-3)")
     train.add_argument("--architecture", choices=("vnet_lite", "vnet"), default="vnet_lite",
                        help="vnet_lite: CPU-friendly modified V-Net (default); vnet: MONAI VNet (GPU)")
     train.add_argument("--classifier", choices=("resnet50", "resnet34", "resnet18"), default="resnet50",
@@ -140,6 +141,7 @@ def run_train(args, progress) -> int:
     params = TrainingParams(
         epochs=args.epochs, classifier_epochs=args.classifier_epochs, patience=args.patience,
         batch_size=args.batch_size, patch_size=tuple(args.patch_size), samples_per_case=args.samples_per_case,
+        learning_rate=args.learning_rate,
         seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction, device=args.device,
         threads=args.threads, max_minutes=args.max_minutes, pretrained_classifier=args.pretrained_resnet,
         augment=not args.no_augmentation, save_validation_masks=not args.no_validation_masks,

@@ -48,7 +48,7 @@ METRICS_FILE = "metrics.json"
 class InferenceParams:
     """How the segmentation network is applied to a whole volume."""
 
-    roi_size: tuple[int, int, int] = (160, 160, 160)  # sliding-window size (multiple of 16)
+    roi_size: tuple[int, int, int] = (192, 192, 192)  # sliding-window size (multiple of 16; a 2 mm head CT fits one window)
     overlap: float = 0.25
     blend_mode: str = "gaussian"  # "gaussian" or "constant"
     threshold: float = 0.5  # tumour probability threshold

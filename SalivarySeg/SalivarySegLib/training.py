@@ -74,7 +74,7 @@ class TrainingParams:
     positive_fraction: float = 0.5  # share of patches centred on tumour
     mirror_fraction: float = 0.25  # share centred on the contralateral mirror of the tumour (hard negatives)
     # the rest (1 - positive - mirror) is centred on other body voxels
-    learning_rate: float = 3e-3  # Adam, cosine decay over the epochs
+    learning_rate: float = 1e-3  # Adam, cosine decay over the epochs
     classifier_learning_rate: float = 5e-4
     classifier_batch_size: int = 16
     weight_decay: float = 1e-5
@@ -98,6 +98,8 @@ class TrainingParams:
         if not 0 < self.positive_fraction <= 1 or not 0 <= self.mirror_fraction < 1 \
                 or self.positive_fraction + self.mirror_fraction > 1:
             raise RadiologyAIError("positive_fraction in (0, 1], mirror_fraction in [0, 1), sum at most 1")
+        if not 0 < self.learning_rate < 1 or not 0 < self.classifier_learning_rate < 1:
+            raise RadiologyAIError("learning rates must be in (0, 1)")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise RadiologyAIError("--max-minutes must be positive")
         if self.pretrained_classifier and not Path(self.pretrained_classifier).is_file():

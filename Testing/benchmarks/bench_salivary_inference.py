@@ -31,6 +31,7 @@ def main() -> int:
     parser.add_argument("--model", help="trained model folder (default: random weights, default architectures)")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per setting (the best is reported)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--roi", type=int, help="override the model's sliding-window size (voxels per side)")
     args = parser.parse_args()
 
     import torch
@@ -60,10 +61,13 @@ def main() -> int:
                                build_classifier(cls).state_dict())
             model = work / "model"
         package = load_model_package(model, device=args.device)
+        if args.roi:
+            package.inference.roi_size = (args.roi,) * 3
         case = generate_case(7, seed=11, params=SyntheticParams(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0)))
         print(f"SalivarySeg inference benchmark ({args.threads} threads, device {args.device}, "
               f"model {'random weights' if args.model is None else model})")
-        print(f"  input CT {case.image.GetSize()} voxels at {case.image.GetSpacing()} mm")
+        print(f"  input CT {case.image.GetSize()} voxels at {case.image.GetSpacing()} mm; sliding window "
+              f"{package.inference.roi_size}")
         worst_ok = True
         for name, body_threshold in (("as configured (body crop)", package.preprocessing.body_threshold),
                                      ("worst case (no body crop)", -1.0)):
