@@ -41,20 +41,43 @@ def segment_lungs(
         # Large, fine scans: find the lungs on a grid averaged over 2 x 2 in-plane voxels (4x fewer voxels,
         # still finer than 1.5 mm), then interpolate the mask back onto the CT's grid.
         coarse = segment_lungs_at_full_resolution(sitk.BinShrink(sitk.Cast(ct, sitk.sitkFloat32), shrink), p, progress)
-        smooth = sitk.Resample(
-            sitk.Cast(coarse, sitk.sitkFloat32), ct, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True
-        )
-        mask = sitk.Cast(smooth >= 0.5, sitk.sitkUInt8)
-        # The interpolated edge may take in the partial-volume rim of the chest wall: in a 2-voxel band
-        # inside the edge, keep only voxels darker than the lung threshold (as the full-resolution mask does).
-        inner = sitk.BinaryErode(mask, [2, 2, 1], sitk.sitkBox)
-        band = sitk.GetArrayViewFromImage(mask).astype(bool) & ~sitk.GetArrayViewFromImage(inner).astype(bool)
-        lungs = sitk.GetArrayFromImage(mask).astype(bool)
-        lungs[band & (sitk.GetArrayViewFromImage(ct) >= p.lung_threshold_hu)] = False
-        mask = sitk.GetImageFromArray(lungs.astype(np.uint8))
-        mask.CopyInformation(ct)
-        return mask
+        return _upsample_mask(coarse, ct, shrink, p)
     return segment_lungs_at_full_resolution(ct, p, progress)
+
+
+def _upsample_mask(coarse: sitk.Image, ct: sitk.Image, shrink, p: VesselQuantParameters) -> sitk.Image:
+    """Interpolate a mask found on the shrunk grid back onto the CT's grid (inside the lungs' box only).
+
+    The interpolated edge may take in the partial-volume rim of the chest wall: where the interpolated
+    value is below 1 (the edge band), only voxels darker than the lung threshold are kept, as the
+    full-resolution mask does.
+    """
+    array = sitk.GetArrayViewFromImage(coarse).astype(bool)
+    full = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.uint8)
+    if not array.any():
+        out = sitk.GetImageFromArray(full)
+        out.CopyInformation(ct)
+        return out
+    lo, hi = [], []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(array.any(axis=other))
+        factor = shrink[::-1][axis]
+        lo.append(max(0, (int(hit[0]) - 1) * factor))
+        hi.append(min(full.shape[axis], (int(hit[-1]) + 2) * factor))
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    reference = sitk.RegionOfInterest(ct, [b - a for a, b in zip(lo[::-1], hi[::-1])], lo[::-1])
+    value = sitk.GetArrayFromImage(
+        sitk.Resample(sitk.Cast(coarse, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, 0.0,
+                      sitk.sitkFloat32, True)
+    )
+    inside = value >= 0.5
+    edge = inside & (value < 0.999)
+    inside[edge & (sitk.GetArrayViewFromImage(ct)[box] >= p.lung_threshold_hu)] = False
+    full[box] = inside
+    out = sitk.GetImageFromArray(full)
+    out.CopyInformation(ct)
+    return out
 
 
 def _shrink_factors(ct: sitk.Image, p: VesselQuantParameters) -> tuple[int, int, int]:
