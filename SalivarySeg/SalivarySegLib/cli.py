@@ -72,8 +72,9 @@ def configure_parser(parser) -> None:
     predict.add_argument("--output-dir", required=True, help="folder for the results")
     predict.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
-    predict.add_argument("--no-largest-component", action="store_true",
-                         help="keep every tumour component (default: the model's setting, normally largest only)")
+    predict.add_argument("--component", choices=("most_confident", "largest", "all"),
+                         help="tumour components kept: the most confident one, the largest one (published option) "
+                              "or all (default: the model's setting, normally most_confident)")
     predict.add_argument("--skip-ct-check", action="store_true",
                          help="do not refuse volumes that do not look like CT in HU (results are then meaningless "
                               "unless the intensities really are HU)")
@@ -188,7 +189,7 @@ def run_predict(args, progress) -> int:
     device = resolve_device(args.device)
     configure_threads(args.threads)
     package = load_model_package(args.model, device=device)
-    largest = False if args.no_largest_component else None
+    component = args.component
     ct_check = not args.skip_ct_check
     if _is_dataset(source):
         from .dataset import load_dataset
@@ -199,7 +200,7 @@ def run_predict(args, progress) -> int:
         with staged_output_dir(output) as staging:
             for i, (case_id, image) in enumerate(images):
                 sub = subprogress(progress, i / len(images), (i + 1) / len(images))
-                result = predict(image, package, device, largest, sub, what=f"case '{case_id}'", ct_check=ct_check)
+                result = predict(image, package, device, component, sub, what=f"case '{case_id}'", ct_check=ct_check)
                 write_image(result.label, staging / case_id / "tumour_label.nrrd")
                 write_json(staging / case_id / "prediction.json", result.to_json())
                 rows.append({"case_id": case_id, **{k: v for k, v in result.to_json().items() if k != "probabilities"},
@@ -210,7 +211,7 @@ def run_predict(args, progress) -> int:
         _print_json({"output_dir": str(output), "cases": rows})
         return 0
     image = read_volume(source, "image")
-    result = predict(image, package, device, largest, progress, what=f"image {source}", ct_check=ct_check)
+    result = predict(image, package, device, component, progress, what=f"image {source}", ct_check=ct_check)
     with staged_output_dir(output) as staging:
         write_image(result.label, staging / "tumour_label.nrrd")
         write_json(staging / "prediction.json", result.to_json())

@@ -4,8 +4,9 @@
    sizes padded to multiples of 16.
 2. V-Net tumour probability with MONAI ``sliding_window_inference`` (Gaussian blending).
 3. The probability map is resampled (linearly) from the 2 mm grid back onto the input's own
-   grid and thresholded; optionally only the largest connected component is kept
-   (MONAI ``KeepLargestConnectedComponent``).
+   grid and thresholded; one connected component is kept (one lesion per patient): by default the most
+   confident one (highest mean tumour probability), or -- the published option -- the largest (MONAI
+   ``KeepLargestConnectedComponent``); ``"all"`` keeps every component.
 4. ResNet-50 on the axial 2 mm slices through the segmented lesion, slice probabilities
    aggregated per patient (:mod:`.slices`).
 """
@@ -58,6 +59,26 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     return transform(torch.from_numpy(mask.astype(np.uint8))[None]).numpy()[0] > 0
 
 
+def keep_most_confident_component(mask: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The 26-connected component with the highest mean tumour probability (one lesion per patient)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return mask
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    means = ndimage.mean(probability, labels, index=np.arange(1, count + 1))
+    return labels == (int(np.argmax(means)) + 1)
+
+
+def keep_one_component(mask: np.ndarray, probability: np.ndarray, rule: str) -> np.ndarray:
+    """Post-processing: ``"largest"`` component, ``"most_confident"`` component, or ``"all"``."""
+    if rule == "largest":
+        return keep_largest_component(mask)
+    if rule == "most_confident":
+        return keep_most_confident_component(mask, probability)
+    return mask
+
+
 def segment_probability(package: ModelPackage, image_tensor, device: str = "cpu"):
     """Tumour probability (x, y, z) numpy array on the preprocessed grid."""
     import torch
@@ -89,14 +110,14 @@ def classify(package: ModelPackage, image_tensor, mask_xyz: np.ndarray, device: 
     return aggregate(probabilities, weights), int(slices.shape[0])
 
 
-def predict(image: sitk.Image, package: ModelPackage, device: str = "cpu", largest_component: bool | None = None,
+def predict(image: sitk.Image, package: ModelPackage, device: str = "cpu", component: str | None = None,
             progress: ProgressCallback | None = None, what: str = "image", ct_check: bool = True) -> Prediction:
     """Segment and classify one CT volume with a loaded :class:`ModelPackage`."""
     progress = progress or no_progress
     start = time.perf_counter()
     if ct_check:
         check_ct(image, what)
-    keep_largest = package.inference.largest_component if largest_component is None else bool(largest_component)
+    rule = package.inference.component if component is None else component
     progress(0.05, "preprocessing")
     data = preprocess(image, None, package.preprocessing, what, ct_check=False)
     tensor = data["image"]
@@ -106,17 +127,14 @@ def predict(image: sitk.Image, package: ModelPackage, device: str = "cpu", large
     progress(0.75, "post-processing")
     threshold = package.inference.threshold
     mask_2mm = probability >= threshold
-    if keep_largest:
-        mask_2mm = keep_largest_component(mask_2mm)
+    mask_2mm = keep_one_component(mask_2mm, probability, rule)
     # Tumour probability back on the input grid, outside the kept component set to zero.
     kept = np.where(_dilate(mask_2mm), probability, 0.0).astype(np.float32)
     prob_image = array_to_image(kept, affine)
     reference = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     reference.CopyInformation(image)
     native = sitk.GetArrayFromImage(resample_to_reference(prob_image, reference, sitk.sitkLinear, 0.0))
-    mask = native >= threshold
-    if keep_largest:
-        mask = keep_largest_component(mask)
+    mask = keep_one_component(native >= threshold, native, rule)
     label = sitk.GetImageFromArray(mask.astype(np.uint8))
     label.CopyInformation(image)
     progress(0.85, "classifying (ResNet-50)")

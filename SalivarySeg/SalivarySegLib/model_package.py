@@ -40,6 +40,7 @@ from .slices import SliceParams
 FORMAT = "radiologyai.salivaryseg.model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
+COMPONENT_RULES = ("most_confident", "largest", "all")
 WEIGHTS_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
 
@@ -52,18 +53,21 @@ class InferenceParams:
     overlap: float = 0.25
     blend_mode: str = "gaussian"  # "gaussian" or "constant"
     threshold: float = 0.5  # tumour probability threshold
-    largest_component: bool = True  # keep only the largest connected tumour component
+    component: str = "most_confident"  # keep one component: "most_confident" (highest mean probability),
+    #                                     "largest" (the published largest-connected-component option) or "all"
 
     @classmethod
     def from_dict(cls, data: dict) -> "InferenceParams":
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "roi_size" in values:
             values["roi_size"] = tuple(int(v) for v in values["roi_size"])
+        if values.get("component", "most_confident") not in COMPONENT_RULES:
+            raise ValueError(f"component must be one of {', '.join(COMPONENT_RULES)}")
         return cls(**values)
 
     def to_dict(self) -> dict:
         return {"roi_size": list(self.roi_size), "overlap": self.overlap, "blend_mode": self.blend_mode,
-                "threshold": self.threshold, "largest_component": self.largest_component}
+                "threshold": self.threshold, "component": self.component}
 
 
 @dataclass

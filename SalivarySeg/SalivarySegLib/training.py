@@ -302,7 +302,7 @@ def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, st
     import torch
     from monai.inferers import sliding_window_inference
 
-    from .inference import keep_largest_component
+    from .inference import keep_one_component
 
     net.eval()
     losses, dices = [], []
@@ -315,8 +315,8 @@ def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, st
             label = torch.as_tensor(case["label"])[None].float().to(device)
             losses.append(float(loss_fn(logits, label)))
             predicted = (torch.softmax(logits, dim=1)[0, 1] >= inference.threshold).cpu().numpy()
-            if inference.largest_component:  # judge the model as predict() will use it
-                predicted = keep_largest_component(predicted)
+            probability = torch.softmax(logits, dim=1)[0, 1].cpu().numpy()
+            predicted = keep_one_component(predicted, probability, inference.component)  # as predict() will
             truth = case["label"][0].cpu().numpy() > 0.5
             total = predicted.sum() + truth.sum()
             dice = float(2.0 * np.logical_and(predicted, truth).sum() / total) if total else 1.0
