@@ -73,7 +73,7 @@ def test_html_report_embeds_tables_and_figures(tmp_path):
     report = HtmlReport("Study <1>").paragraph("IQR & MPV").table(pd.DataFrame({"dose": [0.2], "iqr": [120.5]}), "t")
     report.figure(figure, "IQR vs dose")
     path = report.write(tmp_path / "report.html")
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     assert "Study &lt;1&gt;" in text and "IQR &amp; MPV" in text
     assert "<td>120</td>" in text or "<td>120.5</td>" in text or "<td>1.2e+02</td>" in text
     assert text.count("data:image/png;base64,") == 1

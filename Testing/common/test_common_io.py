@@ -120,7 +120,7 @@ def test_staged_output_dir_is_all_or_nothing(tmp_path):
         write_json(stage / "summary.json", {"a": np.float64(1.5)})
         write_csv(stage / "table.csv", pd.DataFrame({"x": [1, 2]}))
     assert sorted(os.listdir(out)) == ["keep.txt", "summary.json", "table.csv"]
-    assert '"a": 1.5' in (out / "summary.json").read_text()
+    assert '"a": 1.5' in (out / "summary.json").read_text(encoding="utf-8")
     assert os.listdir(tmp_path) == ["results"]
 
 

@@ -64,10 +64,10 @@ def test_cancel_kills_process_tree(tmp_path):
     """)
     worker = WorkerProcess([], command=command).start()
     deadline = time.time() + 30
-    while not pid_file.exists() or not pid_file.read_text():
+    while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
         assert time.time() < deadline
         time.sleep(0.05)
-    child = int(pid_file.read_text())
+    child = int(pid_file.read_text(encoding="utf-8"))
     worker.cancel()
     while not worker.poll():
         time.sleep(0.01)

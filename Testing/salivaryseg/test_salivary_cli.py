@@ -60,9 +60,9 @@ def test_train_predict_evaluate_end_to_end(tmp_path, capsys):
     assert list(history["stage"]) == ["segmentation", "segmentation", "classification"]
     assert {"train_loss", "val_loss", "val_dice", "val_accuracy", "best"} <= set(history.columns)
     assert list((model / "validation_masks").glob("epoch_001/*.nrrd"))
-    metrics = json.loads((model / "metrics.json").read_text())
+    metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["evaluated_on"] == "val" and metrics["n_cases"] == 2  # 6 cases: too few for a test split
-    config = json.loads((model / "config.json").read_text())
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     assert config["preprocessing"]["spacing_mm"] == [2.0, 2.0, 2.0]
     assert config["preprocessing"]["hu_min"] == -400 and config["preprocessing"]["hu_max"] == 400
     assert config["class_names"] == ["benign", "malignant"]
@@ -76,7 +76,7 @@ def test_train_predict_evaluate_end_to_end(tmp_path, capsys):
     code, out, _ = run(capsys, "predict", image_path, "--model", model, "--output-dir", tmp_path / "pred")
     assert code == 0
     result = json.loads(out)
-    written = json.loads((tmp_path / "pred" / "prediction.json").read_text())
+    written = json.loads((tmp_path / "pred" / "prediction.json").read_text(encoding="utf-8"))
     assert set(written) >= {"class", "probability", "probabilities", "lesion_volume_ml"}
     assert written["class"] in (None, "benign", "malignant")
     if written["class"] is not None:
@@ -139,7 +139,7 @@ def test_predict_refuses_broken_model_folders(tmp_path, capsys):
     (broken / "model.pt").write_bytes(b"\x00garbage" * 100)
     code, _, err = run(capsys, "predict", ct, "--model", broken, "--output-dir", tmp_path / "out")
     assert_user_error(code, err, "checksum")
-    config = json.loads((model / "config.json").read_text())
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     config["format_version"] = 99
     (broken / "config.json").write_text(json.dumps(config))
     code, _, err = run(capsys, "predict", ct, "--model", broken, "--output-dir", tmp_path / "out")

@@ -49,7 +49,7 @@ def test_round_trip_restores_weights_and_settings(tmp_path):
     assert package.class_names == ["benign", "malignant"]
     assert package.preprocessing.spacing_mm == (2.0, 2.0, 2.0) and package.preprocessing.hu_min == -400
     assert package.metrics["dice"]["mean"] == 0.5
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
     assert config["weights"]["sha256"] == sha256_of(tmp_path / "m" / "model.pt")
     assert config["segmentation"]["network"]["architecture"] == "vnet_lite"
     # model.pt holds tensors only: it loads in weights-only mode.
@@ -79,7 +79,7 @@ def test_corrupt_weights_are_detected(tmp_path):
         load_model_package(tmp_path / "m")
     # Without a checksum to compare with, a truncated file still fails cleanly.
     path.write_bytes(bytes(data[:1000]))
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
     config["weights"].pop("sha256")
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(RadiologyAIError, match="not a readable PyTorch weights file"):
@@ -98,7 +98,7 @@ def test_pickled_code_is_never_executed(tmp_path, monkeypatch):
     write_package(tmp_path / "m")
     path = tmp_path / "m" / "model.pt"
     torch.save({"segmentation": _Exploit(), "classification": {}}, path, pickle_protocol=2)
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
     config["weights"]["sha256"] = sha256_of(path)  # even with a matching checksum
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(RadiologyAIError, match="not a readable PyTorch weights file"):
@@ -110,7 +110,7 @@ def test_pickled_code_is_never_executed(tmp_path, monkeypatch):
 def test_incompatible_and_malformed_configs(tmp_path):
     write_package(tmp_path / "m")
     config_path = tmp_path / "m" / "config.json"
-    config = json.loads(config_path.read_text())
+    config = json.loads(config_path.read_text(encoding="utf-8"))
     config_path.write_text(json.dumps({**config, "format_version": 2, "radiologyai_version": "9.0"}))
     with pytest.raises(RadiologyAIError, match=r"format version 2 \(written by RadiologyAI 9.0\).*update RadiologyAI"):
         read_config(tmp_path / "m")
