@@ -52,7 +52,7 @@ class VesselQuantParameters:
     """Vesselness above this with HU above the intensity midpoint: fixed vessel (LKEB)."""
     intensity_weight: float = 0.6
     """Weight of the intensity likelihood against the vesselness likelihood in the data term (LKEB)."""
-    thin_vessel_contrast_sd: float = 2.0
+    thin_vessel_contrast_sd: float = 1.0
     """Sub-resolution vessels: a vesselness ridge whose HU exceeds the parenchyma by this many noise SDs
     counts as vessel although partial volume keeps it below the half-contrast HU."""
     thin_vessel_max_sigma_mm: float = 1.0
