@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import make_image, oblique_direction
+from imagetestdata import make_image, oblique_direction
 from RadiologyAICommonLib import RadiologyAIError
 from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
 from RadiologyAICommonLib.imageio import (

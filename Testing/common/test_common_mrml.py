@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from conftest import make_image, oblique_direction
+from imagetestdata import make_image, oblique_direction
 
 pytestmark = pytest.mark.usefixtures("mrml_scene")
 
