@@ -1,8 +1,7 @@
 """HipRadiomics extraction reproduces PyRadiomics' own baseline values on its real MRI test case (brain1).
 
-The data and baselines ship in the pyradiomics-bhklab 3.1.4 source distribution, fetched with pip
-(``pip download --no-deps --no-binary :all: pyradiomics-bhklab==3.1.4``) into a cache folder, or
-taken from ``$HIP_PYRADIOMICS_SDIST`` (an unpacked sdist). Skipped when neither is available.
+The data and baselines ship in the pyradiomics-bhklab 3.1.4 source distribution, found or fetched
+by ``Testing/realdata.py``; skipped when it is not available.
 Criterion: PyRadiomics' own test criterion, relative difference < 3 % for every baseline feature.
 Run with: .venv/bin/python -m pytest Testing/hipradiomics -m realdata
 """
@@ -10,62 +9,21 @@ Run with: .venv/bin/python -m pytest Testing/hipradiomics -m realdata
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from realdata import data_folder_or_skip
 
 pytestmark = pytest.mark.realdata
 
-VERSION = "3.1.4"
 CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
-
-
-def _sdist_root() -> Path | None:
-    given = os.environ.get("HIP_PYRADIOMICS_SDIST")
-    if given and (Path(given) / "data" / "brain1_image.nrrd").is_file():
-        return Path(given)
-    cache = Path(tempfile.gettempdir()) / "radiologyai-pyradiomics-sdist"
-    root = cache / f"pyradiomics_bhklab-{VERSION}"
-    if (root / "data" / "brain1_image.nrrd").is_file():
-        return root
-    cache.mkdir(parents=True, exist_ok=True)
-    archive = next(cache.glob("pyradiomics_bhklab-*.tar.gz"), None)
-    if archive is None:
-        # As the issue says; pip then builds the sdist's metadata, which with ":all:" also needs numpy etc. from source,
-        # so fall back to source-only for this one package.
-        for no_binary in (":all:", "pyradiomics-bhklab"):
-            done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", no_binary,
-                                   f"pyradiomics-bhklab=={VERSION}", "-d", str(cache)], capture_output=True, text=True, timeout=600)
-            archive = next(cache.glob("pyradiomics_bhklab-*.tar.gz"), None)
-            if archive is not None:
-                break
-    if archive is None:
-        return None
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if "/data/" in m.name and m.isfile()]
-        try:
-            tar.extractall(cache, members=members, filter="data")
-        except TypeError:  # Python without tarfile extraction filters (< 3.10.12 / 3.11.4)
-            tar.extractall(cache, members=members)
-    return root if (root / "data" / "brain1_image.nrrd").is_file() else None
 
 
 @pytest.fixture(scope="module")
 def sdist() -> Path:
-    try:
-        root = _sdist_root()
-    except (OSError, subprocess.SubprocessError, tarfile.TarError) as exc:
-        pytest.skip(f"pyradiomics-bhklab sdist unavailable ({exc})")
-    if root is None:
-        pytest.skip("pyradiomics-bhklab sdist unavailable (no network and no $HIP_PYRADIOMICS_SDIST)")
-    return root
+    return data_folder_or_skip().parent
 
 
 @pytest.mark.parametrize("feature_class", CLASSES)

@@ -1,73 +1,22 @@
 """Real chest CT slabs (pyradiomics-bhklab sdist, data/lung1_image.nrrd and lung2_image.nrrd).
 
-Optional: ``pytest -m realdata Testing/vesselquant``. The sdist is found through the environment
-variable ``RADIOLOGYAI_PYRADIOMICS_SDIST`` (the .tar.gz or its unpacked folder), a previous download
-in ``~/.cache/radiologyai``, or fetched with ``pip download`` (source distribution, no build); the test
-is skipped when none of these works.
+Optional: ``pytest -m realdata Testing/vesselquant``; the sdist is found or fetched by ``realdata.py``
+and the test is skipped when it is not available.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-SDIST = "pyradiomics_bhklab-3.1.4"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "radiologyai"
-
-
-def _data_folder_from(path: Path) -> Path | None:
-    if path.is_dir():
-        for candidate in (path / "data", path / SDIST / "data"):
-            if (candidate / "lung1_image.nrrd").is_file():
-                return candidate
-        return None
-    if path.is_file() and path.name.endswith(".tar.gz"):
-        target = CACHE / "sdist"
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(path) as archive:
-            members = [m for m in archive.getmembers() if "/data/lung" in m.name and m.isfile()]
-            archive.extractall(target, members=members, filter="data")
-        return _data_folder_from(target)
-    return None
-
-
-def _pip_download() -> Path | None:
-    download = CACHE / "download"
-    download.mkdir(parents=True, exist_ok=True)
-    for extra in ([], ["--no-build-isolation"]):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", *extra,
-             "pyradiomics-bhklab==3.1.4", "-d", str(download)],
-            capture_output=True, text=True, timeout=600,
-        )
-        found = sorted(download.glob(f"{SDIST}.tar.gz"))
-        if found:
-            return found[0]
-    return None
+from realdata import data_folder_or_skip
 
 
 @pytest.fixture(scope="module")
 def lung_data() -> Path:
-    for source in (os.environ.get("RADIOLOGYAI_PYRADIOMICS_SDIST"), str(CACHE / "sdist")):
-        if source:
-            folder = _data_folder_from(Path(source))
-            if folder is not None:
-                return folder
-    try:
-        archive = _pip_download()
-    except (OSError, subprocess.SubprocessError):
-        archive = None
-    folder = _data_folder_from(archive) if archive else None
-    if folder is None:
-        pytest.skip("pyradiomics-bhklab 3.1.4 sdist not available (set RADIOLOGYAI_PYRADIOMICS_SDIST)")
-    return folder
+    return data_folder_or_skip()
 
 
 @pytest.mark.realdata
