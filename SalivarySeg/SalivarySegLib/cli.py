@@ -36,9 +36,9 @@ def configure_parser(parser) -> None:
                                             "predictions.")
     train.add_argument("dataset", help="dataset folder")
     train.add_argument("--output-dir", required=True, help="model folder to write")
-    train.add_argument("--epochs", type=int, default=30, help="maximum V-Net epochs (default 30)")
+    train.add_argument("--epochs", type=int, default=80, help="maximum V-Net epochs (default 80)")
     train.add_argument("--classifier-epochs", type=int, default=12, help="maximum ResNet-50 epochs (default 12)")
-    train.add_argument("--patience", type=int, default=10, help="early stopping: epochs without improvement (default 10)")
+    train.add_argument("--patience", type=int, default=25, help="early stopping: epochs without improvement (default 25)")
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -46,7 +46,9 @@ def configure_parser(parser) -> None:
     train.add_argument("--patch-size", type=int, nargs=3, default=(32, 32, 32), metavar=("X", "Y", "Z"),
                        help="training patch in 2 mm voxels, multiples of 16 (default 32 32 32 = 64 mm)")
     train.add_argument("--samples-per-case", type=int, default=4, help="patches per case per epoch (default 4)")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="V-Net Adam learning rate (default 1e-3)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="V-Net Adam peak learning rate (default 1e-3)")
+    train.add_argument("--warmup-epochs", type=int, default=3,
+                       help="V-Net epochs of linear learning-rate warm-up before the cosine decay (default 3)")
     train.add_argument("--architecture", choices=("vnet_lite", "vnet"), default="vnet_lite",
                        help="vnet_lite: CPU-friendly modified V-Net (default); vnet: MONAI VNet (GPU)")
     train.add_argument("--classifier", choices=("resnet50", "resnet34", "resnet18"), default="resnet50",
@@ -142,7 +144,7 @@ def run_train(args, progress) -> int:
     params = TrainingParams(
         epochs=args.epochs, classifier_epochs=args.classifier_epochs, patience=args.patience,
         batch_size=args.batch_size, patch_size=tuple(args.patch_size), samples_per_case=args.samples_per_case,
-        learning_rate=args.learning_rate,
+        learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs,
         seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction, device=args.device,
         threads=args.threads, max_minutes=args.max_minutes, pretrained_classifier=args.pretrained_resnet,
         augment=not args.no_augmentation, save_validation_masks=not args.no_validation_masks,

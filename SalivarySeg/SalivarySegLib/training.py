@@ -64,9 +64,10 @@ from .slices import SliceParams, aggregate, lesion_slices
 class TrainingParams:
     """Training settings; the defaults train a usable model on the synthetic data on 2 CPU cores in minutes."""
 
-    epochs: int = 30  # segmentation epochs (maximum; early stopping may end sooner)
+    epochs: int = 80  # segmentation epochs (maximum; early stopping may end sooner)
     classifier_epochs: int = 12  # classification epochs (maximum)
-    patience: int = 10  # epochs without validation improvement before stopping (segmentation)
+    patience: int = 25  # epochs without validation improvement before stopping (segmentation)
+    selection_window: int = 5  # V-Net model selection on the mean validation Dice of the last N epochs (1 = raw)
     classifier_patience: int = 5
     batch_size: int = 4  # patches per segmentation step
     patch_size: tuple[int, int, int] = (32, 32, 32)  # training patch (voxels of 2 mm = 64 mm; multiple of 16)
@@ -74,7 +75,8 @@ class TrainingParams:
     positive_fraction: float = 0.5  # share of patches centred on tumour
     mirror_fraction: float = 0.25  # share centred on the contralateral mirror of the tumour (hard negatives)
     # the rest (1 - positive - mirror) is centred on other body voxels
-    learning_rate: float = 1e-3  # Adam, cosine decay over the epochs
+    learning_rate: float = 1e-3  # Adam peak: linear warm-up, then cosine decay to 1/20 over the epochs
+    warmup_epochs: int = 3  # V-Net epochs of linear learning-rate warm-up (capped at epochs - 1)
     classifier_learning_rate: float = 5e-4
     classifier_batch_size: int = 16
     weight_decay: float = 1e-5
@@ -93,6 +95,10 @@ class TrainingParams:
             raise RadiologyAIError("--epochs must be at least 1 (and classifier epochs at least 0)")
         if any(int(s) % 16 or int(s) < 16 for s in self.patch_size):
             raise RadiologyAIError(f"patch size must be multiples of 16 (V-Net), got {self.patch_size}")
+        if self.selection_window < 1:
+            raise RadiologyAIError("selection window must be at least 1 epoch")
+        if self.warmup_epochs < 0:
+            raise RadiologyAIError("--warmup-epochs must be 0 or more")
         if self.batch_size < 1 or self.samples_per_case < 1 or self.classifier_batch_size < 2:
             raise RadiologyAIError("batch sizes and samples per case must be positive (classifier batch >= 2)")
         if not 0 < self.positive_fraction <= 1 or not 0 <= self.mirror_fraction < 1 \
@@ -236,7 +242,7 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
     val_cases = [c for c in cases if c["split"] == "val"]
     net = build_segmentation_network(net_params).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs, eta_min=params.learning_rate / 20)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(params.epochs, params.warmup_epochs))
     # Dice on the tumour channel over the whole batch (patches without tumour do not blow it up) + cross-entropy.
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     pos, mirror = params.positive_fraction, params.mirror_fraction
@@ -245,7 +251,8 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
     sampling = [sampling_map(c["image"], c["label"]) for c in train_cases] if mirror > 0 else None
     sampler.set_random_state(seed=params.seed)
     rng = np.random.default_rng(params.seed)
-    best = {"dice": -1.0, "epoch": 0, "state": None}
+    best = {"dice": -1.0, "score": -1.0, "epoch": 0, "state": None}
+    recent: list[float] = []
     stale = 0
     steps_per_epoch = math.ceil(len(train_cases) * params.samples_per_case / params.batch_size)
     for epoch in range(1, params.epochs + 1):
@@ -277,15 +284,20 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
         scheduler.step()
         val_loss, val_dice = _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, staging,
                                                     val_rows, params.save_validation_masks)
-        improved = val_dice > best["dice"]
+        # The validation set is small (2 cases in the benchmark), so one epoch's Dice is noisy: select on the
+        # running mean of the last `selection_window` epochs, which favours a stable model over a lucky epoch.
+        recent.append(val_dice)
+        score = float(np.mean(recent[-params.selection_window:]))
+        improved = score > best["score"]
         if improved:
-            best = {"dice": val_dice, "epoch": epoch, "state": copy.deepcopy(net.state_dict())}
+            best = {"dice": val_dice, "score": score, "epoch": epoch, "state": copy.deepcopy(net.state_dict())}
             stale = 0
         else:
             stale += 1
         history.append({
             "stage": "segmentation", "epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-            "val_dice": val_dice, "val_accuracy": None, "learning_rate": optimizer.param_groups[0]["lr"],
+            "val_dice": val_dice, "val_dice_selection": score, "val_accuracy": None,
+            "learning_rate": optimizer.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - start, 2), "best": improved,
         })
         progress(epoch / params.epochs, f"V-Net epoch {epoch}: val Dice {val_dice:.3f} (best {best['dice']:.3f})")
@@ -293,9 +305,26 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
             break
         if clock.past(0.65):
             break
-    summary = {"best_epoch": best["epoch"], "best_val_dice": round(best["dice"], 4), "epochs_run": epoch,
+    summary = {"best_epoch": best["epoch"], "best_val_dice": round(best["dice"], 4),
+               "best_val_dice_selection": round(best["score"], 4), "epochs_run": epoch,
                "parameters": count_parameters(net), "stopped_early": epoch < params.epochs}
     return best["state"], summary
+
+
+def _lr_factor(epochs: int, warmup: int, floor: float = 0.05):
+    """Learning-rate factor per epoch index (0 = first epoch): linear warm-up, then cosine decay to ``floor``.
+
+    Without warm-up this equals ``CosineAnnealingLR(T_max=epochs, eta_min=floor * lr)``.
+    """
+    warmup = max(0, min(int(warmup), epochs - 1))
+
+    def factor(index: int) -> float:
+        if index < warmup:
+            return (index + 1) / (warmup + 1)
+        t = (index - warmup) / max(epochs - warmup, 1)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+    return factor
 
 
 def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, staging, val_rows, save_masks):
