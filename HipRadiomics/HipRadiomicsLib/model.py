@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from RadiologyAICommonLib.atomic import read_json
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .selection import BorutaSelector, CollinearityFilter, FixedColumns, NearConstantFilter, RFECVSelector
@@ -215,10 +216,7 @@ def load_model_folder(folder: str | Path) -> LoadedModel:
     for file in (pipeline_file, model_file):
         if not file.is_file():
             raise RadiologyAIError(f"model folder {folder}: {file.name} is missing (train a model with 'radiologyai hip train')")
-    try:
-        record = json.loads(pipeline_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RadiologyAIError(f"{pipeline_file}: not valid JSON ({exc})") from None
+    record = read_json(pipeline_file)
     if not isinstance(record, dict) or record.get("format") != PIPELINE_FORMAT:
         raise RadiologyAIError(f"{pipeline_file}: not a HipRadiomics pipeline file")
     if record.get("format_version") != PIPELINE_FORMAT_VERSION:

@@ -50,6 +50,20 @@ def write_json(path: str | os.PathLike, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def read_json(path: str | os.PathLike):
+    """Parse a JSON file the user gave (model folder, record, prediction); a clear error if it is not JSON.
+
+    JSON only ever yields data, so an untrusted file can be read this way safely.
+    """
+    from .errors import RadiologyAIError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RadiologyAIError(f"{path}: not valid JSON ({exc})") from None
+
+
 def write_csv(path: str | os.PathLike, dataframe) -> Path:
     """Write a pandas DataFrame as CSV (no index) atomically."""
     with atomic_path(path) as tmp:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import SimpleITK as sitk
 
+from RadiologyAICommonLib.atomic import read_json
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import read_image
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
@@ -95,10 +95,7 @@ def evaluate_folders(pred: str | Path, truth: str | Path, progress: ProgressCall
                                         f"case '{case_id}'"))
         predicted_class, probability = None, None
         if json_path is not None:
-            try:
-                data = json.loads(json_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise RadiologyAIError(f"{json_path}: not valid JSON ({exc})") from None
+            data = read_json(json_path)
             predicted_class, probability = data.get("class"), data.get("probability")
         row.update({"predicted_class": predicted_class, "probability": probability})
         rows.append(row)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from RadiologyAICommonLib.atomic import atomic_path, write_json
+from RadiologyAICommonLib.atomic import atomic_path, read_json, write_json
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .networks import (
@@ -158,10 +158,7 @@ def read_config(folder: str | os.PathLike) -> dict:
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise RadiologyAIError(f"model folder {folder}: missing {CONFIG_FILE} (is this a SalivarySeg model folder?)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RadiologyAIError(f"{path}: not valid JSON ({exc})") from None
+    config = read_json(path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise RadiologyAIError(f"{path}: not a SalivarySeg model config (expected \"format\": \"{FORMAT}\")")
     version = config.get("format_version")

@@ -135,3 +135,15 @@ def test_outputs_follow_the_umask(tmp_path):
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "new" / "a.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "ct.nrrd").stat().st_mode & 0o777 == 0o644
+
+
+def test_read_json_gives_a_clear_error(tmp_path):
+    from RadiologyAICommonLib.atomic import read_json
+
+    write_json(tmp_path / "ok.json", {"format": "x", "values": [1, 2]})
+    assert read_json(tmp_path / "ok.json") == {"format": "x", "values": [1, 2]}
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RadiologyAIError, match=r"bad\.json: not valid JSON"):
+        read_json(tmp_path / "bad.json")
+    with pytest.raises(RadiologyAIError, match=r"missing\.json: not valid JSON"):
+        read_json(tmp_path / "missing.json")
