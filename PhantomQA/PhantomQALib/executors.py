@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Iterator
@@ -55,6 +56,12 @@ def _limit_threads() -> None:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     except Exception:  # noqa: BLE001 - best effort
         pass
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:  # noqa: BLE001 - numba is optional outside VesselQuant
+        pass
 
 
 @contextlib.contextmanager
@@ -80,7 +87,10 @@ def open_executor(workers: int | None = None, scheduler: str | None = None, conn
     if workers == 1:
         yield InlineExecutor()
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads)
+    # Workers start from a fresh server process, never forked from this one: a process whose compute thread
+    # pools have run (numba on GNU OpenMP, ITK) cannot safely fork workers that use them again.
+    context = multiprocessing.get_context("forkserver") if "forkserver" in multiprocessing.get_all_start_methods() else None
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, mp_context=context)
     try:
         yield pool
     finally:

@@ -119,14 +119,16 @@ def vessel_probability(
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
 
 
-def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: VesselQuantParameters, maps=None):
-    """Evidence for sub-resolution vessels at the graph nodes (flat indices into the 1-voxel-padded grid).
+def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx, p: VesselQuantParameters, maps=None):
+    """Evidence for sub-resolution vessels at the graph nodes ((n, 3) voxel indices).
 
     Returns the HU smoothed at the finest vesselness scale and averaged along the local tube axis
     (+-0.7 and +-1.4 mm: a thin vessel is a line, so averaging along it lowers the noise but not the
     signal), its 3x3x3 maximum, and the parenchyma noise SD of that line average (measured the same
     way on background voxels, with random directions).
     """
+    from .kernels import line_average
+
     if maps is not None:
         smoothed = maps.smoothed_finest
         axes = (maps.axis_flat, maps.axis_vectors)
@@ -137,45 +139,38 @@ def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat, p: Vessel
         axes = None
     rng = np.random.default_rng(1)
     shape = hu.shape
-    padded_shape = tuple(s + 2 for s in shape)
-    node_zyx = np.stack(np.unravel_index(nodes_flat, padded_shape), 1) - 1
     spacing = np.asarray(spacing_zyx, float)
+    offsets_mm = np.array([-1.4, -0.7, 0.7, 1.4])
 
-    def line_average(points_zyx, directions):
-        total = smoothed[tuple(np.rint(points_zyx).astype(np.int64).T)].astype(np.float64)
-        for offset_mm in (-1.4, -0.7, 0.7, 1.4):
-            coords = points_zyx + offset_mm * directions / spacing
-            total += ndi.map_coordinates(smoothed, coords.T, order=1, mode="nearest")
-        return total / 5.0
+    def along_axis(points_zyx, directions):
+        return line_average(smoothed, points_zyx.astype(np.float64), directions / spacing, offsets_mm)
 
-    values = smoothed[tuple(node_zyx.T)].astype(np.float64)
+    roi_flat = np.ravel_multi_index(tuple(node_zyx.T), shape)
+    values = smoothed.ravel()[roi_flat].astype(np.float64)
     if axes is not None and len(axes[0]):
         axis_flat, axis_vec = axes
-        roi_flat = np.ravel_multi_index(tuple(node_zyx.T), shape)
         pos = np.clip(np.searchsorted(axis_flat, roi_flat), 0, len(axis_flat) - 1)
         has_axis = axis_flat[pos] == roi_flat
         if has_axis.any():
-            values[has_axis] = line_average(node_zyx[has_axis].astype(float), axis_vec[pos[has_axis]].astype(float))
+            values[has_axis] = along_axis(node_zyx[has_axis], axis_vec[pos[has_axis]].astype(np.float64))
     background_idx = np.flatnonzero((lung & (vesselness < p.background_vesselness)).ravel())
     if background_idx.size > 100_000:
         background_idx = rng.choice(background_idx, 100_000, replace=False)
     sd = None
     if background_idx.size >= 100:
-        points = np.stack(np.unravel_index(background_idx, shape), 1).astype(float)
+        points = np.stack(np.unravel_index(background_idx, shape), 1)
         random_dirs = rng.normal(size=points.shape)
         random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
-        background = line_average(points, random_dirs) if axes is not None else smoothed.ravel()[background_idx]
+        background = along_axis(points, random_dirs) if axes is not None else smoothed.ravel()[background_idx]
         sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
     if p.thin_vessel_ridge_fraction <= 0:
         return values, values, sd  # the local peak is only needed by the optional ridge test
     padded = np.pad(smoothed, 1, mode="edge")
-    flat = padded.ravel()
-    peak = flat[nodes_flat].astype(np.float64)
-    sz, sy = padded.shape[1] * padded.shape[2], padded.shape[2]
-    for dz in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                np.maximum(peak, flat[nodes_flat + dz * sz + dy * sy + dx], out=peak)
+    peak = np.full(len(values), -np.inf)
+    for dz in (0, 1, 2):
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                np.maximum(peak, padded[node_zyx[:, 0] + dz, node_zyx[:, 1] + dy, node_zyx[:, 2] + dx], out=peak)
     return values, peak, sd
 
 
@@ -195,6 +190,8 @@ def segment_vessels(
     and recomputes the smoothing.
     """
     import maxflow  # heavy optional dependency (radiologyai[vessels])
+
+    from .kernels import unpadded_index
 
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
@@ -218,19 +215,23 @@ def segment_vessels(
     pruned = 0
     if nodes_flat.size:
         progress(0.1, "graph cut: data term")
-        padded_v = np.pad(vesselness, 1).ravel()[nodes_flat]
-        fine = np.pad(maps.fine, 1).ravel()[nodes_flat] if maps is not None else padded_v
-        prob = vessel_probability(padded_hu[nodes_flat], padded_v, model, p)
+        node_zyx = unpadded_index(nodes_flat, np.array(state.shape))
+        roi_flat = np.ravel_multi_index(tuple(node_zyx.T), hu.shape)
+        node_v = vesselness.ravel()[roi_flat]
+        fine = maps.fine.ravel()[roi_flat] if maps is not None else node_v
+        del roi_flat
+        node_hu = padded_hu[nodes_flat]
+        prob = vessel_probability(node_hu, node_v, model, p)
         # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
-        maybe_thin = vessel_probability(padded_hu[nodes_flat], fine, model, VesselQuantParameters(intensity_weight=0.0))
+        maybe_thin = vessel_probability(node_hu, fine, model, VesselQuantParameters(intensity_weight=0.0))
         where = np.flatnonzero(maybe_thin >= min(p.prune_probability, 0.5) * 0.999)
         if where.size:
-            smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, nodes_flat[where], p, maps)
+            smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx[where], p, maps)
             prob[where] = vessel_probability(
-                padded_hu[nodes_flat[where]], padded_v[where], model, p, smoothed, peak, smoothed_sd, fine[where]
+                node_hu[where], node_v[where], model, p, smoothed, peak, smoothed_sd, fine[where]
             )
             del smoothed, peak
-        del padded_v, fine, maybe_thin
+        del node_v, fine, maybe_thin, node_zyx, node_hu
         # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
         # noise ridges in the parenchyma have some vesselness but parenchyma HU).
         decisive = prob < p.prune_probability
@@ -287,10 +288,12 @@ def segment_vessels(
     if label.any() and (min_voxels > 1 or p.min_component_vesselness > 0):
         labels, count = ndi.label(label, structure=np.ones((3, 3, 3), bool))
         flat_labels = labels.ravel()
-        sizes = np.bincount(flat_labels, minlength=count + 1)
+        inside = np.flatnonzero(flat_labels)  # vessels are a few percent of the box: count only them
+        piece = flat_labels[inside]
+        sizes = np.bincount(piece, minlength=count + 1)
         peak_v = np.zeros(count + 1)
-        inside = flat_labels > 0
-        np.maximum.at(peak_v, flat_labels[inside], vesselness.ravel()[inside])
+        np.maximum.at(peak_v, piece, vesselness.ravel()[inside])
+        del inside, piece
         drop = (sizes < min_voxels) | (peak_v < p.min_component_vesselness)
         drop[0] = False
         removed = int(sizes[drop].sum())
