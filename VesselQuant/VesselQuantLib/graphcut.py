@@ -14,14 +14,10 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   ``intensity_weight`` (0.6) on intensity.
 * **Sub-resolution vessels.** A vessel thinner than the blur never reaches the half-contrast
   HU, so the mixture alone would drop it; a voxel is also vessel-like with probability
-  P_V(thin) x P(HU > parenchyma + ``thin_vessel_contrast_sd`` SD), where P_V(thin) is the
-  likelihood of the thin-vessel map (finest-scale Frangi with c at the noise level, see
-  :mod:`.vesselness`) and the HU is smoothed at the finest scale and summarised along the local
-  tube axis by the median of five samples 0.7 mm apart (along a line the noise drops and the
-  signal does not; the median, unlike the mean, stays low beyond a vessel's tip, where two of
-  the samples still fall inside the vessel). The larger of
-  the two is used. On the flank
-  of a thick vessel the finest-scale Hessian is plate-like, so this cannot grow large vessels.
+  P_V(fine scales) x P(HU > parenchyma + ``thin_vessel_contrast_sd`` SD), where the HU is
+  smoothed at the finest scale and averaged along the local tube axis (a line integral: the
+  noise drops, the signal of a line does not). The larger of the two is used. On the flank
+  of a thick vessel the fine-scale vesselness is zero, so this cannot grow large vessels.
 * **Pruning.** Uncertain voxels whose data term is already decisively background
   (P < ``prune_probability``) are fixed as well; with noise, many parenchyma voxels have some
   vesselness, and this keeps the graph a small fraction of the lung.
@@ -97,7 +93,7 @@ def vessel_probability(
     smoothed_hu: np.ndarray | None = None,
     local_peak_hu: np.ndarray | None = None,
     smoothed_sd: float | None = None,
-    thin_vesselness: np.ndarray | None = None,
+    fine_vesselness: np.ndarray | None = None,
 ):
     """Data-term probability that each voxel is vessel (see the module docstring).
 
@@ -113,11 +109,11 @@ def vessel_probability(
     p_ves = likelihood(vesselness)
     prob = p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves
     if smoothed_hu is not None and local_peak_hu is not None and smoothed_sd:
-        # a finest-scale tube significantly brighter than the parenchyma (optionally also at least
+        # a fine-scale tube significantly brighter than the parenchyma (optionally also at least
         # ridge_fraction of the way up its local peak): the ridge of a thin vessel
         floor = model.background_hu + p.thin_vessel_contrast_sd * smoothed_sd
         level = np.maximum(floor, model.background_hu + p.thin_vessel_ridge_fraction * (local_peak_hu - model.background_hu))
-        tube = likelihood(thin_vesselness if thin_vesselness is not None else vesselness)
+        tube = likelihood(fine_vesselness if fine_vesselness is not None else vesselness)
         thin = tube * expit((smoothed_hu - level) / smoothed_sd)
         prob = np.maximum(prob, thin)
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
@@ -126,12 +122,12 @@ def vessel_probability(
 def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx, p: VesselQuantParameters, maps=None):
     """Evidence for sub-resolution vessels at the graph nodes ((n, 3) voxel indices).
 
-    Returns the HU smoothed at the finest vesselness scale, as the median of it at the voxel and at
-    +-0.7 and +-1.4 mm along the local tube axis (a thin vessel is a line, so this lowers the noise but
-    not the signal), its 3x3x3 maximum, and the parenchyma noise SD of that line median (measured the same
+    Returns the HU smoothed at the finest vesselness scale and averaged along the local tube axis
+    (+-0.7 and +-1.4 mm: a thin vessel is a line, so averaging along it lowers the noise but not the
+    signal), its 3x3x3 maximum, and the parenchyma noise SD of that line average (measured the same
     way on background voxels, with random directions).
     """
-    from .kernels import line_median
+    from .kernels import line_average
 
     if maps is not None:
         smoothed = maps.smoothed_finest
@@ -147,7 +143,7 @@ def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx, p: VesselQu
     offsets_mm = np.array([-1.4, -0.7, 0.7, 1.4])
 
     def along_axis(points_zyx, directions):
-        return line_median(smoothed, points_zyx.astype(np.float64), directions / spacing, offsets_mm)
+        return line_average(smoothed, points_zyx.astype(np.float64), directions / spacing, offsets_mm)
 
     roi_flat = np.ravel_multi_index(tuple(node_zyx.T), shape)
     values = smoothed.ravel()[roi_flat].astype(np.float64)
@@ -189,7 +185,7 @@ def segment_vessels(
 ) -> tuple[np.ndarray, dict]:
     """Vessel mask (bool, same shape) and a dict of what the graph cut did.
 
-    ``maps`` (a :class:`~.vesselness.VesselnessMaps`) provides the thin-vessel map, tube axes and
+    ``maps`` (a :class:`~.vesselness.VesselnessMaps`) provides the fine-scale vesselness, tube axes and
     finest-scale smoothing for the sub-resolution channel; without it that channel uses ``vesselness``
     and recomputes the smoothing.
     """
@@ -222,20 +218,20 @@ def segment_vessels(
         node_zyx = unpadded_index(nodes_flat, np.array(state.shape))
         roi_flat = np.ravel_multi_index(tuple(node_zyx.T), hu.shape)
         node_v = vesselness.ravel()[roi_flat]
-        thin = maps.thin.ravel()[roi_flat] if maps is not None else node_v
+        fine = maps.fine.ravel()[roi_flat] if maps is not None else node_v
         del roi_flat
         node_hu = padded_hu[nodes_flat]
         prob = vessel_probability(node_hu, node_v, model, p)
-        # the thin-vessel channel is at most the thin-map tube likelihood: evaluate it only where it could matter
-        maybe_thin = vessel_probability(node_hu, thin, model, VesselQuantParameters(intensity_weight=0.0))
+        # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
+        maybe_thin = vessel_probability(node_hu, fine, model, VesselQuantParameters(intensity_weight=0.0))
         where = np.flatnonzero(maybe_thin >= min(p.prune_probability, 0.5) * 0.999)
         if where.size:
             smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx[where], p, maps)
             prob[where] = vessel_probability(
-                node_hu[where], node_v[where], model, p, smoothed, peak, smoothed_sd, thin[where]
+                node_hu[where], node_v[where], model, p, smoothed, peak, smoothed_sd, fine[where]
             )
             del smoothed, peak
-        del node_v, thin, maybe_thin, node_zyx, node_hu
+        del node_v, fine, maybe_thin, node_zyx, node_hu
         # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
         # noise ridges in the parenchyma have some vesselness but parenchyma HU).
         decisive = prob < p.prune_probability

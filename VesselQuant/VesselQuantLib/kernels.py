@@ -1,7 +1,7 @@
 """Compiled per-voxel kernels of VesselQuant (numba, run in parallel on all cores).
 
 The per-voxel work of the vesselness filter (Hessian by central differences, closed-form eigen
-decomposition, Frangi's measure, tube axis) and of the graph cut's data term (line medians along the
+decomposition, Frangi's measure, tube axis) and of the graph cut's data term (line averages along the
 tube axis, merging scales, index arithmetic) is compiled with numba: ITK's
 HessianToObjectnessMeasureImageFilter only works on whole images (the slow baseline VesselQuant has
 to beat), NumPy would need a dozen full-length temporaries per step, and numpy.linalg.eigvalsh on
@@ -139,15 +139,19 @@ def tube_axes(a, flat, steps, scale2, out):
 
 
 @numba.njit(cache=True, parallel=True)
-def merge_scale(values, scale, mask, best, best_scale):
-    """Keep the per-voxel maximum over scales, and the scale that gave it, inside ``mask``."""
+def merge_scale(values, scale, mask, best, best_scale, fine, into_fine):
+    """Keep the per-voxel maximum over scales (and over the fine scales) inside ``mask``."""
     nz, ny, nx = values.shape
     for z in numba.prange(nz):
         for y in range(ny):
             for x in range(nx):
-                if mask[z, y, x] and values[z, y, x] > best[z, y, x]:
-                    best[z, y, x] = values[z, y, x]
-                    best_scale[z, y, x] = scale
+                if mask[z, y, x]:
+                    v = values[z, y, x]
+                    if v > best[z, y, x]:
+                        best[z, y, x] = v
+                        best_scale[z, y, x] = scale
+                    if into_fine and v > fine[z, y, x]:
+                        fine[z, y, x] = v
 
 
 @numba.njit(cache=True)
@@ -173,8 +177,8 @@ def _trilinear(a, z, y, x):
 
 
 @numba.njit(cache=True, parallel=True)
-def line_median(a, points, steps, offsets):
-    """Median of ``a`` at each point (nearest voxel) and at ``point + offset * step`` for every offset.
+def line_average(a, points, steps, offsets):
+    """Mean of ``a`` at each point (nearest voxel) and at ``point + offset * step`` for every offset.
 
     ``points`` (n, 3) are voxel indices, ``steps`` (n, 3) the direction in voxels per unit of offset;
     off-grid samples are linearly interpolated.
@@ -183,16 +187,14 @@ def line_median(a, points, steps, offsets):
     out = np.empty(n)
     nz, ny, nx = a.shape
     for i in numba.prange(n):
-        samples = np.empty(1 + offsets.size)
         z, y, x = points[i, 0], points[i, 1], points[i, 2]
         iz = min(max(int(np.rint(z)), 0), nz - 1)
         iy = min(max(int(np.rint(y)), 0), ny - 1)
         ix = min(max(int(np.rint(x)), 0), nx - 1)
-        samples[0] = a[iz, iy, ix]
-        for k in range(offsets.size):
-            o = offsets[k]
-            samples[k + 1] = _trilinear(a, z + o * steps[i, 0], y + o * steps[i, 1], x + o * steps[i, 2])
-        out[i] = np.median(samples)
+        total = np.float64(a[iz, iy, ix])
+        for o in offsets:
+            total += _trilinear(a, z + o * steps[i, 0], y + o * steps[i, 1], x + o * steps[i, 2])
+        out[i] = total / (1 + offsets.size)
     return out
 
 

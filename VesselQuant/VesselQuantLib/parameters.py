@@ -55,11 +55,9 @@ class VesselQuantParameters:
     thin_vessel_contrast_sd: float = 1.0
     """Sub-resolution vessels: a vesselness ridge whose HU exceeds the parenchyma by this many noise SDs
     counts as vessel although partial volume keeps it below the half-contrast HU."""
-    thin_vessel_structureness_factor: float = 1.0
-    """...and shaped like a tube at the finest scale: Frangi's measure there with its c = this x the median
-    Hessian norm in the lung (the noise level itself; the significance comes from the HU test above, which
-    samples along the tube). On the flank of a thick vessel the finest-scale Hessian is plate-like, so the
-    channel cannot widen thick vessels."""
+    thin_vessel_max_sigma_mm: float = 1.0
+    """...judged by the vesselness of the fine scales only (sigma up to this): on the flank of a thick
+    vessel the fine-scale Hessian is not tube-like, so the channel cannot widen thick vessels."""
     thin_vessel_ridge_fraction: float = 0.0
     """Optional extra test: the voxel reaches this fraction of its 3x3x3 peak above the parenchyma
     (0.5 = full width at half maximum; 0 = off)."""
@@ -121,10 +119,6 @@ class VesselQuantParameters:
             if not bins or any(not (r > 0) for r in bins) or len(set(bins)) != len(bins):
                 raise RadiologyAIError(f"radius bins must be distinct positive radii in mm, got {self.radius_bins_mm}")
             self.radius_bins_mm = tuple(sorted(bins))
-        if not (self.thin_vessel_structureness_factor > 0):
-            raise RadiologyAIError(
-                f"thin_vessel_structureness_factor must be positive, got {self.thin_vessel_structureness_factor}"
-            )
         for name in ("smoothness_weight", "min_component_mm3", "profile_margin_mm", "background_ring_mm"):
             if not (getattr(self, name) >= 0):
                 raise RadiologyAIError(f"{name} must be >= 0, got {getattr(self, name)}")

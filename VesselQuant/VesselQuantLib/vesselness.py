@@ -12,11 +12,6 @@ Frangi's structureness constant ``c`` is set per scan and scale from the noise: 
 of the median Hessian norm inside the mask (the lung parenchyma), so a faint but
 significant ridge (a sub-millimetre vessel) saturates the measure while noise does not.
 The result is in [0, 1] (Frangi's own range) and is the maximum over the scales.
-
-For sub-resolution vessels the graph cut also gets a *thin-vessel* map: Frangi's measure at the
-finest scale, at every mask voxel, with c at the noise level itself (a faint line keeps its tube
-shape although its Hessian is not far above the noise; whether it is significantly bright is
-tested separately, on the HU sampled along its axis), and the tube axis where that map responds.
 """
 
 from __future__ import annotations
@@ -35,13 +30,13 @@ from .parameters import VesselQuantParameters
 class VesselnessMaps:
     vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
     scale_index: np.ndarray  # uint8, index of the winning scale (sorted sigmas)
-    thin: np.ndarray  # float32, thin-vessel map: finest-scale Frangi with c at the noise level, 0 outside the mask
-    axis_flat: np.ndarray  # flat indices (into hu) where the thin-vessel map sees a tube
+    fine: np.ndarray  # float32, max over the fine scales (sigma <= thin_vessel_max_sigma_mm)
+    axis_flat: np.ndarray  # flat indices (into hu) where the finest scale sees a tube
     axis_vectors: np.ndarray  # (n, 3) float32 unit tube axes there, (z, y, x) mm space
     smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
 
-    def __iter__(self):  # unpacks as (vesselness, scale_index, thin, (axis_flat, axis_vectors))
-        return iter((self.vesselness, self.scale_index, self.thin, (self.axis_flat, self.axis_vectors)))
+    def __iter__(self):  # unpacks as (vesselness, scale_index, fine, (axis_flat, axis_vectors))
+        return iter((self.vesselness, self.scale_index, self.fine, (self.axis_flat, self.axis_vectors)))
 
 
 def symmetric_eigenvalues(hxx, hyy, hzz, hxy, hxz, hyz):
@@ -69,7 +64,7 @@ def multiscale_vesselness(
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
     """
-    from .kernels import frangi_grid, hessian_norms, merge_scale
+    from .kernels import frangi_grid, hessian_norms, merge_scale, tube_axes
 
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
@@ -79,9 +74,11 @@ def multiscale_vesselness(
     mask = np.ascontiguousarray(mask, bool)
     best = np.zeros(hu.shape, np.float32)
     best_scale = np.zeros(hu.shape, np.uint8)
+    fine = np.zeros(hu.shape, np.float32)
     rng = np.random.default_rng(0)
     sigmas = sorted(p.vesselness_sigmas_mm)
     mask_flat = np.flatnonzero(mask)
+    axis_flat, axis_vectors = np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
     smoothed_finest = None
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
@@ -115,35 +112,19 @@ def multiscale_vesselness(
 
         values = np.zeros(coarse.shape, np.float32)
         frangi_grid(coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c, values)
+        if k == 0 and factors == (1, 1, 1):
+            axis_flat = np.flatnonzero(values > 0.01)
+            axis_vectors = np.empty((axis_flat.size, 3), np.float32)
+            tube_axes(coarse, axis_flat, steps, scale2, axis_vectors)
         del coarse, smoothed
         if factors != (1, 1, 1):
             values = _upsample(values, factors, hu.shape)
-        merge_scale(values, k, mask, best, best_scale)
+        merge_scale(values, k, mask, best, best_scale, fine, sigma <= p.thin_vessel_max_sigma_mm)
         del values
     if smoothed_finest is None:
         smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
-    thin, axis_flat, axis_vectors = _thin_vessel_map(smoothed_finest, mask, mask_flat, spacing_zyx, sigmas[0], p, rng)
     progress(1.0, "vesselness: done")
-    return VesselnessMaps(best, best_scale, thin, axis_flat, axis_vectors, smoothed_finest)
-
-
-def _thin_vessel_map(smoothed, mask, mask_flat, spacing_zyx, sigma, p: VesselQuantParameters, rng):
-    """Finest-scale Frangi with c at the noise level at every mask voxel, and the tube axis where it responds."""
-    from .kernels import frangi_grid, hessian_norms, tube_axes
-
-    thin = np.zeros(smoothed.shape, np.float32)
-    if mask_flat.size == 0:
-        return thin, np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
-    steps = np.array(spacing_zyx, float)
-    scale2 = sigma * sigma
-    sample = mask_flat if mask_flat.size <= 200_000 else rng.choice(mask_flat, 200_000, replace=False)
-    noise = float(np.median(hessian_norms(smoothed, sample, steps, scale2)))
-    c = max(p.thin_vessel_structureness_factor * noise, 1e-6)
-    frangi_grid(smoothed, mask, -np.inf, steps, scale2, p.frangi_alpha, p.frangi_beta, c, thin)
-    axis_flat = np.flatnonzero(thin > 0.01)
-    axis_vectors = np.empty((axis_flat.size, 3), np.float32)
-    tube_axes(smoothed, axis_flat, steps, scale2, axis_vectors)
-    return thin, axis_flat, axis_vectors
+    return VesselnessMaps(best, best_scale, fine, axis_flat, axis_vectors, smoothed_finest)
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
