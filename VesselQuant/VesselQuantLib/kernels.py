@@ -42,6 +42,14 @@ def _eigen_sorted(a11, a22, a33, a12, a13, a23):
 
 
 @numba.njit(cache=True)
+def _unravel(index, ny, nx):
+    """(z, y, x) of a flat C-order index into an array with ``ny`` rows and ``nx`` columns per slice."""
+    z, rest = divmod(index, ny * nx)
+    y, x = divmod(rest, nx)
+    return z, y, x
+
+
+@numba.njit(cache=True)
 def _hessian(a, z, y, x, hz, hy, hx, scale2):
     """Scale-normalised central-difference Hessian of ``a`` at (z, y, x), edge values repeated at the border.
 
@@ -89,8 +97,7 @@ def hessian_norms(a, flat, steps, scale2):
     ny, nx = a.shape[1], a.shape[2]
     out = np.empty(flat.size)
     for i in numba.prange(flat.size):
-        z, rest = divmod(flat[i], ny * nx)
-        y, x = divmod(rest, nx)
+        z, y, x = _unravel(flat[i], ny, nx)
         hxx, hyy, hzz, hxy, hxz, hyz = _hessian(a, z, y, x, steps[0], steps[1], steps[2], scale2)
         out[i] = np.sqrt(hxx * hxx + hyy * hyy + hzz * hzz + 2.0 * (hxy * hxy + hxz * hxz + hyz * hyz))
     return out
@@ -117,8 +124,7 @@ def tube_axes(a, flat, steps, scale2, out):
     """
     ny, nx = a.shape[1], a.shape[2]
     for i in numba.prange(flat.size):
-        z, rest = divmod(flat[i], ny * nx)
-        y, x = divmod(rest, nx)
+        z, y, x = _unravel(flat[i], ny, nx)
         hxx, hyy, hzz, hxy, hxz, hyz = _hessian(a, z, y, x, steps[0], steps[1], steps[2], scale2)
         l1, _, _ = _eigen_sorted(hxx, hyy, hzz, hxy, hxz, hyz)
         rows = ((hxx - l1, hxy, hxz), (hxy, hyy - l1, hyz), (hxz, hyz, hzz - l1))
@@ -204,7 +210,6 @@ def unpadded_index(flat, padded_shape):
     out = np.empty((flat.size, 3), np.int64)
     ny, nx = padded_shape[1], padded_shape[2]
     for i in numba.prange(flat.size):
-        z, rest = divmod(flat[i], ny * nx)
-        y, x = divmod(rest, nx)
+        z, y, x = _unravel(flat[i], ny, nx)
         out[i, 0], out[i, 1], out[i, 2] = z - 1, y - 1, x - 1
     return out
