@@ -18,6 +18,10 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   smoothed at the finest scale and averaged along the local tube axis (a line integral: the
   noise drops, the signal of a line does not). The larger of the two is used. On the flank
   of a thick vessel the fine-scale vesselness is zero, so this cannot grow large vessels.
+  The channel fires only on the ridge of the tube (non-maximum suppression across the tube
+  axis, ``thin_vessel_ridge_slack``): a vessel thinner than the blur is segmented about one
+  voxel thick, as its partial-volume truth is, not as a band as wide as the blur (which
+  doubled the volume of sub-millimetre vessels and with it the small-vessel volume).
 * **Pruning.** Uncertain voxels whose data term is already decisively background
   (P < ``prune_probability``) are fixed as well; with noise, many parenchyma voxels have some
   vesselness, and this keeps the graph a small fraction of the lung.
@@ -90,88 +94,92 @@ def vessel_probability(
     vesselness: np.ndarray,
     model: IntensityModel,
     p: VesselQuantParameters,
-    smoothed_hu: np.ndarray | None = None,
-    local_peak_hu: np.ndarray | None = None,
-    smoothed_sd: float | None = None,
+    line_hu: np.ndarray | None = None,
+    line_sd: float | None = None,
     fine_vesselness: np.ndarray | None = None,
 ):
     """Data-term probability that each voxel is vessel (see the module docstring).
 
-    ``smoothed_hu`` (HU smoothed at the finest scale), ``local_peak_hu`` (its 3x3x3 maximum) and
-    ``smoothed_sd`` (its parenchyma noise SD) feed the sub-resolution channel; without them it is off.
+    ``line_hu`` (HU smoothed at the finest scale and averaged along the tube axis) and ``line_sd`` (its
+    parenchyma noise SD) feed the sub-resolution channel, judged with ``fine_vesselness``; without them
+    that channel is off.
     """
     p_int = expit((hu - model.midpoint_hu) / model.scale_hu)
     lo, hi = np.log10(p.background_vesselness + 1e-6), np.log10(p.vessel_vesselness)
     mid, width = 0.5 * (lo + hi), (hi - lo) / (2.0 * np.log(49.0))
+
     def likelihood(v):
         return expit((np.log10(np.maximum(v, 1e-6)) - mid) / width)
 
     p_ves = likelihood(vesselness)
     prob = p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves
-    if smoothed_hu is not None and local_peak_hu is not None and smoothed_sd:
-        # a fine-scale tube significantly brighter than the parenchyma (optionally also at least
-        # ridge_fraction of the way up its local peak): the ridge of a thin vessel
-        floor = model.background_hu + p.thin_vessel_contrast_sd * smoothed_sd
-        level = np.maximum(floor, model.background_hu + p.thin_vessel_ridge_fraction * (local_peak_hu - model.background_hu))
+    if line_hu is not None and line_sd:
+        # a fine-scale tube significantly brighter than the parenchyma: the ridge of a thin vessel
+        level = model.background_hu + p.thin_vessel_contrast_sd * line_sd
         tube = likelihood(fine_vesselness if fine_vesselness is not None else vesselness)
-        thin = tube * expit((smoothed_hu - level) / smoothed_sd)
-        prob = np.maximum(prob, thin)
+        prob = np.maximum(prob, tube * expit((line_hu - level) / line_sd))
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
 
 
-def _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx, p: VesselQuantParameters, maps=None):
-    """Evidence for sub-resolution vessels at the graph nodes ((n, 3) voxel indices).
+# A neighbour lies across the tube when its offset makes more than 60 degrees with the tube axis.
+_ACROSS_COS = 0.5
+# Samples of the line average along the tube axis (mm): a thin vessel is a line, so averaging along it
+# lowers the noise but not the signal.
+_LINE_OFFSETS_MM = np.array([-1.4, -0.7, 0.7, 1.4])
 
-    Returns the HU smoothed at the finest vesselness scale and averaged along the local tube axis
-    (+-0.7 and +-1.4 mm: a thin vessel is a line, so averaging along it lowers the noise but not the
-    signal), its 3x3x3 maximum, and the parenchyma noise SD of that line average (measured the same
-    way on background voxels, with random directions).
+
+def _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx, p: VesselQuantParameters, maps=None):
+    """Evidence for sub-resolution vessels at some graph nodes ((n, 3) voxel indices).
+
+    Returns
+
+    * the HU smoothed at the finest vesselness scale and averaged along the local tube axis (the
+      Hessian eigenvector of the smallest eigenvalue at that scale),
+    * the parenchyma noise SD of that line average (measured the same way on background voxels,
+      with random directions; None when the lung has too little background), and
+    * whether each node is on the ridge of its tube: its ridge strength at the finest scale
+      (-(l2 + l3), see :class:`~.vesselness.VesselnessMaps`), averaged along the axis, is at least
+      ``thin_vessel_ridge_slack`` x that of every 26-neighbour across the tube (non-maximum
+      suppression, as in Canny's edge thinning). A tube thinner than the blur then becomes a line
+      about one voxel thick, as its partial-volume truth is, instead of a band as wide as the blur.
+      Curvature is used rather than the HU because the ridge of a faint vessel beside a thick one
+      sits on the thick one's blurred edge, a slope the second derivatives ignore; and rather than
+      Frangi's measure, which saturates across the whole band of a clear thin vessel.
+      Without ``maps`` the vesselness stands in for the ridge strength.
     """
-    from .kernels import line_average
+    from .kernels import cross_section_maximum, line_average, tube_axes
 
     if maps is not None:
-        smoothed = maps.smoothed_finest
-        axes = (maps.axis_flat, maps.axis_vectors)
+        smoothed, ridge_map = maps.smoothed_finest, maps.ridge_finest
     else:
         image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
         image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
         smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
-        axes = None
-    rng = np.random.default_rng(1)
+        ridge_map = vesselness
     shape = hu.shape
     spacing = np.asarray(spacing_zyx, float)
-    offsets_mm = np.array([-1.4, -0.7, 0.7, 1.4])
+    points = node_zyx.astype(np.float64)
+    axes = np.empty((len(points), 3), np.float32)
+    tube_axes(smoothed, np.ravel_multi_index(tuple(node_zyx.T), shape), spacing, 1.0, axes)
+    steps = axes.astype(np.float64) / spacing  # voxels per mm along the axis
+    values = line_average(smoothed, points, steps, _LINE_OFFSETS_MM)
+    ridge = cross_section_maximum(
+        np.ascontiguousarray(ridge_map, np.float32), points, steps, _LINE_OFFSETS_MM, spacing, _ACROSS_COS,
+        float(p.thin_vessel_ridge_slack),
+    )
 
-    def along_axis(points_zyx, directions):
-        return line_average(smoothed, points_zyx.astype(np.float64), directions / spacing, offsets_mm)
-
-    roi_flat = np.ravel_multi_index(tuple(node_zyx.T), shape)
-    values = smoothed.ravel()[roi_flat].astype(np.float64)
-    if axes is not None and len(axes[0]):
-        axis_flat, axis_vec = axes
-        pos = np.clip(np.searchsorted(axis_flat, roi_flat), 0, len(axis_flat) - 1)
-        has_axis = axis_flat[pos] == roi_flat
-        if has_axis.any():
-            values[has_axis] = along_axis(node_zyx[has_axis], axis_vec[pos[has_axis]].astype(np.float64))
+    rng = np.random.default_rng(1)
     background_idx = np.flatnonzero((lung & (vesselness < p.background_vesselness)).ravel())
     if background_idx.size > 100_000:
         background_idx = rng.choice(background_idx, 100_000, replace=False)
     sd = None
     if background_idx.size >= 100:
-        points = np.stack(np.unravel_index(background_idx, shape), 1)
-        random_dirs = rng.normal(size=points.shape)
+        sample = np.stack(np.unravel_index(background_idx, shape), 1).astype(np.float64)
+        random_dirs = rng.normal(size=sample.shape)
         random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
-        background = along_axis(points, random_dirs) if axes is not None else smoothed.ravel()[background_idx]
+        background = line_average(smoothed, sample, random_dirs / spacing, _LINE_OFFSETS_MM)
         sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
-    if p.thin_vessel_ridge_fraction <= 0:
-        return values, values, sd  # the local peak is only needed by the optional ridge test
-    padded = np.pad(smoothed, 1, mode="edge")
-    peak = np.full(len(values), -np.inf)
-    for dz in (0, 1, 2):
-        for dy in (0, 1, 2):
-            for dx in (0, 1, 2):
-                np.maximum(peak, padded[node_zyx[:, 0] + dz, node_zyx[:, 1] + dy, node_zyx[:, 2] + dx], out=peak)
-    return values, peak, sd
+    return values, sd, ridge
 
 
 def segment_vessels(
@@ -226,11 +234,10 @@ def segment_vessels(
         maybe_thin = vessel_probability(node_hu, fine, model, VesselQuantParameters(intensity_weight=0.0))
         where = np.flatnonzero(maybe_thin >= min(p.prune_probability, 0.5) * 0.999)
         if where.size:
-            smoothed, peak, smoothed_sd = _thin_vessel_inputs(hu, lung, vesselness, spacing_zyx, node_zyx[where], p, maps)
-            prob[where] = vessel_probability(
-                node_hu[where], node_v[where], model, p, smoothed, peak, smoothed_sd, fine[where]
-            )
-            del smoothed, peak
+            line_hu, line_sd, ridge = _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx[where], p, maps)
+            where = where[ridge]
+            prob[where] = vessel_probability(node_hu[where], node_v[where], model, p, line_hu[ridge], line_sd, fine[where])
+            del line_hu, ridge
         del node_v, fine, maybe_thin, node_zyx, node_hu
         # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
         # noise ridges in the parenchyma have some vesselness but parenchyma HU).

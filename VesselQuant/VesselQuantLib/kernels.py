@@ -104,9 +104,15 @@ def hessian_norms(a, flat, steps, scale2):
 
 
 @numba.njit(cache=True, parallel=True)
-def frangi_grid(a, mask, level, steps, scale2, alpha, beta, c, out):
-    """Frangi vesselness into ``out`` (zeros) at mask voxels whose value exceeds ``level``."""
+def frangi_grid(a, mask, level, steps, scale2, alpha, beta, c, out, ridge_out):
+    """Frangi vesselness into ``out`` (zeros) at mask voxels whose value exceeds ``level``.
+
+    If ``ridge_out`` has the shape of ``a``, the ridge strength of bright tubes, -(l2 + l3) where both
+    cross-sectional eigenvalues are negative (0 elsewhere), goes there too: unlike Frangi's measure it
+    does not saturate, and a linear slope (the blurred edge of a nearby thick vessel) adds nothing to it.
+    """
     nz, ny, nx = a.shape
+    with_ridge = ridge_out.shape == a.shape
     for z in numba.prange(nz):
         for y in range(ny):
             for x in range(nx):
@@ -114,6 +120,8 @@ def frangi_grid(a, mask, level, steps, scale2, alpha, beta, c, out):
                     hxx, hyy, hzz, hxy, hxz, hyz = _hessian(a, z, y, x, steps[0], steps[1], steps[2], scale2)
                     l1, l2, l3 = _eigen_sorted(hxx, hyy, hzz, hxy, hxz, hyz)
                     out[z, y, x] = _frangi(l1, l2, l3, alpha, beta, c)
+                    if with_ridge and l2 < 0.0 and l3 < 0.0:
+                        ridge_out[z, y, x] = -(l2 + l3)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -182,25 +190,58 @@ def _trilinear(a, z, y, x):
     return (c00 * (1 - fy) + c01 * fy) * (1 - fz) + (c10 * (1 - fy) + c11 * fy) * fz
 
 
+@numba.njit(cache=True)
+def _line_mean(a, z, y, x, sz, sy, sx, offsets):
+    """Mean of ``a`` at the continuous index (z, y, x) and at ``offset x (sz, sy, sx)`` from it."""
+    total = _trilinear(a, z, y, x)
+    for o in offsets:
+        total += _trilinear(a, z + o * sz, y + o * sy, x + o * sx)
+    return total / (1 + offsets.size)
+
+
 @numba.njit(cache=True, parallel=True)
 def line_average(a, points, steps, offsets):
-    """Mean of ``a`` at each point (nearest voxel) and at ``point + offset * step`` for every offset.
+    """Mean of ``a`` at each point and at ``point + offset * step`` for every offset.
 
     ``points`` (n, 3) are voxel indices, ``steps`` (n, 3) the direction in voxels per unit of offset;
     off-grid samples are linearly interpolated.
     """
     n = points.shape[0]
     out = np.empty(n)
-    nz, ny, nx = a.shape
+    for i in numba.prange(n):
+        out[i] = _line_mean(a, points[i, 0], points[i, 1], points[i, 2], steps[i, 0], steps[i, 1], steps[i, 2], offsets)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def cross_section_maximum(a, points, steps, offsets, spacing, cos_limit, slack):
+    """Whether each point's line average (as in :func:`line_average`) is at least ``slack`` x that of every
+    26-neighbour lying across the line (its offset makes an angle with the line whose cosine is at most
+    ``cos_limit``), each averaged along the same line: non-maximum suppression that keeps about one voxel per
+    cross-section of a thin tube, like Canny's edge thinning. ``spacing`` (3,) is the voxel size in mm.
+    """
+    n = points.shape[0]
+    out = np.empty(n, np.bool_)
     for i in numba.prange(n):
         z, y, x = points[i, 0], points[i, 1], points[i, 2]
-        iz = min(max(int(np.rint(z)), 0), nz - 1)
-        iy = min(max(int(np.rint(y)), 0), ny - 1)
-        ix = min(max(int(np.rint(x)), 0), nx - 1)
-        total = np.float64(a[iz, iy, ix])
-        for o in offsets:
-            total += _trilinear(a, z + o * steps[i, 0], y + o * steps[i, 1], x + o * steps[i, 2])
-        out[i] = total / (1 + offsets.size)
+        sz, sy, sx = steps[i, 0], steps[i, 1], steps[i, 2]
+        # the line direction in mm (steps are voxels per mm of offset)
+        az, ay, ax = sz * spacing[0], sy * spacing[1], sx * spacing[2]
+        anorm = np.sqrt(az * az + ay * ay + ax * ax)
+        centre = _line_mean(a, z, y, x, sz, sy, sx, offsets)
+        keep = True
+        for dz in range(-1, 2):
+            for dy in range(-1, 2):
+                for dx in range(-1, 2):
+                    if not keep or (dz == 0 and dy == 0 and dx == 0):
+                        continue
+                    oz, oy, ox = dz * spacing[0], dy * spacing[1], dx * spacing[2]
+                    along = abs(oz * az + oy * ay + ox * ax) / (np.sqrt(oz * oz + oy * oy + ox * ox) * anorm)
+                    if along > cos_limit:
+                        continue
+                    if slack * _line_mean(a, z + dz, y + dy, x + dx, sz, sy, sx, offsets) > centre:
+                        keep = False
+        out[i] = keep
     return out
 
 

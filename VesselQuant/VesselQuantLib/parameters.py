@@ -58,9 +58,10 @@ class VesselQuantParameters:
     thin_vessel_max_sigma_mm: float = 1.0
     """...judged by the vesselness of the fine scales only (sigma up to this): on the flank of a thick
     vessel the fine-scale Hessian is not tube-like, so the channel cannot widen thick vessels."""
-    thin_vessel_ridge_fraction: float = 0.0
-    """Optional extra test: the voxel reaches this fraction of its 3x3x3 peak above the parenchyma
-    (0.5 = full width at half maximum; 0 = off)."""
+    thin_vessel_ridge_slack: float = 0.8
+    """...and only on the tube's ridge: a voxel whose finest-scale ridge strength -(l2 + l3), averaged along the
+    tube axis, is at least this fraction of every neighbour's across the tube (non-maximum suppression: a vessel
+    thinner than the blur is segmented about one voxel thick, not as wide as the blur; 1 = strictly the maximum)."""
     smoothness_weight: float = 0.5
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""
     smoothness_contrast_sd: float = 2.0
@@ -112,6 +113,8 @@ class VesselQuantParameters:
             raise RadiologyAIError(f"prune_probability must be in [0, 0.5), got {self.prune_probability}")
         if not (0 < self.probability_floor < 0.5):
             raise RadiologyAIError(f"probability_floor must be in (0, 0.5), got {self.probability_floor}")
+        if not (0 < self.thin_vessel_ridge_slack <= 1):
+            raise RadiologyAIError(f"thin_vessel_ridge_slack must be in (0, 1], got {self.thin_vessel_ridge_slack}")
         if not (self.radius_bin_mm > 0):
             raise RadiologyAIError(f"radius_bin_mm must be positive, got {self.radius_bin_mm}")
         if self.radius_bins_mm is not None:

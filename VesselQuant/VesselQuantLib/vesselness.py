@@ -31,12 +31,8 @@ class VesselnessMaps:
     vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
     scale_index: np.ndarray  # uint8, index of the winning scale (sorted sigmas)
     fine: np.ndarray  # float32, max over the fine scales (sigma <= thin_vessel_max_sigma_mm)
-    axis_flat: np.ndarray  # flat indices (into hu) where the finest scale sees a tube
-    axis_vectors: np.ndarray  # (n, 3) float32 unit tube axes there, (z, y, x) mm space
     smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
-
-    def __iter__(self):  # unpacks as (vesselness, scale_index, fine, (axis_flat, axis_vectors))
-        return iter((self.vesselness, self.scale_index, self.fine, (self.axis_flat, self.axis_vectors)))
+    ridge_finest: np.ndarray  # float32 ridge strength -(l2 + l3) of bright tubes at the finest scale (0 elsewhere)
 
 
 def symmetric_eigenvalues(hxx, hyy, hzz, hxy, hxz, hyz):
@@ -64,7 +60,7 @@ def multiscale_vesselness(
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
     """
-    from .kernels import frangi_grid, hessian_norms, merge_scale, tube_axes
+    from .kernels import frangi_grid, hessian_norms, merge_scale
 
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
@@ -78,8 +74,8 @@ def multiscale_vesselness(
     rng = np.random.default_rng(0)
     sigmas = sorted(p.vesselness_sigmas_mm)
     mask_flat = np.flatnonzero(mask)
-    axis_flat, axis_vectors = np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
     smoothed_finest = None
+    ridge_finest = np.zeros(hu.shape, np.float32)
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
@@ -111,11 +107,11 @@ def multiscale_vesselness(
             level = median + p.vesselness_min_contrast_sd * spread
 
         values = np.zeros(coarse.shape, np.float32)
-        frangi_grid(coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c, values)
-        if k == 0 and factors == (1, 1, 1):
-            axis_flat = np.flatnonzero(values > 0.01)
-            axis_vectors = np.empty((axis_flat.size, 3), np.float32)
-            tube_axes(coarse, axis_flat, steps, scale2, axis_vectors)
+        ridge = np.zeros(coarse.shape if k == 0 else (0, 0, 0), np.float32)
+        frangi_grid(coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c, values, ridge)
+        if k == 0:
+            ridge_finest = ridge if factors == (1, 1, 1) else _upsample(ridge, factors, hu.shape)
+        del ridge
         del coarse, smoothed
         if factors != (1, 1, 1):
             values = _upsample(values, factors, hu.shape)
@@ -124,7 +120,7 @@ def multiscale_vesselness(
     if smoothed_finest is None:
         smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
     progress(1.0, "vesselness: done")
-    return VesselnessMaps(best, best_scale, fine, axis_flat, axis_vectors, smoothed_finest)
+    return VesselnessMaps(best, best_scale, fine, smoothed_finest, ridge_finest)
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
