@@ -75,7 +75,7 @@ def multiscale_vesselness(
     sigmas = sorted(p.vesselness_sigmas_mm)
     mask_flat = np.flatnonzero(mask)
     smoothed_finest = None
-    ridge_finest = np.zeros(hu.shape, np.float32)
+    ridge_finest = None
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
@@ -119,6 +119,8 @@ def multiscale_vesselness(
         del values
     if smoothed_finest is None:
         smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
+    if ridge_finest is None:  # the mask was empty at the finest scale
+        ridge_finest = np.zeros(hu.shape, np.float32)
     progress(1.0, "vesselness: done")
     return VesselnessMaps(best, best_scale, fine, smoothed_finest, ridge_finest)
 
