@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from VesselQuantLib.evaluation import evaluate
+from VesselQuantLib.evaluation import evaluate, evaluate_arrays, physical_to_index
 from VesselQuantLib.pipeline import VesselQuantParameters, VesselQuantResult, run_vessel_quant
 
 SUMMARY_KEYS = {
@@ -51,6 +51,29 @@ def test_accuracy_on_small_phantom(small_phantom, small_result):
     # larger vessels have larger measured radii
     table = small_result.per_radius
     assert table.loc[table["radius_mm"] >= 2, "median_hu"].median() > table.loc[table["radius_mm"] <= 0.5, "median_hu"].median()
+
+
+def test_evaluation_shows_where_thin_vessels_are_lost(small_phantom):
+    """A segmentation that stops half-way along every thin segment: detection by radius and along the segment say so."""
+    truth = sitk.GetArrayFromImage(small_phantom.truth_label).astype(bool)
+    perfect = evaluate_arrays(truth, None, small_phantom)
+    assert (perfect["detection_by_radius"]["found"] == 1).all()
+    assert np.allclose(perfect["thin_detection_along_segment"], 1)
+
+    owner = small_phantom.point_segment
+    start = np.array([s["start_physical_mm"] for s in small_phantom.segments])[owner]
+    end = np.array([s["end_physical_mm"] for s in small_phantom.segments])[owner]
+    position = np.linalg.norm(small_phantom.points_mm - start, axis=1) / np.linalg.norm(end - start, axis=1)
+    kept = (small_phantom.point_radius_mm > 0.5) | (position <= 0.5)
+    index = np.rint(physical_to_index(small_phantom.image, small_phantom.points_mm[kept])).astype(int)
+    label = np.zeros_like(truth)
+    label[tuple(np.clip(index, 0, np.array(truth.shape) - 1).T)] = True  # the voxels the kept points lie in
+
+    measured = evaluate_arrays(label, None, small_phantom)
+    profile = measured["thin_detection_along_segment"]
+    assert profile[0] == 1 and profile[1] == 1 and profile[-1] < 0.7
+    by_radius = measured["detection_by_radius"]["found"]
+    assert by_radius.loc[0.25] < 0.9 and (by_radius.loc[by_radius.index >= 0.75] == 1).all()
 
 
 def test_same_input_same_output_and_user_mask(small_phantom, small_result):

@@ -7,10 +7,13 @@ Definitions (all restricted to the true lung region):
 * **Detection**: a true centreline point is found when a segmented voxel centre lies within
   ``r + half the voxel diagonal`` of it (r = its true radius): i.e. the segmentation touches
   the voxel the vessel passes through.
+* **Detection by radius**, and for vessels of radius <= 0.5 mm by position along their segment
+  (fifths of its length, from the parent's end to the tip): where thin vessels are lost.
 * **False-positive volume**: segmented voxels with no vessel in them and not next to one
   (outside the truth's partial-volume support dilated by one voxel), in ml.
 * **Radius error**: measured radius (the radius map at the voxel nearest to the point) minus
-  the true radius, at points away from junctions and other vessels, per design radius.
+  the true radius, at points away from junctions and other vessels, per design radius; the largest
+  |median| for r >= 1 mm counts radii with at least 5 such points (a median of two points is noise).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+
+_MIN_POINTS = 5
 
 
 def physical_to_index(image: sitk.Image, points_mm: np.ndarray) -> np.ndarray:
@@ -79,6 +84,11 @@ def evaluate_arrays(label: np.ndarray, radius_map: np.ndarray | None, phantom, n
         "false_positive_ml": float((seg & ~support).sum() * voxel_ml),
         "segmented_ml": float(seg.sum() * voxel_ml),
         "truth_ml": float(truth.sum() * voxel_ml),
+        "detection_by_radius": pd.DataFrame({"true_radius_mm": radius, "found": found})
+        .groupby("true_radius_mm")["found"]
+        .agg(["mean", "count"])
+        .rename(columns={"mean": "found", "count": "points"}),
+        "thin_detection_along_segment": _detection_along_segment(found, phantom, radius <= 0.5 + 1e-9),
     }
     if radius_map is not None:
         nearest = np.rint(index).astype(int)
@@ -93,9 +103,22 @@ def evaluate_arrays(label: np.ndarray, radius_map: np.ndarray | None, phantom, n
             .rename(columns={"median": "median_error_mm", "count": "points"})
         )
         out["radius_errors"] = table
-        big = table.loc[table.index >= 1.0 - 1e-9, "median_error_mm"]
+        big = table.loc[(table.index >= 1.0 - 1e-9) & (table["points"] >= _MIN_POINTS), "median_error_mm"]
         out["max_abs_median_radius_error_r_ge_1"] = float(big.abs().max()) if len(big) else float("nan")
     return out
+
+
+def _detection_along_segment(found: np.ndarray, phantom, selected: np.ndarray, parts: int = 5) -> np.ndarray:
+    """Share of the selected points found in each of ``parts`` equal stretches of their segment (start to end)."""
+    starts = np.array([seg["start_physical_mm"] for seg in phantom.segments]).reshape(-1, 3)
+    ends = np.array([seg["end_physical_mm"] for seg in phantom.segments]).reshape(-1, 3)
+    owner = phantom.point_segment[selected]
+    length = np.linalg.norm(ends[owner] - starts[owner], axis=1)
+    position = np.linalg.norm(phantom.points_mm[selected] - starts[owner], axis=1) / np.maximum(length, 1e-9)
+    part = np.clip((position * parts).astype(int), 0, parts - 1)
+    hits = np.bincount(part, weights=found[selected], minlength=parts)
+    counts = np.bincount(part, minlength=parts)
+    return hits / np.maximum(counts, 1)
 
 
 def simpleitk_objectness(image: sitk.Image, sigmas_mm=(0.5, 1.0, 2.0, 3.0)) -> sitk.Image:

@@ -61,6 +61,7 @@ class VesselPhantom:
     points_mm: np.ndarray  # (N, 3) physical LPS centreline points
     point_radius_mm: np.ndarray  # (N,)
     point_isolated: np.ndarray  # (N,) bool: no other vessel within its own radius (fit for radius checks)
+    point_segment: np.ndarray  # (N,) index of the point's segment in ``segments``
     segments: list[dict] = field(default_factory=list)  # start_mm, end_mm (scanner frame), radius_mm
     spec: PhantomSpec = field(default_factory=PhantomSpec)
 
@@ -378,6 +379,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
         points_mm=physical,
         point_radius_mm=radii,
         point_isolated=isolated,
+        point_segment=owner,
         segments=segments,
         spec=spec,
     )
