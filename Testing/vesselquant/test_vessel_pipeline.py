@@ -60,10 +60,10 @@ def test_evaluation_shows_where_thin_vessels_are_lost(small_phantom):
     assert (perfect["detection_by_radius"]["found"] == 1).all()
     assert np.allclose(perfect["thin_detection_along_segment"], 1)
 
-    owner = small_phantom.point_segment
-    start = np.array([s["start_physical_mm"] for s in small_phantom.segments])[owner]
-    end = np.array([s["end_physical_mm"] for s in small_phantom.segments])[owner]
-    position = np.linalg.norm(small_phantom.points_mm - start, axis=1) / np.linalg.norm(end - start, axis=1)
+    segments = small_phantom.segments
+    position = small_phantom.point_position
+    assert np.allclose(small_phantom.points_mm[position == 0], [s["start_physical_mm"] for s in segments])
+    assert np.allclose(small_phantom.points_mm[position == 1], [s["end_physical_mm"] for s in segments])
     kept = (small_phantom.point_radius_mm > 0.5) | (position <= 0.5)
     index = np.rint(physical_to_index(small_phantom.image, small_phantom.points_mm[kept])).astype(int)
     label = np.zeros_like(truth)

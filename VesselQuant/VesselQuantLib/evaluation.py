@@ -110,12 +110,7 @@ def evaluate_arrays(label: np.ndarray, radius_map: np.ndarray | None, phantom, n
 
 def _detection_along_segment(found: np.ndarray, phantom, selected: np.ndarray, parts: int = 5) -> np.ndarray:
     """Share of the selected points found in each of ``parts`` equal stretches of their segment (start to end)."""
-    starts = np.array([seg["start_physical_mm"] for seg in phantom.segments]).reshape(-1, 3)
-    ends = np.array([seg["end_physical_mm"] for seg in phantom.segments]).reshape(-1, 3)
-    owner = phantom.point_segment[selected]
-    length = np.linalg.norm(ends[owner] - starts[owner], axis=1)
-    position = np.linalg.norm(phantom.points_mm[selected] - starts[owner], axis=1) / np.maximum(length, 1e-9)
-    part = np.clip((position * parts).astype(int), 0, parts - 1)
+    part = np.clip((phantom.point_position[selected] * parts).astype(int), 0, parts - 1)
     hits = np.bincount(part, weights=found[selected], minlength=parts)
     counts = np.bincount(part, minlength=parts)
     return hits / np.maximum(counts, 1)

@@ -61,7 +61,7 @@ class VesselPhantom:
     points_mm: np.ndarray  # (N, 3) physical LPS centreline points
     point_radius_mm: np.ndarray  # (N,)
     point_isolated: np.ndarray  # (N,) bool: no other vessel within its own radius (fit for radius checks)
-    point_segment: np.ndarray  # (N,) index of the point's segment in ``segments``
+    point_position: np.ndarray  # (N,) where the point lies along its segment: 0 at the start (parent's end), 1 at the end
     segments: list[dict] = field(default_factory=list)  # start_mm, end_mm (scanner frame), radius_mm
     spec: PhantomSpec = field(default_factory=PhantomSpec)
 
@@ -332,7 +332,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
     ct = np.clip(np.rint(blurred), -1024, 3071).astype(np.int16)
 
     # truth: label and centreline points (every 0.25 mm)
-    points, radii, owner = [], [], []
+    points, radii, owner, positions = [], [], [], []
     for i, seg in enumerate(segments):
         length = np.linalg.norm(seg["end_mm"] - seg["start_mm"])
         ts = np.linspace(0, 1, max(2, int(length / 0.25) + 1))[:, None]
@@ -340,7 +340,9 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
         points.append(pts)
         radii.append(np.full(len(pts), seg["radius_mm"]))
         owner.append(np.full(len(pts), i))
+        positions.append(ts[:, 0])
     points = np.concatenate(points) if points else np.zeros((0, 3))
+    positions = np.concatenate(positions) if positions else np.zeros(0)
     radii = np.concatenate(radii) if radii else np.zeros(0)
     owner = np.concatenate(owner) if owner else np.zeros(0, int)
     isolated = np.ones(len(points), bool)
@@ -379,7 +381,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
         points_mm=physical,
         point_radius_mm=radii,
         point_isolated=isolated,
-        point_segment=owner,
+        point_position=positions,
         segments=segments,
         spec=spec,
     )
