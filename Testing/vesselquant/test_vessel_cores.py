@@ -14,6 +14,7 @@ from VesselQuantLib.graphcut import segment_vessels
 from VesselQuantLib.lungmask import segment_lungs
 from VesselQuantLib.parameters import VesselQuantParameters
 from VesselQuantLib.quantify import assign_bins, loglinear_fit, per_radius_table, small_vessel_volume_ml
+from VesselQuantLib.thinvessels import edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu
 from VesselQuantLib.vesselness import multiscale_vesselness, symmetric_eigenvalues
 
 
@@ -126,6 +127,37 @@ def test_sub_resolution_vessel_is_segmented_on_its_ridge():
     assert found >= 0.9 and found_band >= 0.9
     assert thin_line <= 3.0, thin_line  # a 26-connected line through 0.7 x 0.7 x 1 mm voxels: about 1.5 per mm
     assert band >= 1.5 * thin_line, (band, thin_line)
+
+
+@pytest.mark.parametrize("psf_mm", [0.35, 0.6, 0.8])
+def test_edge_blur_is_measured_on_thick_vessel_edges(psf_mm):
+    """The blur (PSF and smoothing together) is recovered from the steepness of a thick vessel's edge."""
+    spacing = (1.0, 0.7, 0.7)
+    hu, _ = _tube_volume(3.0, spacing, shape=(40, 48, 48), psf_mm=psf_mm, noise=20.0)
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing(spacing[::-1])
+    smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.5))
+    blur = edge_blur_mm(smoothed, np.ones(hu.shape, bool), -850.0, 40.0, spacing)
+    assert blur == pytest.approx(np.hypot(psf_mm, 0.5), rel=0.08)
+    assert edge_blur_mm(smoothed, np.zeros(hu.shape, bool), -850.0, 40.0, spacing) is None  # no edges to measure
+
+
+def test_thin_vessel_growth_threshold_and_hysteresis():
+    # the centre of a blurred disc of radius r: contrast x (1 - exp(-r^2 / (2 s^2)))
+    assert thin_vessel_contrast_hu(0.25, 0.6, 890.0) == pytest.approx(890.0 * (1 - np.exp(-0.0625 / 0.72)))
+    assert thin_vessel_contrast_hu(0.25, 0.6, 890.0) > thin_vessel_contrast_hu(0.25, 1.2, 890.0)
+    ridges = np.random.default_rng(0).normal(-800.0, 20.0, 10_000)
+    assert growth_threshold_hu(ridges, 60.0, 1.0) == pytest.approx(np.median(ridges) + 30.0)
+    assert growth_threshold_hu(ridges, 30.0, 1.0) is None  # half of it is within the ridges' noise: nothing grown
+
+    label = np.zeros((9, 9, 9), bool)
+    label[4, 4, :4] = True
+    ridge = np.array([[5, 5, 4], [6, 6, 5], [4, 4, 8], [0, 0, 0]])  # a diagonal chain touching, then two apart
+    grown = grow_thin_vessels(label, ridge, np.array([10.0, 10.0, 10.0, 10.0]), 5.0)
+    assert grown[5, 5, 4] and grown[6, 6, 5] and not grown[4, 4, 8] and not grown[0, 0, 0]
+    dim = grow_thin_vessels(label, ridge, np.array([10.0, 1.0, 10.0, 10.0]), 5.0)  # below the threshold
+    assert dim[5, 5, 4] and not dim[6, 6, 5]
+    assert np.array_equal(grow_thin_vessels(label, ridge, np.zeros(4), 5.0), label)
 
 
 def test_vesselness_respects_anisotropic_spacing():

@@ -22,6 +22,9 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   axis, ``thin_vessel_ridge_slack``): a vessel thinner than the blur is segmented about one
   voxel thick, as its partial-volume truth is, not as a band as wide as the blur (which
   doubled the volume of sub-millimetre vessels and with it the small-vessel volume).
+* **Thin-vessel growth.** After the cut, ridge voxels of that channel that touch the result are grown
+  into it when bright enough for a vessel of ``thin_vessel_min_radius_mm`` after the scan's measured
+  blur (hysteresis with a dose-aware threshold, :mod:`.thinvessels`).
 * **Pruning.** Uncertain voxels whose data term is already decisively background
   (P < ``prune_probability``) are fixed as well; with noise, many parenchyma voxels have some
   vesselness, and this keeps the graph a small fraction of the lung.
@@ -182,6 +185,29 @@ def _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx, p: Vessel
     return values, sd, ridge
 
 
+def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info):
+    """Hysteresis growth of sub-resolution vessels (see :mod:`.thinvessels`); records what it did in ``info``."""
+    from .thinvessels import THICK_VESSEL_SIGMA_MM, edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu
+
+    sigmas = sorted(p.vesselness_sigmas_mm)
+    thick = next((k for k, s in enumerate(sigmas) if s >= THICK_VESSEL_SIGMA_MM), len(sigmas) - 1)
+    blur = edge_blur_mm(maps.smoothed_finest, lung & (maps.scale_index >= thick), model.background_hu,
+                        model.vessel_hu, spacing_zyx)
+    if blur is None:  # no thick vessel edges to measure the blur on
+        info["thin_vessel_growth"] = None
+        return label
+    contrast = thin_vessel_contrast_hu(p.thin_vessel_min_radius_mm, blur, model.vessel_hu - model.background_hu)
+    threshold = growth_threshold_hu(ridge_line_hu, contrast, p.thin_vessel_contrast_sd)
+    grown = label if threshold is None else grow_thin_vessels(label, ridge_zyx, ridge_line_hu, threshold) & lung
+    info["thin_vessel_growth"] = {
+        "blur_sd_mm": round(blur, 3),
+        "expected_contrast_hu": round(contrast, 1),
+        "threshold_hu": None if threshold is None else round(threshold, 1),
+        "grown_voxels": int(grown.sum() - label.sum()),
+    }
+    return grown
+
+
 def segment_vessels(
     hu: np.ndarray,
     vesselness: np.ndarray,
@@ -221,6 +247,7 @@ def segment_vessels(
     padded_hu = np.pad(hu.astype(np.float32, copy=False), 1, mode="edge").ravel()
     prob = np.zeros(0)
     pruned = 0
+    ridge_zyx, ridge_line_hu = np.zeros((0, 3), int), np.zeros(0)
     if nodes_flat.size:
         progress(0.1, "graph cut: data term")
         node_zyx = unpadded_index(nodes_flat, np.array(state.shape))
@@ -236,7 +263,8 @@ def segment_vessels(
         if where.size:
             line_hu, line_sd, ridge = _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx[where], p, maps)
             where = where[ridge]
-            prob[where] = vessel_probability(node_hu[where], node_v[where], model, p, line_hu[ridge], line_sd, fine[where])
+            ridge_zyx, ridge_line_hu = node_zyx[where], line_hu[ridge]
+            prob[where] = vessel_probability(node_hu[where], node_v[where], model, p, ridge_line_hu, line_sd, fine[where])
             del line_hu, ridge
         del node_v, fine, maybe_thin, node_zyx, node_hu
         # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
@@ -285,6 +313,9 @@ def segment_vessels(
         del graph, node_id
     label = label_padded.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
     label &= lung
+    if maps is not None and p.thin_vessel_min_radius_mm is not None and len(ridge_line_hu):
+        progress(0.8, "graph cut: growing thin vessels")
+        label = _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info)
 
     # Remove specks of noise (pieces smaller than min_component_mm3) and pieces with no tube in them
     # (maximum vesselness below min_component_vesselness: plates and blobs such as the partial-volume

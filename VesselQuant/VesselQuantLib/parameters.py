@@ -62,6 +62,11 @@ class VesselQuantParameters:
     """...and only on the tube's ridge: a voxel whose finest-scale ridge strength -(l2 + l3), averaged along the
     tube axis, is at least this fraction of every neighbour's across the tube (non-maximum suppression: a vessel
     thinner than the blur is segmented about one voxel thick, not as wide as the blur; 1 = strictly the maximum)."""
+    thin_vessel_min_radius_mm: float | None = 0.25
+    """Thin-vessel ridges that touch the segmentation are grown into it (hysteresis) when their line HU exceeds the
+    median ridge by half the contrast a vessel of this radius keeps after the scan's blur (measured on thick-vessel
+    edges); only when that half is at least ``thin_vessel_contrast_sd`` robust SDs of the ridges (else such vessels
+    are not visible in the scan); None: no growth."""
     smoothness_weight: float = 0.5
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""
     smoothness_contrast_sd: float = 2.0
@@ -115,6 +120,8 @@ class VesselQuantParameters:
             raise RadiologyAIError(f"probability_floor must be in (0, 0.5), got {self.probability_floor}")
         if not (0 < self.thin_vessel_ridge_slack <= 1):
             raise RadiologyAIError(f"thin_vessel_ridge_slack must be in (0, 1], got {self.thin_vessel_ridge_slack}")
+        if self.thin_vessel_min_radius_mm is not None and not (self.thin_vessel_min_radius_mm > 0):
+            raise RadiologyAIError(f"thin_vessel_min_radius_mm must be positive or None, got {self.thin_vessel_min_radius_mm}")
         if not (self.radius_bin_mm > 0):
             raise RadiologyAIError(f"radius_bin_mm must be positive, got {self.radius_bin_mm}")
         if self.radius_bins_mm is not None:

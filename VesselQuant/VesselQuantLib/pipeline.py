@@ -187,6 +187,7 @@ def run_vessel_quant(
         "parameters": p.to_dict(),
         "centerline_points": int(len(centerline_radii)),
         "graph_nodes": int(info.get("graph_nodes", 0)),
+        "thin_vessel_growth": info.get("thin_vessel_growth"),
         "intensity_model": model,
         "lung_mask_source": "user" if lung_mask is not None else "automatic",
     }
