@@ -313,9 +313,6 @@ def segment_vessels(
         del graph, node_id
     label = label_padded.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
     label &= lung
-    if maps is not None and p.thin_vessel_min_radius_mm is not None and len(ridge_line_hu):
-        progress(0.8, "graph cut: growing thin vessels")
-        label = _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info)
 
     # Remove specks of noise (pieces smaller than min_component_mm3) and pieces with no tube in them
     # (maximum vesselness below min_component_vesselness: plates and blobs such as the partial-volume
@@ -337,5 +334,9 @@ def segment_vessels(
         removed = int(sizes[drop].sum())
         label[drop[labels]] = False
     info["removed_speck_voxels"] = removed
+    # after the specks are gone: growth must not reconnect the fragments they removed
+    if maps is not None and p.thin_vessel_min_radius_mm is not None and len(ridge_line_hu):
+        progress(0.9, "graph cut: growing thin vessels")
+        label = _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info)
     progress(1.0, "graph cut: done")
     return label, info
