@@ -11,6 +11,7 @@ Goals are judged on the mean over the seeds; the worst seed is shown beside it.
 
     .venv/bin/python Testing/benchmarks/bench_vessels_accuracy.py [--seeds 0 1 2] [--noise 30 90]
         [--size 160 160 100] [--spacing 0.7 0.7 1.0] [--psf 0.8 0.8 1.0] [--no-frangi]
+        [--thin-vessel-min-radius 0.25]   (the optional growth of faint thin vessels)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from VesselQuantLib.evaluation import evaluate, frangi_oracle
 from VesselQuantLib.phantom import make_vessel_phantom
+from VesselQuantLib.parameters import VesselQuantParameters
 from VesselQuantLib.pipeline import run_vessel_quant
 
 GOALS = {
@@ -39,8 +41,11 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, nargs=3, default=[0.7, 0.7, 1.0], help="voxel size in mm (x y z)")
     parser.add_argument("--psf", type=float, nargs=3, default=[0.8, 0.8, 1.0], help="PSF FWHM in mm (x y z)")
     parser.add_argument("--no-frangi", action="store_true")
+    parser.add_argument("--thin-vessel-min-radius", type=float, default=None, metavar="MM",
+                        help="VesselQuantParameters.thin_vessel_min_radius_mm (default: off)")
     args = parser.parse_args()
 
+    parameters = VesselQuantParameters(thin_vessel_min_radius_mm=args.thin_vessel_min_radius)
     rows, radius_tables, found_tables, profiles = [], [], [], {}
     for noise in args.noise:
         for seed in args.seeds:
@@ -49,7 +54,7 @@ def main() -> None:
                 noise_sd_hu=noise, seed=seed,
             )
             start = time.perf_counter()
-            result = run_vessel_quant(phantom.image)
+            result = run_vessel_quant(phantom.image, parameters=parameters)
             seconds = time.perf_counter() - start
             ours = evaluate(result, phantom)
             table = ours.pop("radius_errors")

@@ -22,7 +22,7 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   axis, ``thin_vessel_ridge_slack``): a vessel thinner than the blur is segmented about one
   voxel thick, as its partial-volume truth is, not as a band as wide as the blur (which
   doubled the volume of sub-millimetre vessels and with it the small-vessel volume).
-* **Thin-vessel growth.** After the cut, ridge voxels of that channel that touch the result are grown
+* **Thin-vessel growth** (optional, off by default). After the cut, ridge voxels of that channel that touch the result are grown
   into it when bright enough for a vessel of ``thin_vessel_min_radius_mm`` after the scan's measured
   blur (hysteresis with a dose-aware threshold, :mod:`.thinvessels`).
 * **Pruning.** Uncertain voxels whose data term is already decisively background

@@ -62,11 +62,12 @@ class VesselQuantParameters:
     """...and only on the tube's ridge: a voxel whose finest-scale ridge strength -(l2 + l3), averaged along the
     tube axis, is at least this fraction of every neighbour's across the tube (non-maximum suppression: a vessel
     thinner than the blur is segmented about one voxel thick, not as wide as the blur; 1 = strictly the maximum)."""
-    thin_vessel_min_radius_mm: float | None = 0.25
-    """Thin-vessel ridges that touch the segmentation are grown into it (hysteresis) when their line HU exceeds the
-    median ridge by half the contrast a vessel of this radius keeps after the scan's blur (measured on thick-vessel
-    edges); only when that half is at least ``thin_vessel_contrast_sd`` robust SDs of the ridges (else such vessels
-    are not visible in the scan); None: no growth."""
+    thin_vessel_min_radius_mm: float | None = None
+    """Optional growth of faint thin vessels (e.g. 0.25): ridge voxels that touch the segmentation are grown into it
+    (hysteresis) when their line HU exceeds the median ridge by half the contrast a vessel of this radius keeps after
+    the scan's blur (measured on thick-vessel edges), if that half is at least ``thin_vessel_contrast_sd`` robust SDs
+    of the ridges (else such vessels are not visible in the scan). Off by default: it finds more thin vessels in
+    noisy scans, but adds volume at the lowest doses, which would bias dose comparisons (PhantomQA)."""
     smoothness_weight: float = 0.5
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""
     smoothness_contrast_sd: float = 2.0

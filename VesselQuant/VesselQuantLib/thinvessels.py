@@ -1,4 +1,7 @@
-"""Growing sub-resolution vessels out of the graph-cut result (hysteresis with a dose-aware threshold).
+"""Optional growth of sub-resolution vessels out of the graph-cut result (hysteresis, dose-aware threshold).
+
+On when ``VesselQuantParameters.thin_vessel_min_radius_mm`` is set (off by default: it adds volume at
+the lowest doses of a dose series, which would bias the comparisons PhantomQA makes).
 
 The graph cut's data term judges each voxel alone, and a vessel thinner than the blur is faint: at
 three times the normal noise most of a 0.25 mm twig stays below it. Such a twig is, however, a ridge
