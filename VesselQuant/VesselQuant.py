@@ -51,6 +51,10 @@ Part of the RadiologyAI extension.
 #
 
 
+# "Grow faint thin vessels": look for vessels down to this radius (the smallest LKEB radius bin).
+_GROWN_THIN_VESSEL_RADIUS_MM = 0.25
+
+
 @parameterNodeWrapper
 class VesselQuantParameterNode:
     """
@@ -61,6 +65,7 @@ class VesselQuantParameterNode:
     smoothnessWeight - weight of the graph-cut boundary term.
     radiusBinWidth - width of the radius bins in mm.
     designRadii - optional list of radii in mm (comma or space separated) used as bins instead.
+    growThinVessels - also grow faint sub-millimetre vessels (noisy scans; off for dose comparisons).
     runInBackground - run in a separate process (the GUI stays responsive and can cancel).
     """
 
@@ -71,6 +76,7 @@ class VesselQuantParameterNode:
     smoothnessWeight: Annotated[float, WithinRange(0.0, 5.0)] = 0.5
     radiusBinWidth: Annotated[float, WithinRange(0.05, 2.0)] = 0.25
     designRadii: str = ""
+    growThinVessels: bool = False
     runInBackground: bool = True
 
 
@@ -169,6 +175,7 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             smoothness_weight=p.smoothnessWeight,
             radius_bin_mm=p.radiusBinWidth,
             radius_bins_mm=radii,
+            thin_vessel_min_radius_mm=_GROWN_THIN_VESSEL_RADIUS_MM if p.growThinVessels else None,
         ).validate()
 
     def onApplyButton(self) -> None:
