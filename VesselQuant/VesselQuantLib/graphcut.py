@@ -22,9 +22,10 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   axis, ``thin_vessel_ridge_slack``): a vessel thinner than the blur is segmented about one
   voxel thick, as its partial-volume truth is, not as a band as wide as the blur (which
   doubled the volume of sub-millimetre vessels and with it the small-vessel volume).
-* **Thin-vessel growth** (optional, off by default). After the cut, ridge voxels of that channel that touch the result are grown
-  into it when bright enough for a vessel of ``thin_vessel_min_radius_mm`` after the scan's measured
-  blur (hysteresis with a dose-aware threshold, :mod:`.thinvessels`).
+* **Thin-vessel growth** (optional, off by default). After the cut, ridge voxels of that channel
+  that touch the result are grown into it when bright enough for a vessel of
+  ``thin_vessel_min_radius_mm`` after the scan's measured blur (hysteresis with a dose-aware
+  threshold, :mod:`.thinvessels`).
 * **Pruning.** Uncertain voxels whose data term is already decisively background
   (P < ``prune_probability``) are fixed as well; with noise, many parenchyma voxels have some
   vesselness, and this keeps the graph a small fraction of the lung.
@@ -187,7 +188,9 @@ def _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx, p: Vessel
 
 def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info):
     """Hysteresis growth of sub-resolution vessels (see :mod:`.thinvessels`); records what it did in ``info``."""
-    from .thinvessels import THICK_VESSEL_SIGMA_MM, edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu
+    from .thinvessels import (
+        THICK_VESSEL_SIGMA_MM, edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu,
+    )
 
     sigmas = sorted(p.vesselness_sigmas_mm)
     thick = next((k for k, s in enumerate(sigmas) if s >= THICK_VESSEL_SIGMA_MM), len(sigmas) - 1)

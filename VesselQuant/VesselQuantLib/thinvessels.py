@@ -15,9 +15,11 @@ of all ridge candidates, which are mostly noise) and the ridge of a vessel of ra
 accepts half-way between them. That contrast comes from the physics, not from the noise: at normal dose
 the threshold is many noise SDs above the noise ridges (no noise is grown), at low dose only a few, which
 is where a faint vessel is worth the risk. When even the half-way point is within the noise of the
-ridges (thick slices, heavy blur: such a vessel cannot be seen), nothing is grown. The blur is measured on the scan itself, from how steep the
-edges of thick vessels are in the finest-scale smoothing (an edge blurred by a Gaussian of SD s has the
-steepest slope contrast / (sqrt(2 pi) s)).
+ridges (thick slices, heavy blur: such a vessel cannot be seen), nothing is grown.
+
+The blur is measured on the scan itself, from how steep the edges of thick vessels are in the
+finest-scale smoothing (an edge blurred by a Gaussian of SD s has the steepest slope
+contrast / (sqrt(2 pi) s)).
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def edge_blur_mm(smoothed, near_thick_vessel, background_hu, vessel_hu, spacing_
     magnitude = np.linalg.norm(gradient, axis=1)
     normal = np.abs(gradient) / np.maximum(magnitude, 1e-9)[:, None]
     low, high = np.full(len(points), 0.01), np.full(len(points), 10.0)
-    for _ in range(40):  # the modelled gradient falls as the blur grows
+    # vectorised bisection on all voxels at once (scipy's scalar root finders would loop in Python);
+    # the modelled gradient falls as the blur grows
+    for _ in range(40):
         sigma = 0.5 * (low + high)
         modelled = np.linalg.norm(contrast * (2.0 * ndtr(h * normal / sigma[:, None]) - 1.0) / (2.0 * h), axis=1)
         steeper = modelled > magnitude
