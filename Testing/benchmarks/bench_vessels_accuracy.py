@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from VesselQuantLib.evaluation import evaluate, frangi_oracle
-from VesselQuantLib.phantom import make_vessel_phantom
 from VesselQuantLib.parameters import VesselQuantParameters
+from VesselQuantLib.phantom import make_vessel_phantom
 from VesselQuantLib.pipeline import run_vessel_quant
 
 GOALS = {
@@ -67,7 +67,7 @@ def main() -> None:
             rows.append({"noise_hu": noise, "seed": seed, "seconds": round(seconds, 2), **ours})
             if not args.no_frangi:
                 frangi = frangi_oracle(phantom)
-                frangi.pop("detection_by_radius"), frangi.pop("thin_detection_along_segment")
+                del frangi["detection_by_radius"], frangi["thin_detection_along_segment"]
                 rows.append({"noise_hu": noise, "seed": seed, **frangi})
             print(f"noise {noise:g} HU seed {seed}: done", flush=True)
 
