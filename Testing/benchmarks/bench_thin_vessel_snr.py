@@ -30,6 +30,8 @@ from scipy.stats import norm
 from VesselQuantLib.evaluation import physical_to_index
 from VesselQuantLib.phantom import make_vessel_phantom
 
+from vessel_phantom_args import add_phantom_arguments, phantom_geometry  # beside this script
+
 STEP_MM = 0.35
 START_MM = 0.7
 ALPHAS = (0.05, 0.01, 0.001)
@@ -44,7 +46,7 @@ def line_mean(array: np.ndarray, index_zyx: np.ndarray) -> float:
 
 
 def twig_snr(seed: int, noise_hu: float, args) -> tuple[np.ndarray, float]:
-    common = dict(size_xyz=tuple(args.size), spacing_xyz=tuple(args.spacing), psf_fwhm_mm=tuple(args.psf), seed=seed)
+    common = dict(seed=seed, **phantom_geometry(args))
     noisy = make_vessel_phantom(noise_sd_hu=noise_hu, **common)
     clean = make_vessel_phantom(noise_sd_hu=0.0, **common)
     assert len(noisy.segments) == len(clean.segments), "the noise must not change the vessel tree"
@@ -83,11 +85,7 @@ def twig_snr(seed: int, noise_hu: float, args) -> tuple[np.ndarray, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--noise", type=float, nargs="+", default=[30.0, 90.0], help="noise SD in HU")
-    parser.add_argument("--size", type=int, nargs=3, default=[160, 160, 100], help="voxels (x y z)")
-    parser.add_argument("--spacing", type=float, nargs=3, default=[0.7, 0.7, 1.0], help="voxel size in mm (x y z)")
-    parser.add_argument("--psf", type=float, nargs=3, default=[0.8, 0.8, 1.0], help="PSF FWHM in mm (x y z)")
+    add_phantom_arguments(parser)
     parser.add_argument("--sigma", type=float, default=0.5, help="smoothing in mm (VesselQuant's finest scale)")
     args = parser.parse_args()
 

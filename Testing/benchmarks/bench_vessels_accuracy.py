@@ -27,6 +27,8 @@ from VesselQuantLib.parameters import VesselQuantParameters
 from VesselQuantLib.phantom import make_vessel_phantom
 from VesselQuantLib.pipeline import run_vessel_quant
 
+from vessel_phantom_args import add_phantom_arguments, phantom_geometry  # beside this script
+
 GOALS = {
     30.0: {"dice": 0.95, "detected_r_ge_0.75": 0.98, "detected_r_le_0.5": 0.90, "false_positive_ml": 0.05},
     90.0: {"dice": 0.90, "detected_r_le_0.5": 0.85, "false_positive_ml": 0.5},
@@ -35,11 +37,7 @@ GOALS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--noise", type=float, nargs="+", default=[30.0, 90.0], help="noise SD in HU (30 normal, 90 low dose)")
-    parser.add_argument("--size", type=int, nargs=3, default=[160, 160, 100], help="voxels (x y z)")
-    parser.add_argument("--spacing", type=float, nargs=3, default=[0.7, 0.7, 1.0], help="voxel size in mm (x y z)")
-    parser.add_argument("--psf", type=float, nargs=3, default=[0.8, 0.8, 1.0], help="PSF FWHM in mm (x y z)")
+    add_phantom_arguments(parser)
     parser.add_argument("--no-frangi", action="store_true")
     parser.add_argument("--thin-vessel-min-radius", type=float, default=None, metavar="MM",
                         help="VesselQuantParameters.thin_vessel_min_radius_mm (default: off)")
@@ -49,10 +47,7 @@ def main() -> None:
     rows, radius_tables, found_tables, profiles = [], [], [], {}
     for noise in args.noise:
         for seed in args.seeds:
-            phantom = make_vessel_phantom(
-                size_xyz=tuple(args.size), spacing_xyz=tuple(args.spacing), psf_fwhm_mm=tuple(args.psf),
-                noise_sd_hu=noise, seed=seed,
-            )
+            phantom = make_vessel_phantom(noise_sd_hu=noise, seed=seed, **phantom_geometry(args))
             start = time.perf_counter()
             result = run_vessel_quant(phantom.image, parameters=parameters)
             seconds = time.perf_counter() - start
