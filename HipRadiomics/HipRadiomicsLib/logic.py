@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 import slicer
 
 from RadiologyAICommonLib import mrml
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.logicbase import LogicBase
+
+if TYPE_CHECKING:  # pandas is a requirement: imported on use, after ensure_requirements
+    import pandas as pd
 
 
 @dataclass
@@ -59,6 +62,8 @@ class HipRadiomicsLogic(LogicBase):
     # ---- features
     def extractFeatures(self, volumeNode, segmentationNode, segment, paramsPath: str | None = None, tableNode=None):
         """PyRadiomics features of the segment; returns ``(CaseFeatures, table node)`` (columns feature, value)."""
+        import pandas as pd
+
         from HipRadiomicsLib.extraction import extract_features
         from HipRadiomicsLib.radiomics_params import load_params
 
@@ -71,6 +76,8 @@ class HipRadiomicsLogic(LogicBase):
     # ---- prediction
     def predict(self, volumeNode, segmentationNode, segment, modelDir: str, top: int = 10) -> HipPredictionResult:
         """Extract the segment's features with the model's own params and predict; tables + chart nodes out."""
+        import pandas as pd
+
         from HipRadiomicsLib.extraction import extract_features
         from HipRadiomicsLib.model import load_model_folder
         from HipRadiomicsLib.predict import model_params, predict_features
@@ -93,6 +100,8 @@ class HipRadiomicsLogic(LogicBase):
     @staticmethod
     def importanceTable(model) -> pd.DataFrame:
         """Gain share of each selected feature of a loaded model, largest first, with a 1-based rank."""
+        import pandas as pd
+
         gain = model.booster.get_score(importance_type="gain")
         total = sum(gain.values()) or 1.0
         table = pd.DataFrame({"feature": model.features, "gain": [gain.get(f, 0.0) / total for f in model.features]})

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 import slicer
 
 from RadiologyAICommonLib import mrml
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.logicbase import LogicBase
+
+if TYPE_CHECKING:  # pandas is a requirement: imported on use, after ensure_requirements
+    import pandas as pd
 
 from .published import CALIBRATION_RADIUS_MM
 from .recon import RECON_MODELS, normalise_recon, recon_from_dicom
@@ -65,6 +68,8 @@ class PhantomQALogic(LogicBase):
 
         ``entries``: list of ``(volumeNode, recon, ctdivol_mgy, repetition)``. Returns the manifest path.
         """
+        import pandas as pd
+
         from RadiologyAICommonLib.atomic import write_csv
         from RadiologyAICommonLib.imageio import write_image
 
@@ -119,6 +124,8 @@ class PhantomQALogic(LogicBase):
     # ------------------------------------------------------------------ results -> nodes
     def loadResults(self, outputDir: str, radius_mm: float = CALIBRATION_RADIUS_MM) -> dict:
         """Tables and plots of a study folder (summary.csv, volumes.csv, acquisitions.csv)."""
+        import pandas as pd
+
         folder = Path(outputDir)
         files = {name: folder / f"{name}.csv" for name in ("summary", "volumes", "acquisitions")}
         for name in ("summary", "volumes"):

@@ -9,6 +9,7 @@ on the slicer-core wheel (headless, tests); imports no Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -20,7 +21,9 @@ from RadiologyAICommonLib.logicbase import LogicBase
 from RadiologyAICommonLib.progress import ProgressCallback
 
 from .parameters import VesselQuantParameters
-from .pipeline import VesselQuantResult, run_vessel_quant
+
+if TYPE_CHECKING:  # the pipeline needs the module's requirements: imported on use, after ensure_requirements
+    from .pipeline import VesselQuantResult
 
 VESSEL_COLOR = (0.85, 0.2, 0.2)
 LUNG_COLOR = (0.55, 0.75, 0.95)
@@ -55,6 +58,8 @@ class VesselQuantLogic(LogicBase):
         name: str | None = None,
     ) -> VesselQuantNodes:
         """Segment and quantify the lung vessels of ``ct_node``; return the new nodes."""
+        from .pipeline import run_vessel_quant
+
         if ct_node is None:
             raise RadiologyAIError("select a CT volume")
         ct = mrml.volume_node_to_image(ct_node)
