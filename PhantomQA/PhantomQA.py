@@ -200,9 +200,9 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the phantom study."), waitCursor=True):
-            from RadiologyAICommonLib.dependencies import ensure_requirements, read_requirements
+            from RadiologyAICommonLib.dependencies import ensure_module_requirements
 
-            ensure_requirements(read_requirements(self.resourcePath("requirements.txt")), "PhantomQA")
+            ensure_module_requirements(__file__, "PhantomQA")
             p = self._parameterNode
             if p.useSceneVolumes:
                 folder = tempfile.mkdtemp(prefix="PhantomQA-scans-")
@@ -217,6 +217,9 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onDemoButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the demo."), waitCursor=True):
+            from RadiologyAICommonLib.dependencies import ensure_module_requirements
+
+            ensure_module_requirements(__file__, "PhantomQA")
             p = self._parameterNode
             self._start(["phantom", "demo", "--output-dir", str(p.outputDir), "--workers", str(p.workers)])
 
@@ -231,6 +234,9 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onLoadResults(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to load the study results."), waitCursor=True):
+            from RadiologyAICommonLib.dependencies import ensure_module_requirements
+
+            ensure_module_requirements(__file__, "PhantomQA")
             folder = self._lastOutputDir or str(self._parameterNode.outputDir)
             nodes = self.logic.loadResults(folder)
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
@@ -264,6 +270,9 @@ class PhantomQATest(ScriptedLoadableModuleTest):
     def test_PhantomQA1(self):
         """Simulate a small study, run it in-process through the logic, load results into the scene."""
         self.delayDisplay("Starting the test")
+        from RadiologyAICommonLib.dependencies import ensure_module_requirements
+
+        ensure_module_requirements(__file__, "PhantomQA")  # as Apply does: the requirements before their imports
         import pandas as pd
 
         from PhantomQALib.acquisitions import Acquisition

@@ -33,8 +33,10 @@ class RadiologyAICommonTest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         self.setUp()
+        self.delayDisplay("Starting the test")
         self.test_volume_round_trip()
         self.test_worker_help()
+        self.delayDisplay("Test passed")
 
     def test_volume_round_trip(self):
         import numpy as np

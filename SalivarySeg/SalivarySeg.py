@@ -156,10 +156,10 @@ class SalivarySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the prediction."), waitCursor=True):
-            from RadiologyAICommonLib.dependencies import ensure_requirements, ensure_torch, read_requirements
+            from RadiologyAICommonLib.dependencies import ensure_module_requirements, ensure_torch
 
             ensure_torch()
-            ensure_requirements(read_requirements(self.resourcePath("requirements.txt")), "SalivarySeg")
+            ensure_module_requirements(__file__, "SalivarySeg")
             self.logic.checkModelFolder(str(self._parameterNode.modelFolder))
             self._clearResults()
             self._removeWorkDir()
@@ -223,6 +223,9 @@ class SalivarySegTest(ScriptedLoadableModuleTest):
 
     def test_SalivarySeg1(self):
         self.delayDisplay("Starting the test")
+        from RadiologyAICommonLib.dependencies import ensure_module_requirements
+
+        ensure_module_requirements(__file__, "SalivarySeg")  # as Apply does: the requirements before their imports
         from RadiologyAICommonLib.mrml import image_to_volume_node
         from SalivarySegLib.synthetic import SyntheticParams, generate_case, generate_dataset
         from SalivarySegLib.training import TrainingParams, train

@@ -180,9 +180,9 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("VesselQuant failed."), waitCursor=True):
-            from RadiologyAICommonLib.dependencies import ensure_requirements, read_requirements
+            from RadiologyAICommonLib.dependencies import ensure_module_requirements
 
-            ensure_requirements(read_requirements(self.resourcePath("requirements.txt")), "VesselQuant")
+            ensure_module_requirements(__file__, "VesselQuant")
             parameters = self._parameters()
             ctNode = self._parameterNode.inputVolume
             lungNode = self._parameterNode.lungSegmentation
@@ -281,6 +281,9 @@ class VesselQuantTest(ScriptedLoadableModuleTest):
     def test_VesselQuant1(self):
         """Phantom with known vessels -> logic -> segmentation, radius map, table and plot."""
         self.delayDisplay("Starting the test")
+        from RadiologyAICommonLib.dependencies import ensure_module_requirements
+
+        ensure_module_requirements(__file__, "VesselQuant")  # as Apply does: the requirements before their imports
         from RadiologyAICommonLib import mrml
         from VesselQuantLib.evaluation import evaluate
         from VesselQuantLib.phantom import make_vessel_phantom

@@ -26,6 +26,20 @@ def read_requirements(path: str | Path) -> list[str]:
     return lines
 
 
+def module_requirements_file(module_file: str | Path) -> Path:
+    """``Resources/requirements.txt`` beside a module file (where the widget's ``resourcePath`` looks)."""
+    return Path(module_file).resolve().parent / "Resources" / "requirements.txt"
+
+
+def ensure_module_requirements(module_file: str | Path, purpose: str) -> None:
+    """:func:`ensure_requirements` for the ``Resources/requirements.txt`` of the module file ``module_file``.
+
+    The one call a widget's Apply (and a module's self-test) makes before it imports anything
+    beyond what Slicer bundles.
+    """
+    ensure_requirements(read_requirements(module_requirements_file(module_file)), purpose)
+
+
 def missing_requirements(requirements: list[str]) -> list[str]:
     """The requirements whose distribution is not installed or whose pinned version differs."""
     missing = []
