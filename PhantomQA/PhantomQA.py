@@ -209,7 +209,8 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 source = str(self.logic.writeManifest(self._sceneEntries(), folder))
             else:
                 source = str(p.sourcePath)
-            args = ["phantom", "study", source, "--output-dir", str(p.outputDir), "--workers", str(p.workers)]
+            # the folder the user chose is reused run after run: only RadiologyAI's own files in it are replaced
+            args = ["phantom", "study", source, "--output-dir", str(p.outputDir), "--workers", str(p.workers), "--overwrite"]
             design = str(p.designPath) if p.designPath else ""
             if design not in ("", "."):
                 args += ["--design", design]
@@ -221,7 +222,7 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
             ensure_module_requirements(__file__, "PhantomQA")
             p = self._parameterNode
-            self._start(["phantom", "demo", "--output-dir", str(p.outputDir), "--workers", str(p.workers)])
+            self._start(["phantom", "demo", "--output-dir", str(p.outputDir), "--workers", str(p.workers), "--overwrite"])
 
     def onCancelButton(self) -> None:
         self._runner.cancel()

@@ -16,6 +16,8 @@ EXTRA = "hip"
 
 
 def configure_parser(parser) -> None:
+    from RadiologyAICommonLib.cli import add_overwrite_argument
+
     commands = parser.add_subparsers(dest="hip_command", metavar="ACTION", required=True)
 
     extract = commands.add_parser("extract", help="PyRadiomics features of every case of a cohort CSV",
@@ -30,6 +32,7 @@ def configure_parser(parser) -> None:
                          "label if present, else the mask's only label); a mask_label column overrides it per case")
     extract.add_argument("--strict", action="store_true", help="stop with an error at the first case that fails")
     extract.add_argument("--failed-log", help="CSV of failed cases (default: OUTPUT.failed.csv)")
+    add_overwrite_argument(extract)
     extract.set_defaults(handler=run_extract)
 
     train = commands.add_parser("train", help="feature selection + XGBoost, validated on a held-out split",
@@ -55,6 +58,7 @@ def configure_parser(parser) -> None:
     train.add_argument("--exclude", help="comma-separated columns that are neither features nor readers (e.g. patient data)")
     train.add_argument("--seed", type=int, default=0, help="seed of the split, Boruta and XGBoost (default 0)")
     train.add_argument("--n-jobs", type=int, default=1, help="threads for the tree ensembles (default 1)")
+    add_overwrite_argument(train)
     train.set_defaults(handler=run_train)
 
     predict = commands.add_parser("predict", help="class and probability of one image + mask with a trained model")
@@ -70,6 +74,7 @@ def configure_parser(parser) -> None:
     synth.add_argument("--cases", type=int, default=100, help="number of cases (default 100)")
     synth.add_argument("--size", type=int, default=48, help="voxels per side of each volume (default 48)")
     synth.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    add_overwrite_argument(synth)
     synth.set_defaults(handler=run_synth)
 
 
@@ -77,14 +82,11 @@ def _list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def _check_output_file(path: Path, what: str) -> None:
-    if path.exists() and path.is_dir():
-        raise RadiologyAIError(f"{what} {path} is a folder; give a file name")
-
-
 def run_extract(args, progress) -> int:
-    from RadiologyAICommonLib.atomic import write_csv, write_json
+    import contextlib
+
     from RadiologyAICommonLib.cli import require
+    from RadiologyAICommonLib.outputs import staged_output_files
 
     require("radiomics", EXTRA)
     from .cohort import extract_cohort, read_cohort_csv
@@ -93,22 +95,19 @@ def run_extract(args, progress) -> int:
 
     output = Path(args.output)
     failed_log = Path(args.failed_log) if args.failed_log else Path(str(output) + ".failed.csv")
-    _check_output_file(output, "--output")
-    _check_output_file(failed_log, "--failed-log")
     if args.workers is not None and args.workers < 1:
         raise RadiologyAIError("--workers must be at least 1")
     params = load_params(args.params)
     cases = read_cohort_csv(args.cohort)
-    result = extract_cohort(cases, params, args.workers, args.scheduler, args.mask_label, args.strict, progress)
-    import radiomics
-
-    meta = {"format": "radiologyai-hip-features", "cohort": str(Path(args.cohort).resolve()), "params_source": params.source,
-            "params": params.params, "params_sha256": params.sha256, "pyradiomics_version": str(radiomics.__version__),
-            "mask_label": args.mask_label, "n_cases": int(len(result.features)), "n_failed": int(len(result.failed)),
-            "reader_columns": result.reader_columns}
-    write_csv(failed_log, result.failed)
-    write_json(meta_path(output), meta)
-    write_csv(output, result.features)
+    inputs = [args.cohort, args.params, *(c.image for c in cases), *(c.mask for c in cases)]
+    # the features table and its sidecar go in together or not at all; the failed log beside them, or on its own
+    groups = [[output, meta_path(output)] + ([failed_log] if failed_log.parent == output.parent else []),
+              [] if failed_log.parent == output.parent else [failed_log]]
+    with contextlib.ExitStack() as stack:
+        stages = [stack.enter_context(staged_output_files(g, command="hip extract", inputs=inputs, overwrite=args.overwrite))
+                  if g else None for g in groups]
+        result = extract_cohort(cases, params, args.workers, args.scheduler, args.mask_label, args.strict, progress)
+        _write_extraction(result, params, args, output, stages[0], stages[1] or stages[0], failed_log)
     n_features = result.features.shape[1] - 2 - len(result.reader_columns)
     summary = {"features": str(output), "cases": int(len(result.features)), "failed": int(len(result.failed)),
                "failed_log": str(failed_log), "n_features": int(n_features), "params_sha256": params.sha256,
@@ -117,6 +116,22 @@ def run_extract(args, progress) -> int:
         print(f"warning: {len(result.failed)} of {len(cases)} cases failed; see {failed_log}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _write_extraction(result, params, args, output: Path, stage: Path, failed_stage: Path, failed_log: Path) -> None:
+    from RadiologyAICommonLib.atomic import write_csv, write_json
+
+    import radiomics
+
+    from .features_table import meta_path
+
+    meta = {"format": "radiologyai-hip-features", "cohort": str(Path(args.cohort).resolve()), "params_source": params.source,
+            "params": params.params, "params_sha256": params.sha256, "pyradiomics_version": str(radiomics.__version__),
+            "mask_label": args.mask_label, "n_cases": int(len(result.features)), "n_failed": int(len(result.failed)),
+            "reader_columns": result.reader_columns}
+    write_csv(failed_stage / failed_log.name, result.failed)
+    write_json(stage / meta_path(output).name, meta)
+    write_csv(stage / output.name, result.features)
 
 
 def run_train(args, progress) -> int:
@@ -128,9 +143,10 @@ def run_train(args, progress) -> int:
     from .model import ModelConfig
     from .training import TrainingOptions, train_model, write_outputs
 
+    from RadiologyAICommonLib.outputs import check_output_dir
+
     output_dir = Path(args.output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise RadiologyAIError(f"--output-dir {output_dir} is a file")
+    check_output_dir(output_dir, inputs=[args.features], overwrite=args.overwrite)
     threshold = args.threshold.strip().lower()
     if threshold != "youden":
         try:
@@ -149,7 +165,7 @@ def run_train(args, progress) -> int:
     options = TrainingOptions(test_size=args.test_size, threshold=threshold, cv_folds=args.cv_folds, cv_repeats=args.cv_repeats,
                               model=config)
     result = train_model(table, options, progress)
-    write_outputs(result, output_dir, progress)
+    write_outputs(result, output_dir, progress, overwrite=args.overwrite)
     m = result.metrics
     summary = {"output_dir": str(output_dir), "auc": m["auc"], "auc_ci95": m["auc_ci95"], "accuracy": m["accuracy"],
                "sensitivity": m["sensitivity"], "specificity": m["specificity"], "threshold": m["threshold"],
@@ -185,7 +201,7 @@ def run_predict(args, progress) -> int:
 
 
 def run_synth(args, progress) -> int:
-    from RadiologyAICommonLib.atomic import staged_output_dir
+    from RadiologyAICommonLib.outputs import staged_output_dir
 
     from .synthetic import SynthConfig, generate_cohort
 
@@ -197,7 +213,7 @@ def run_synth(args, progress) -> int:
     radius_max = args.size / 2 - 4
     if config.radius_range[1] > radius_max:
         config.radius_range = (min(config.radius_range[0], radius_max * 0.7), radius_max)
-    with staged_output_dir(args.output_dir) as stage:
+    with staged_output_dir(args.output_dir, command="hip synth", overwrite=args.overwrite) as stage:
         generate_cohort(stage, config, progress)
     print(json.dumps({"output_dir": str(args.output_dir), "cohort": str(Path(args.output_dir) / "cohort.csv"), "cases": args.cases}))
     return 0

@@ -134,13 +134,14 @@ class HipRadiomicsLogic(LogicBase):
         if not outputDir:
             raise RadiologyAIError("choose a folder for the model")
         features = str(Path(outputDir) / "features.csv")
-        extract = ["hip", "extract", str(cohortCsv), "--output", features]
+        # the model folder is reused run after run: --overwrite replaces only RadiologyAI's own files in it
+        extract = ["hip", "extract", str(cohortCsv), "--output", features, "--overwrite"]
         if paramsPath:
             extract += ["--params", str(paramsPath)]
         if workers:
             extract += ["--workers", str(int(workers))]
         train = ["hip", "train", features, "--output-dir", str(outputDir), "--selector", selector, "--test-size", str(testSize),
-                 "--seed", str(int(seed)), "--threshold", str(threshold)]
+                 "--seed", str(int(seed)), "--threshold", str(threshold), "--overwrite"]
         return [extract, train]
 
     @staticmethod

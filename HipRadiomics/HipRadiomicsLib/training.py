@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from RadiologyAICommonLib.atomic import staged_output_dir
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.outputs import staged_output_dir
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
 from . import stats
@@ -228,10 +228,12 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
 
 
-def write_outputs(result: TrainingResult, output_dir: str | Path, progress: ProgressCallback = no_progress) -> Path:
+def write_outputs(result: TrainingResult, output_dir: str | Path, progress: ProgressCallback = no_progress,
+                  overwrite: bool = False) -> Path:
     """Write model.json, pipeline.json, metrics.json, test_predictions.csv, roc.png, importance.png, report.html.
 
-    All files are written into a staging folder and moved into ``output_dir`` only when all succeeded.
+    All files are written into a staging folder and moved into ``output_dir`` only when all succeeded;
+    a non-empty ``output_dir`` is refused unless ``overwrite`` (only an earlier run's files are replaced).
     """
     from RadiologyAICommonLib.atomic import write_csv, write_json
     from RadiologyAICommonLib.report import HtmlReport, save_figure
@@ -244,7 +246,8 @@ def write_outputs(result: TrainingResult, output_dir: str | Path, progress: Prog
                 "test_size": metrics["test_size"], "train_case_ids": [table.case_ids[i] for i in result.train_index],
                 "test_case_ids": [table.case_ids[i] for i in result.test_index], "cv_folds": result.options.cv_folds,
                 "cv_repeats": result.options.cv_repeats}
-    with staged_output_dir(output_dir) as stage:
+    inputs = [table.source] if table.source else []
+    with staged_output_dir(output_dir, command="hip train", inputs=inputs, overwrite=overwrite) as stage:
         record = save_model_folder(stage, result.pipeline, result.options.model, table.class_names, metrics["threshold"],
                                    metrics["threshold_mode"], list(table.X.columns), table.extraction, training)
         metrics_out = dict(metrics)

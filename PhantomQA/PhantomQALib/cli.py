@@ -70,6 +70,9 @@ def _add_simulation_args(parser) -> None:
 
 
 def _add_run_args(parser) -> None:
+    from RadiologyAICommonLib.cli import add_overwrite_argument
+
+    add_overwrite_argument(parser)
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs; 1 = in this process)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on a dask.distributed cluster (e.g. tcp://host:8786); workers must see the same paths")
 
@@ -165,7 +168,7 @@ def _print_results(outputs: dict, folder: Path, extra: dict | None = None) -> No
 
 # ----------------------------------------------------------------------------- handlers
 def handle_simulate(args, progress) -> int:
-    from RadiologyAICommonLib.atomic import staged_output_dir
+    from RadiologyAICommonLib.outputs import staged_output_dir
 
     from .designio import save_design
     from .study import DesignRef, make_jobs, run_jobs
@@ -173,7 +176,7 @@ def handle_simulate(args, progress) -> int:
     design, acquisitions, spec = _simulation_setup(args)
     parameters = _study_parameters(args)
     output = Path(args.output_dir)
-    with staged_output_dir(output) as staging:
+    with staged_output_dir(output, command="phantom simulate", overwrite=args.overwrite) as staging:
         save_design(design, staging / "design")
         (staging / "acquisitions").mkdir()
         jobs = make_jobs(acquisitions, DesignRef(phantom=design), parameters, spec, analyse=False, write_dir=staging / "acquisitions")
@@ -204,7 +207,7 @@ def _resolve_design(args):
 
 
 def handle_study(args, progress) -> int:
-    from RadiologyAICommonLib.atomic import staged_output_dir
+    from RadiologyAICommonLib.outputs import staged_output_dir
 
     from .acquisitions import load_acquisitions
     from .reporting import write_study_outputs
@@ -222,7 +225,8 @@ def handle_study(args, progress) -> int:
     if parameters.workers is not None and parameters.workers < 1:
         raise RadiologyAIError(f"--workers must be at least 1, got {parameters.workers}")
     output = Path(args.output_dir)
-    with staged_output_dir(output) as staging:
+    inputs = [args.source, args.design, args.design_radius, *(a.path for a in acquisitions)]
+    with staged_output_dir(output, command="phantom study", inputs=inputs, overwrite=args.overwrite) as staging:
         study = run_study(acquisitions, design_ref, parameters, progress)
         outputs = write_study_outputs(staging, study)
     _print_results(outputs, output, {"acquisitions": len(acquisitions), "seconds": round(study.seconds, 1)})
@@ -232,7 +236,7 @@ def handle_study(args, progress) -> int:
 def handle_demo(args, progress) -> int:
     import time
 
-    from RadiologyAICommonLib.atomic import staged_output_dir
+    from RadiologyAICommonLib.outputs import staged_output_dir
     from RadiologyAICommonLib.progress import subprogress
 
     from .designio import save_design
@@ -243,7 +247,7 @@ def handle_demo(args, progress) -> int:
     design, acquisitions, spec = _simulation_setup(args)
     parameters = _study_parameters(args)
     output = Path(args.output_dir)
-    with staged_output_dir(output) as staging:
+    with staged_output_dir(output, command="phantom demo", overwrite=args.overwrite) as staging:
         progress(0.0, "writing the phantom design")
         save_design(design, staging / "design")
         write_dir = None

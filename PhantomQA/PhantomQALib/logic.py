@@ -99,9 +99,13 @@ class PhantomQALogic(LogicBase):
         write_csv(manifest, pd.DataFrame(rows))
         return manifest
 
-    def runStudy(self, manifest: str, outputDir: str, design: str | None = None, workers: int | None = 1, progress=None) -> dict:
-        """Run a (small) study in this process: returns the output tables (see :mod:`.reporting`)."""
-        from RadiologyAICommonLib.atomic import staged_output_dir
+    def runStudy(self, manifest: str, outputDir: str, design: str | None = None, workers: int | None = 1, progress=None,
+                 overwrite: bool = False) -> dict:
+        """Run a (small) study in this process: returns the output tables (see :mod:`.reporting`).
+
+        ``overwrite``: write into a non-empty ``outputDir``, replacing only an earlier run's outputs.
+        """
+        from RadiologyAICommonLib.outputs import staged_output_dir
 
         from .acquisitions import load_acquisitions
         from .reporting import write_study_outputs
@@ -116,7 +120,8 @@ class PhantomQALogic(LogicBase):
         loaded = ref.load()
         if ref.path is None:
             ref = DesignRef(phantom=loaded)
-        with staged_output_dir(outputDir) as staging:
+        inputs = [manifest, design, *(a.path for a in acquisitions)]
+        with staged_output_dir(outputDir, command="phantom study", inputs=inputs, overwrite=overwrite) as staging:
             study = run_study(acquisitions, ref, StudyParameters(workers=workers), progress)
             outputs = write_study_outputs(staging, study)
         return outputs

@@ -1,8 +1,8 @@
 """Atomic outputs: nothing half-written is ever left where the user looks.
 
 ``atomic_path`` gives a temporary file beside the target and renames it into place on
-success; ``staged_output_dir`` does the same for a whole folder of results, so a run that
-fails part-way leaves the output folder exactly as it was.
+success. A command's folder of results goes through :mod:`.outputs` (all files or none,
+and never a file RadiologyAI did not write).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -81,34 +80,3 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-@contextlib.contextmanager
-def staged_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty staging folder; on success move its contents into ``output_dir``.
-
-    The staging folder sits beside ``output_dir`` (same file system, so every move is a
-    rename). On any exception it is removed and ``output_dir`` is untouched. Existing
-    files in ``output_dir`` with other names are kept; same-named ones are replaced.
-    """
-    output_dir = Path(output_dir).absolute()
-    if output_dir.exists() and not output_dir.is_dir():
-        from .errors import RadiologyAIError
-
-        raise RadiologyAIError(f"output folder {output_dir} is a file")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
-    try:
-        yield staging
-        if not output_dir.exists():
-            os.replace(staging, output_dir)
-            return
-        for item in sorted(staging.iterdir()):
-            target = output_dir / item.name
-            if target.is_dir() and item.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)

@@ -50,6 +50,15 @@ def require(module: str, extra: str):
         ) from None
 
 
+def add_overwrite_argument(parser) -> None:
+    """``--overwrite``: the one switch every command that writes outputs takes (see :mod:`.outputs`)."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty output folder, replacing only the files an earlier RadiologyAI run wrote there",
+    )
+
+
 def _unavailable(name: str, reason: str):
     def handler(args, progress):
         raise RadiologyAIError(f"'radiologyai {name}' is not available: {reason}")

@@ -14,6 +14,8 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 
 
 def configure_parser(parser) -> None:
+    from RadiologyAICommonLib.cli import add_overwrite_argument
+
     commands = parser.add_subparsers(dest="salivary_command", metavar="SUBCOMMAND", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic head-and-neck CT dataset (images/, labels/, cases.csv)",
@@ -28,6 +30,7 @@ def configure_parser(parser) -> None:
                        help="fixed voxel size in mm (default: random per case, in-plane 0.8-1.1, slices 1.5-3)")
     synth.add_argument("--fov", type=float, nargs=3, metavar=("X", "Y", "Z"), default=(200.0, 200.0, 140.0),
                        help="field of view in mm (default 200 200 140)")
+    add_overwrite_argument(synth)
     synth.set_defaults(handler=run_synth)
 
     train = commands.add_parser("train", help="train V-Net segmentation + ResNet-50 classification on a dataset",
@@ -62,7 +65,7 @@ def configure_parser(parser) -> None:
     train.add_argument("--no-augmentation", action="store_true", help="train without augmentation")
     train.add_argument("--no-validation-masks", action="store_true",
                        help="do not keep the per-epoch validation masks (validation_masks/)")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    add_overwrite_argument(train)
     train.set_defaults(handler=run_train)
 
     predict = commands.add_parser("predict", help="segment and classify a CT (or every image of a dataset)",
@@ -80,6 +83,7 @@ def configure_parser(parser) -> None:
     predict.add_argument("--skip-ct-check", action="store_true",
                          help="do not refuse volumes that do not look like CT in HU (results are then meaningless "
                               "unless the intensities really are HU)")
+    add_overwrite_argument(predict)
     predict.set_defaults(handler=run_predict)
 
     evaluate = commands.add_parser("evaluate", help="Dice, HD95 and ASD (mm) of predictions against ground truth",
@@ -89,6 +93,7 @@ def configure_parser(parser) -> None:
     evaluate.add_argument("--pred", required=True, help="predicted label file or folder")
     evaluate.add_argument("--truth", required=True, help="ground-truth label file, dataset or folder")
     evaluate.add_argument("--output-dir", help="also write evaluation.csv and evaluation.json here")
+    add_overwrite_argument(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -96,16 +101,6 @@ def _print_json(data) -> None:
     from RadiologyAICommonLib.atomic import _json_default
 
     print(json.dumps(data, indent=2, default=_json_default))
-
-
-def _check_new_output(path: str, overwrite: bool, what: str) -> Path:
-    output = Path(path)
-    if output.exists() and not output.is_dir():
-        raise RadiologyAIError(f"--output-dir {output}: exists and is a file")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise RadiologyAIError(f"--output-dir {output}: the folder is not empty; choose a new folder for the {what}"
-                               + (" or add --overwrite" if what == "model" else ""))
-    return output
 
 
 def run_synth(args, progress) -> int:
@@ -117,9 +112,10 @@ def run_synth(args, progress) -> int:
         raise RadiologyAIError(f"--spacing must be positive (mm, at most 10), got {args.spacing}")
     if any(f < 64 or f > 600 for f in args.fov):
         raise RadiologyAIError(f"--fov must be between 64 and 600 mm per axis, got {args.fov}")
-    output = _check_new_output(args.output_dir, False, "dataset")
+    output = Path(args.output_dir)
     params = SyntheticParams(fov_mm=tuple(args.fov), spacing_mm=tuple(args.spacing) if args.spacing else None)
-    rows = generate_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress)
+    rows = generate_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress,
+                            overwrite=args.overwrite)
     _print_json({"output_dir": str(output), "cases": len(rows),
                  "benign": sum(r["diagnosis"] == "benign" for r in rows),
                  "malignant": sum(r["diagnosis"] == "malignant" for r in rows)})
@@ -135,9 +131,7 @@ def run_train(args, progress) -> int:
     from .networks import ClassificationNetworkParams, SegmentationNetworkParams
     from .training import TrainingParams, train
 
-    output = _check_new_output(args.output_dir, args.overwrite, "model")
-    if Path(args.dataset).absolute() == output.absolute():
-        raise RadiologyAIError("--output-dir must differ from the dataset folder")
+    output = Path(args.output_dir)
     load_dataset(args.dataset)  # every input checked before anything is written
     if args.base_channels < 2 or args.base_channels > 64:
         raise RadiologyAIError(f"--base-channels must be between 2 and 64, got {args.base_channels}")
@@ -152,7 +146,7 @@ def run_train(args, progress) -> int:
     segmentation = SegmentationNetworkParams(architecture=args.architecture, base_channels=args.base_channels)
     classification = ClassificationNetworkParams(architecture=args.classifier)
     result = train(args.dataset, output, params, segmentation=segmentation, classification=classification,
-                   progress=progress)
+                   progress=progress, overwrite=args.overwrite)
     metrics = result.metrics
     _print_json({
         "output_dir": str(output),
@@ -176,8 +170,9 @@ def run_predict(args, progress) -> int:
 
     require("torch", "salivary")
     require("monai", "salivary")
-    from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+    from RadiologyAICommonLib.atomic import write_csv, write_json
     from RadiologyAICommonLib.imageio import read_volume, write_image
+    from RadiologyAICommonLib.outputs import staged_output_dir
     from RadiologyAICommonLib.progress import subprogress
 
     from .inference import predict
@@ -186,8 +181,7 @@ def run_predict(args, progress) -> int:
 
     source = Path(args.image)
     output = Path(args.output_dir)
-    if output.exists() and not output.is_dir():
-        raise RadiologyAIError(f"--output-dir {output}: exists and is a file")
+    staged = dict(command="salivary predict", inputs=[source, args.model], overwrite=args.overwrite)
     device = resolve_device(args.device)
     configure_threads(args.threads)
     package = load_model_package(args.model, device=device)
@@ -199,7 +193,7 @@ def run_predict(args, progress) -> int:
         records = load_dataset(source, require_labels=False, check_contents=False)
         images = [(r.case_id, read_volume(r.image, f"case '{r.case_id}' image")) for r in records]
         rows = []
-        with staged_output_dir(output) as staging:
+        with staged_output_dir(output, **staged) as staging:
             for i, (case_id, image) in enumerate(images):
                 sub = subprogress(progress, i / len(images), (i + 1) / len(images))
                 result = predict(image, package, device, component, sub, what=f"case '{case_id}'", ct_check=ct_check)
@@ -213,8 +207,8 @@ def run_predict(args, progress) -> int:
         _print_json({"output_dir": str(output), "cases": rows})
         return 0
     image = read_volume(source, "image")
-    result = predict(image, package, device, component, progress, what=f"image {source}", ct_check=ct_check)
-    with staged_output_dir(output) as staging:
+    with staged_output_dir(output, **staged) as staging:
+        result = predict(image, package, device, component, progress, what=f"image {source}", ct_check=ct_check)
         write_image(result.label, staging / "tumour_label.nrrd")
         write_json(staging / "prediction.json", result.to_json())
     _print_json({"output_dir": str(output), **result.to_json()})
@@ -236,9 +230,11 @@ def run_evaluate(args, progress) -> int:
     if pred.is_file():
         result = evaluate_pair(pred, truth)
         if args.output_dir:
-            from RadiologyAICommonLib.atomic import staged_output_dir, write_json
+            from RadiologyAICommonLib.atomic import write_json
+            from RadiologyAICommonLib.outputs import staged_output_dir
 
-            with staged_output_dir(args.output_dir) as staging:
+            with staged_output_dir(args.output_dir, command="salivary evaluate", inputs=[pred, truth],
+                                   overwrite=args.overwrite) as staging:
                 write_json(staging / "evaluation.json", result)
         _print_json(result)
         return 0
@@ -246,9 +242,11 @@ def run_evaluate(args, progress) -> int:
     if args.output_dir:
         import pandas as pd
 
-        from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+        from RadiologyAICommonLib.atomic import write_csv, write_json
+        from RadiologyAICommonLib.outputs import staged_output_dir
 
-        with staged_output_dir(args.output_dir) as staging:
+        with staged_output_dir(args.output_dir, command="salivary evaluate", inputs=[pred, truth],
+                               overwrite=args.overwrite) as staging:
             write_csv(staging / "evaluation.csv", pd.DataFrame(rows))
             write_json(staging / "evaluation.json", {"summary": summary, "cases": rows})
     _print_json({"summary": summary, "cases": rows})

@@ -26,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from RadiologyAICommonLib.atomic import staged_output_dir
+from RadiologyAICommonLib.outputs import staged_output_dir
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import write_image
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
@@ -178,11 +178,12 @@ def generate_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
 
 def generate_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, params: SyntheticParams | None = None,
                      splits: list[str] | None = None, start_index: int = 0,
-                     progress: ProgressCallback | None = None) -> list[dict]:
+                     progress: ProgressCallback | None = None, overwrite: bool = False) -> list[dict]:
     """Write a dataset folder (``images/``, ``labels/``, ``cases.csv``) with balanced diagnoses.
 
     ``splits`` (one of train/val/test per case) adds a ``split`` column. The folder is written
-    atomically: it appears only when every case is written.
+    atomically: it appears only when every case is written. A non-empty folder is refused unless
+    ``overwrite``, which replaces only an earlier RadiologyAI run's files there.
     """
     progress = progress or no_progress
     if cases < 1:
@@ -193,7 +194,7 @@ def generate_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, p
     diagnoses = [DIAGNOSES[i % 2] for i in range(cases)]
     rng.shuffle(diagnoses)
     rows = []
-    with staged_output_dir(output_dir) as staging:
+    with staged_output_dir(output_dir, command="salivary synth", overwrite=overwrite) as staging:
         (staging / "images").mkdir()
         (staging / "labels").mkdir()
         for i in range(cases):

@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+from RadiologyAICommonLib.atomic import write_csv, write_json
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import write_image
+from RadiologyAICommonLib.outputs import staged_output_dir
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
 from .augmentation import AugmentationParams, sampling_map, slice_transforms, training_transforms
@@ -137,8 +138,12 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
           preprocessing: PreprocessingParams | None = None, segmentation: SegmentationNetworkParams | None = None,
           augmentation: AugmentationParams | None = None, slices: SliceParams | None = None,
           inference: InferenceParams | None = None, classification: ClassificationNetworkParams | None = None,
-          progress: ProgressCallback | None = None) -> TrainingResult:
-    """Train both networks on a dataset folder and write the model package to ``output_dir``."""
+          progress: ProgressCallback | None = None, overwrite: bool = False) -> TrainingResult:
+    """Train both networks on a dataset folder and write the model package to ``output_dir``.
+
+    A non-empty ``output_dir`` is refused unless ``overwrite``, which replaces only an earlier
+    RadiologyAI run's files there (and removes those of an earlier training it does not write again).
+    """
     params = (params or TrainingParams()).validate()
     preprocessing = (preprocessing or PreprocessingParams()).validate()
     segmentation = segmentation or SegmentationNetworkParams()
@@ -164,7 +169,7 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
     seed_everything(params.seed)
 
     cases = _preprocess_all(records, splits, preprocessing, subprogress(progress, 0.0, 0.08))
-    with staged_output_dir(output_dir) as staging:
+    with staged_output_dir(output_dir, command="salivary train", inputs=[dataset_dir], overwrite=overwrite) as staging:
         history: list[dict] = []
         val_rows: list[dict] = []
         seg_state, seg_summary = _train_segmentation(

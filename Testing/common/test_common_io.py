@@ -8,7 +8,8 @@ import SimpleITK as sitk
 
 from imagetestdata import make_image, oblique_direction
 from RadiologyAICommonLib import RadiologyAIError
-from RadiologyAICommonLib.atomic import staged_output_dir, write_csv, write_json
+from RadiologyAICommonLib.atomic import write_csv, write_json
+from RadiologyAICommonLib.outputs import staged_output_dir
 from RadiologyAICommonLib.imageio import (
     list_dicom_series,
     read_image,
@@ -103,31 +104,10 @@ def test_validation_rejects_bad_volumes():
     assert validate_scalar_volume(make_image()) is not None
 
 
-def test_staged_output_dir_is_all_or_nothing(tmp_path):
-    import pandas as pd
-
-    out = tmp_path / "results"
-    with pytest.raises(RuntimeError):
-        with staged_output_dir(out) as stage:
-            write_json(stage / "summary.json", {"a": np.float64(1.5)})
-            raise RuntimeError("crash half-way")
-    assert not out.exists() and os.listdir(tmp_path) == []
-
-    out.mkdir()
-    (out / "keep.txt").write_text("user file")
-    (out / "summary.json").write_text("old")
-    with staged_output_dir(out) as stage:
-        write_json(stage / "summary.json", {"a": np.float64(1.5)})
-        write_csv(stage / "table.csv", pd.DataFrame({"x": [1, 2]}))
-    assert sorted(os.listdir(out)) == ["keep.txt", "summary.json", "table.csv"]
-    assert '"a": 1.5' in (out / "summary.json").read_text(encoding="utf-8")
-    assert os.listdir(tmp_path) == ["results"]
-
-
 def test_outputs_follow_the_umask(tmp_path):
     previous = os.umask(0o022)
     try:
-        with staged_output_dir(tmp_path / "new") as stage:
+        with staged_output_dir(tmp_path / "new", command="test") as stage:
             write_json(stage / "a.json", {})
         write_image(make_image(), tmp_path / "ct.nrrd")
     finally:

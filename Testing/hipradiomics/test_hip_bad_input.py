@@ -180,3 +180,25 @@ def test_installed_entry_point_reports_one_error_line(tmp_path):
     done = subprocess.run([str(exe), "hip", "train", str(tmp_path / "missing.csv"), "--output-dir", str(tmp_path / "m")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ")
+
+
+def test_outputs_never_replace_inputs(tmp_path, capsys, cohort_copy):
+    """``--output`` or ``--failed-log`` naming the cohort or one of its images is refused before extraction."""
+    cohort = _write(cohort_copy, tmp_path / "c.csv")
+    image = cohort_copy["image"][0]
+    before = (Path(cohort).read_bytes(), Path(image).read_bytes())
+    _fails(capsys, "extract", cohort, "--output", cohort, "--overwrite", fragment="is an input of this command")
+    _fails(capsys, "extract", cohort, "--output", str(tmp_path / "f.csv"), "--failed-log", image, "--overwrite",
+           fragment="is an input of this command")
+    assert (Path(cohort).read_bytes(), Path(image).read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
+
+
+def test_synth_keeps_the_users_files(tmp_path, capsys):
+    """The first wave's staging deleted existing sub-folders whole (the user's images and masks)."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "mine.nrrd").write_text("the user's image")
+    _fails(capsys, "synth", "--output-dir", str(tmp_path), "--cases", "4", "--size", "24", fragment="is not empty")
+    assert data.run("hip", "synth", "--output-dir", str(tmp_path), "--cases", "4", "--size", "24", "--overwrite") == 0
+    assert (tmp_path / "images" / "mine.nrrd").read_text() == "the user's image"
+    assert len(list((tmp_path / "images").iterdir())) == 5

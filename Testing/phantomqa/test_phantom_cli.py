@@ -161,3 +161,17 @@ def test_simulate_with_the_physical_option(tmp_path, capsys):
     assert first.shape == (38, 52, 52)
     assert 5 < (first - second)[19, 20:32, 20:32].std() < 200  # independent Poisson noise per repetition
     assert np.median(first) < -500  # mostly air, as the phantom is
+
+
+def test_simulate_keeps_the_users_scans(tmp_path, capsys):
+    """The first wave's staging deleted an existing acquisitions/ folder whole, with the user's scans in it."""
+    (tmp_path / "acquisitions").mkdir()
+    (tmp_path / "acquisitions" / "real.nrrd").write_text("the user's scan")
+    args = ["phantom", "simulate", "--output-dir", str(tmp_path), "--doses", "4", "--recons", "fbp", "--repetitions", "2",
+            "--workers", "1", *GRID]
+    code, _, err = run(args, capsys)
+    assert code == 2 and "is not empty" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run([*args, "--overwrite"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "acquisitions" / "real.nrrd").read_text() == "the user's scan"
+    assert (tmp_path / "acquisitions" / "fbp_4mGy_rep1.nrrd").is_file() and (tmp_path / "manifest.csv").is_file()

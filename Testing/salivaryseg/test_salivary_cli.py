@@ -182,3 +182,14 @@ def test_installed_entry_point_prints_one_error_line(tmp_path):
     assert process.stderr.strip().count("\n") == 0 and process.stderr.startswith("error: "), process.stderr
     assert "no such folder" in process.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_into_its_own_dataset_is_refused(tmp_path, capsys):
+    """``predict DATASET --output-dir DATASET`` wrote case folders into the dataset (a case named 'labels' wiped it)."""
+    dataset = tmp_path / "data"
+    shutil.copytree(tiny_dataset(), dataset)
+    before = sorted(p.relative_to(dataset).as_posix() for p in dataset.rglob("*"))
+    for output in (dataset, dataset / "predictions"):
+        code, _, err = run(capsys, "predict", dataset, "--model", tiny_model(), "--output-dir", output, "--overwrite")
+        assert_user_error(code, err, "inside the input folder")
+    assert sorted(p.relative_to(dataset).as_posix() for p in dataset.rglob("*")) == before

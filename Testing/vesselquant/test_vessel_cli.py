@@ -14,6 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.cli import main
+from RadiologyAICommonLib.outputs import MANIFEST
 from VesselQuantLib.cli import OUTPUT_FILES
 
 
@@ -23,7 +24,7 @@ def test_cli_writes_exactly_the_named_outputs(tmp_path, phantom_files, small_pha
     code = main(["--progress", "none", "vessels", str(ct), "--output-dir", str(out), "--lung-mask", str(lung),
                  "--radius-bins", "0.25", "0.5", "1", "2", "2.5"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUT_FILES, MANIFEST])  # and the record of what it wrote
     printed = json.loads(capsys.readouterr().out)
     summary = json.loads((out / "summary.json").read_text())
     assert printed == summary
@@ -147,3 +148,18 @@ def test_result_folder_round_trip(tmp_path, small_result):
 
     with pytest.raises(RadiologyAIError, match="not a VesselQuant output folder"):
         read_result(tmp_path / "nothing")
+
+
+def test_outputs_never_replace_the_users_files(tmp_path, phantom_files, capsys):
+    """Results into the CT's own folder: refused without --overwrite; with it, the user's mask is not replaced."""
+    ct, lung = phantom_files
+    mask = tmp_path / "lung_mask.nrrd"  # the name VesselQuant gives its own lung mask output
+    mask.write_bytes(lung.read_bytes())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    args = ["--progress", "none", "vessels", str(ct), "--lung-mask", str(mask), "--output-dir", str(tmp_path)]
+    for extra, fragment in (([], "is not empty"), (["--overwrite"], "is an input of this command")):
+        capsys.readouterr()
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -16,6 +16,8 @@ OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "pe
 
 
 def configure_parser(parser) -> None:
+    from RadiologyAICommonLib.cli import add_overwrite_argument
+
     parser.add_argument("ct", metavar="CT", help="chest CT in HU: an image file (NRRD, NIfTI, MHA...) or a DICOM series folder")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the results (created if needed)")
     parser.add_argument("--lung-mask", metavar="MASK", help="lung mask on the CT's grid (> 0 = lung); default: computed from HU")
@@ -35,6 +37,7 @@ def configure_parser(parser) -> None:
         metavar="JSON",
         help="JSON file of VesselQuant parameters (the 'parameters' object of a summary.json works)",
     )
+    add_overwrite_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -67,8 +70,8 @@ def _load_parameters(args):
 
 
 def run(args, progress) -> int:
-    from RadiologyAICommonLib.atomic import staged_output_dir
     from RadiologyAICommonLib.cli import require
+    from RadiologyAICommonLib.outputs import staged_output_dir
     from RadiologyAICommonLib.imageio import read_image, read_volume
 
     require("maxflow", "vessels")
@@ -83,14 +86,9 @@ def run(args, progress) -> int:
     if args.lung_mask:
         lung = read_image(args.lung_mask, "lung mask")
         validate_lung_mask(lung, ct, f"lung mask {args.lung_mask}")
-    output = Path(args.output_dir)
-    if output.exists() and not output.is_dir():
-        from RadiologyAICommonLib.errors import RadiologyAIError
-
-        raise RadiologyAIError(f"output folder {output} is a file")
-
-    result = run_vessel_quant(ct, lung, parameters, progress)
-    with staged_output_dir(output) as staging:
+    inputs = [args.ct, args.lung_mask, args.parameters]
+    with staged_output_dir(args.output_dir, command="vessels", inputs=inputs, overwrite=args.overwrite) as staging:
+        result = run_vessel_quant(ct, lung, parameters, progress)
         write_result(result, staging)
     print(json.dumps(json_ready(result.summary), indent=2))
     return 0
