@@ -226,7 +226,7 @@ def analyse_scan(scan: sitk.Image, grid: GridDesign, vessel_parameters: dict | N
     """VesselQuant on one scan with the phantom's lung region, then the per-radius measurements."""
     from VesselQuantLib.pipeline import VesselQuantParameters, run_vessel_quant
 
-    params = VesselQuantParameters(**(vessel_parameters or {}))
+    params = VesselQuantParameters.from_dict(dict(vessel_parameters or {}))  # unknown keys and bad values: a clear error
     lung = grid.image(grid.lung_mask)
     result = run_vessel_quant(scan, lung_mask=lung, parameters=params)
     ct = sitk.GetArrayViewFromImage(scan)

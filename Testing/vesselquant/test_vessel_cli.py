@@ -124,7 +124,17 @@ def test_cli_bad_lung_mask_and_parameters(tmp_path, phantom_files, small_phantom
         ["--radius-bin-width", "0"],
         ["--parameters", str(bad_json)],
         ["--parameters", str(tmp_path / "missing.json")],
+        # values, not only types: NaN / inf / absurd numbers changed results silently or exhausted memory
+        ["--vessel-hu", "nan"],
+        ["--vessel-hu", "inf"],
+        ["--vessel-hu", "1e308"],
+        ["--radius-bin-width", "1e-9"],
     ]
+    for number, text in enumerate(['{"frangi_beta": NaN}', '{"subvoxel_radius": "no"}', '{"radius_bin_mm": 1e-9}',
+                                   '{"fit_min_count": 2.5}', '{"vesselness_sigmas_mm": [0.5, 1e308]}',
+                                   '{"vessel_vesselness": "0.8"}']):
+        (tmp_path / f"bad{number}.json").write_text(text)
+        cases.append(["--parameters", str(tmp_path / f"bad{number}.json")])
     for extra in cases:
         out = tmp_path / "out"
         code = main(["--progress", "none", "vessels", str(ct), "--output-dir", str(out), *extra])

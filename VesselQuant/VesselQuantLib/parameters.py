@@ -9,7 +9,10 @@ this implementation. Every length is in millimetres, every intensity in HU.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 
@@ -105,36 +108,25 @@ class VesselQuantParameters:
     """Small-vessel volume counts vessels whose cross-section area is below this (pi r^2 < 5 mm^2)."""
 
     def validate(self) -> "VesselQuantParameters":
-        """Raise :class:`RadiologyAIError` naming the first impossible value; return self."""
-        if not self.vesselness_sigmas_mm or any(not (s > 0) for s in self.vesselness_sigmas_mm):
-            raise RadiologyAIError(f"vesselness_sigmas_mm must be positive, got {self.vesselness_sigmas_mm}")
+        """Raise :class:`RadiologyAIError` naming the first impossible value; return self.
+
+        Every value must have its type (a boolean is ``true``/``false``, never a string) and lie in
+        its documented range (:data:`RANGES`, also in the README); then the rules between values.
+        """
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, RANGES[f.name].check(f.name, getattr(self, f.name)))
         if not (0 <= self.background_vesselness < self.vessel_vesselness <= 1):
             raise RadiologyAIError(
                 "need 0 <= background_vesselness < vessel_vesselness <= 1, got "
                 f"{self.background_vesselness} and {self.vessel_vesselness}"
             )
-        if not (0 <= self.intensity_weight <= 1):
-            raise RadiologyAIError(f"intensity_weight must be in [0, 1], got {self.intensity_weight}")
-        if not (0 <= self.prune_probability < 0.5):
-            raise RadiologyAIError(f"prune_probability must be in [0, 0.5), got {self.prune_probability}")
-        if not (0 < self.probability_floor < 0.5):
-            raise RadiologyAIError(f"probability_floor must be in (0, 0.5), got {self.probability_floor}")
-        if not (0 < self.thin_vessel_ridge_slack <= 1):
-            raise RadiologyAIError(f"thin_vessel_ridge_slack must be in (0, 1], got {self.thin_vessel_ridge_slack}")
-        if self.thin_vessel_min_radius_mm is not None and not (self.thin_vessel_min_radius_mm > 0):
-            raise RadiologyAIError(f"thin_vessel_min_radius_mm must be positive or None, got {self.thin_vessel_min_radius_mm}")
-        if not (self.radius_bin_mm > 0):
-            raise RadiologyAIError(f"radius_bin_mm must be positive, got {self.radius_bin_mm}")
         if self.radius_bins_mm is not None:
-            bins = tuple(float(r) for r in self.radius_bins_mm)
-            if not bins or any(not (r > 0) for r in bins) or len(set(bins)) != len(bins):
-                raise RadiologyAIError(f"radius bins must be distinct positive radii in mm, got {self.radius_bins_mm}")
-            self.radius_bins_mm = tuple(sorted(bins))
-        for name in ("smoothness_weight", "min_component_mm3", "profile_margin_mm", "background_ring_mm"):
-            if not (getattr(self, name) >= 0):
-                raise RadiologyAIError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.min_lung_volume_ml <= 0 or self.small_vessel_area_mm2 <= 0:
-            raise RadiologyAIError("min_lung_volume_ml and small_vessel_area_mm2 must be positive")
+            if len(set(self.radius_bins_mm)) != len(self.radius_bins_mm):
+                raise RadiologyAIError(f"radius bins must be distinct radii in mm, got {list(self.radius_bins_mm)}")
+            self.radius_bins_mm = tuple(sorted(self.radius_bins_mm))
+        if self.airway_threshold_hu >= self.lung_threshold_hu:
+            raise RadiologyAIError(f"airway_threshold_hu ({self.airway_threshold_hu}) must be below lung_threshold_hu "
+                                   f"({self.lung_threshold_hu})")
         return self
 
     def to_dict(self) -> dict:
@@ -150,8 +142,106 @@ class VesselQuantParameters:
         return cls(**converted).validate()
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a parameter may take: a number in [low, high] (each end open or closed), an integer, a tuple of
+    such numbers, a boolean, or None where ``optional``. ``check`` returns the value as the dataclass stores it."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    kind: str = "number"  # number, integer, numbers (a tuple), boolean
+    optional: bool = False
+    max_items: int = 64
+
+    def text(self) -> str:
+        if self.kind == "boolean":
+            return "true or false"
+        interval = f"{'(' if self.low_open else '['}{_g(self.low)}, {_g(self.high)}{')' if self.high_open else ']'}"
+        text = {"number": f"a number in {interval}", "integer": f"an integer in {interval}",
+                "numbers": f"a list of 1-{self.max_items} numbers, each in {interval}"}[self.kind]
+        return f"None or {text}" if self.optional else text
+
+    def check(self, name: str, value):
+        if value is None and self.optional:
+            return None
+        problem = f"{name} must be {self.text()}, got {value!r}"
+        if self.kind == "boolean":
+            if isinstance(value, (bool, np.bool_)):
+                return bool(value)
+            raise RadiologyAIError(problem)
+        if self.kind == "numbers":
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
+                raise RadiologyAIError(problem)
+            if not 1 <= len(value) <= self.max_items:
+                raise RadiologyAIError(problem)
+            return tuple(self._number(problem, v) for v in value)
+        return self._number(problem, value)
+
+    def _number(self, problem: str, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise RadiologyAIError(problem)
+        if self.kind == "integer":
+            if not float(value).is_integer():
+                raise RadiologyAIError(problem)
+            value = int(value)
+        else:
+            value = float(value)
+        if not math.isfinite(value):
+            raise RadiologyAIError(problem)
+        low_ok = value > self.low if self.low_open else value >= self.low
+        high_ok = value < self.high if self.high_open else value <= self.high
+        if not (low_ok and high_ok):
+            raise RadiologyAIError(problem)
+        return value
+
+
+def _g(value: float) -> str:
+    return f"{value:g}"
+
+
+# One entry per parameter: what the pipeline can work with. The bounds keep a typo (1e-9 mm bins, a 1e308 HU)
+# from reaching an allocation the machine cannot make or a numeric kernel it crashes.
+RANGES: dict[str, Range] = {
+    "lung_threshold_hu": Range(-1000, 0),
+    "airway_threshold_hu": Range(-1024, -500),
+    "lung_mask_shrink_above_voxels": Range(1, 1e10, kind="integer"),
+    "max_vessel_hole_mm2": Range(0, 1e4),
+    "min_lung_volume_ml": Range(0, 1e4, low_open=True),
+    "vesselness_sigmas_mm": Range(0, 20, low_open=True, kind="numbers", max_items=12),
+    "frangi_alpha": Range(0, 10, low_open=True),
+    "frangi_beta": Range(0, 10, low_open=True),
+    "structureness_noise_factor": Range(0, 100, low_open=True),
+    "vesselness_min_contrast_sd": Range(0, 100, optional=True),
+    "max_subsampling_ratio": Range(0, 2),
+    "background_vesselness": Range(0, 1),
+    "vessel_vesselness": Range(0, 1),
+    "intensity_weight": Range(0, 1),
+    "thin_vessel_contrast_sd": Range(0, 100),
+    "thin_vessel_max_sigma_mm": Range(0, 20, low_open=True),
+    "thin_vessel_ridge_slack": Range(0, 1, low_open=True),
+    "thin_vessel_min_radius_mm": Range(0.05, 20, optional=True),
+    "smoothness_weight": Range(0, 100),
+    "smoothness_contrast_sd": Range(0, 100, low_open=True),
+    "prune_probability": Range(0, 0.5, high_open=True),
+    "probability_floor": Range(0, 0.5, low_open=True, high_open=True),
+    "min_component_mm3": Range(0, 1e6),
+    "min_component_vesselness": Range(0, 1),
+    "subvoxel_radius": Range(kind="boolean"),
+    "profile_margin_mm": Range(0, 20),
+    "background_ring_mm": Range(0, 20),
+    "vessel_hu": Range(-500, 3000, optional=True),
+    "radius_bin_mm": Range(0.05, 20),
+    "radius_bins_mm": Range(0, 50, low_open=True, kind="numbers", optional=True, max_items=1000),
+    "fit_min_radius_mm": Range(0, 50, low_open=True, optional=True),
+    "fit_min_count": Range(1, 1e6, kind="integer"),
+    "small_vessel_area_mm2": Range(0, 1e4, low_open=True),
+}
+
+
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-__all__ = ["VesselQuantParameters"]
+__all__ = ["RANGES", "Range", "VesselQuantParameters"]
