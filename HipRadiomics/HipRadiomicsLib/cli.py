@@ -190,7 +190,7 @@ def run_predict(args, progress) -> int:
     if args.top < 1:
         raise RadiologyAIError("--top must be at least 1")
     model = load_model_folder(args.model)
-    image = read_volume(args.image, "image")
+    image = read_volume(args.image, "image", modality="MR")
     mask = read_image(args.mask, "mask")
     progress(0.1, "extracting features")
     prediction = predict_image(model, image, mask, args.mask_label, what=f"{args.image}")

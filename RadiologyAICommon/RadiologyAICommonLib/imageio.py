@@ -23,6 +23,10 @@ TAG_CTDIVOL = "0018|9345"
 TAG_KERNEL = "0018|1210"
 TAG_SERIES_DESCRIPTION = "0008|103e"
 TAG_MODALITY = "0008|0060"
+TAG_POSITION = "0020|0032"
+TAG_ORIENTATION = "0020|0037"
+# Slice gaps may differ by this fraction of the median gap (rounding in the written positions) and no more.
+SLICE_GAP_TOLERANCE = 0.05
 
 
 @dataclass
@@ -96,8 +100,70 @@ def _scan_series(folder: Path):
             yield directory, uid, files, reader
 
 
+def _looks_like_dicom(path: Path) -> bool:
+    """A DICOM Part 10 file: 128 bytes of preamble, then 'DICM'."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def check_no_skipped_files(folder: str | os.PathLike, series: list[DicomSeries]) -> None:
+    """Refuse a folder holding a DICOM file that GDCM could not place in any series (damaged or truncated)."""
+    listed = {os.path.realpath(f) for s in series for f in s.files}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and os.path.realpath(path) not in listed and path.name != "DICOMDIR" and _looks_like_dicom(path):
+            raise RadiologyAIError(f"{path}: a DICOM file that cannot be read as part of any series (damaged or "
+                                   "truncated?); remove it or replace it")
+
+
+def check_slice_spacing(series: DicomSeries) -> None:
+    """Refuse a series whose slices are not evenly spaced (a missing or duplicated slice) or whose header is damaged."""
+    positions = []
+    normal = None
+    with _keep_locale():
+        for name in series.files:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(name)
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError as exc:
+                raise RadiologyAIError(f"{name}: unreadable DICOM file ({_first_line(exc)})") from None
+            position, orientation = _tag(reader, TAG_POSITION), _tag(reader, TAG_ORIENTATION)
+            if not position or not orientation:
+                return  # no patient geometry (secondary capture, a single frame): nothing to compare
+            try:
+                if normal is None:
+                    row_col = np.array([float(v) for v in orientation.split("\\")]).reshape(2, 3)
+                    normal = np.cross(row_col[0], row_col[1])
+                positions.append((float(np.dot([float(v) for v in position.split("\\")], normal)), name))
+            except ValueError:
+                raise RadiologyAIError(f"{name}: damaged ImagePositionPatient / ImageOrientationPatient") from None
+    if len(positions) < 3:
+        return
+    positions.sort()
+    gaps = np.diff([p for p, _ in positions])
+    median = float(np.median(gaps))
+    if median <= 0:
+        raise RadiologyAIError(f"{series.folder}: several slices share one position (duplicated slices?)")
+    bad = np.flatnonzero(np.abs(gaps - median) > SLICE_GAP_TOLERANCE * median)
+    if len(bad):
+        i = int(bad[0])
+        kind = "missing" if gaps[i] > median else "extra or duplicated"
+        raise RadiologyAIError(
+            f"{series.folder}: slices are not evenly spaced: {gaps[i]:.3g} mm between {Path(positions[i][1]).name} and "
+            f"{Path(positions[i + 1][1]).name} where the series has {median:.3g} mm (a {kind} slice?)")
+
+
 def read_dicom_series(series: DicomSeries) -> sitk.Image:
-    """Read one :class:`DicomSeries` into a 3D image (HU for CT: rescale slope/intercept applied)."""
+    """Read one :class:`DicomSeries` into a 3D image (HU for CT: rescale slope/intercept applied).
+
+    The slices must be evenly spaced (:func:`check_slice_spacing`): a missing slice would
+    otherwise be averaged into the spacing and every length along the axis be wrong.
+    """
+    check_slice_spacing(series)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series.files)
     try:
@@ -108,11 +174,12 @@ def read_dicom_series(series: DicomSeries) -> sitk.Image:
     return image
 
 
-def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
+def read_image(path: str | os.PathLike, what: str = "image", modality: str | None = None) -> sitk.Image:
     """Read an image file, or the single DICOM series in a folder, as a SimpleITK image.
 
-    Raises :class:`RadiologyAIError` naming the path when it is missing, unreadable, or
-    a folder with no or several DICOM series.
+    Raises :class:`RadiologyAIError` naming the path when it is missing, unreadable, a
+    folder with no or several DICOM series, or with a DICOM file no series could take, or a
+    series whose Modality tag is not ``modality`` (e.g. "CT"), when that is given.
     """
     path = Path(path)
     if not path.exists():
@@ -122,8 +189,12 @@ def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
         if not found:
             raise RadiologyAIError(f"{what} {path}: the folder holds no DICOM series")
         if len(found) > 1:
-            names = ", ".join(s.description or s.series_uid for s in found)
-            raise RadiologyAIError(f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); give one")
+            names = "; ".join(f"{s.description or s.series_uid} ({len(s.files)} files in {s.folder})" for s in found)
+            raise RadiologyAIError(f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); "
+                                   "give the folder of the one to use")
+        check_no_skipped_files(path, found)
+        if modality and found[0].modality and found[0].modality.upper() != modality.upper():
+            raise RadiologyAIError(f"{what} {path}: the DICOM series is {found[0].modality}, this command needs {modality}")
         return read_dicom_series(found[0])
     try:
         with _keep_locale():
@@ -132,8 +203,30 @@ def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
         raise RadiologyAIError(f"{what} {path}: not an image SimpleITK can read ({_first_line(exc)})") from None
 
 
-def validate_scalar_volume(image: sitk.Image, what: str = "image") -> sitk.Image:
-    """Check that ``image`` is a finite 3D scalar volume with positive spacing; return it."""
+def validate_geometry(image: sitk.Image, what: str = "image") -> sitk.Image:
+    """Positive finite spacing, a finite origin and an orthonormal direction matrix; return ``image``.
+
+    A direction matrix that is not orthonormal (a shear or scale written into it by a
+    converter) makes every physical length, and so every volume, wrong without any error.
+    """
+    if any(not np.isfinite(s) or s <= 0 for s in image.GetSpacing()):
+        raise RadiologyAIError(f"{what}: voxel spacing must be positive, got {image.GetSpacing()}")
+    if not all(np.isfinite(o) for o in image.GetOrigin()):
+        raise RadiologyAIError(f"{what}: the origin is not finite ({image.GetOrigin()})")
+    dimension = image.GetDimension()
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(dimension, dimension)
+    if not np.isfinite(direction).all() or not np.allclose(direction.T @ direction, np.eye(dimension), atol=1e-3):
+        raise RadiologyAIError(f"{what}: the direction matrix is not orthonormal ({np.round(direction, 4).tolist()}); "
+                               "the file's geometry is damaged, and volumes measured on it would be wrong")
+    return image
+
+
+def validate_scalar_volume(image: sitk.Image, what: str = "image", min_voxels_per_axis: int = 1) -> sitk.Image:
+    """Check that ``image`` is a finite 3D scalar volume with sound geometry; return it.
+
+    ``min_voxels_per_axis``: what the command's filters need along each axis (say, 4 for a
+    Gaussian derivative); a thinner volume gets a clear error instead of a library's.
+    """
     if image.GetDimension() != 3:
         raise RadiologyAIError(f"{what}: expected a 3D volume, got a {image.GetDimension()}D image")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -142,8 +235,10 @@ def validate_scalar_volume(image: sitk.Image, what: str = "image") -> sitk.Image
         )
     if min(image.GetSize()) < 1 or image.GetNumberOfPixels() < 2:
         raise RadiologyAIError(f"{what}: the volume is empty (size {image.GetSize()})")
-    if any(not np.isfinite(s) or s <= 0 for s in image.GetSpacing()):
-        raise RadiologyAIError(f"{what}: voxel spacing must be positive, got {image.GetSpacing()}")
+    if min(image.GetSize()) < min_voxels_per_axis:
+        raise RadiologyAIError(f"{what}: {image.GetSize()} voxels is too small; this command needs at least "
+                               f"{min_voxels_per_axis} voxels along each axis")
+    validate_geometry(image, what)
     array = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
@@ -151,9 +246,9 @@ def validate_scalar_volume(image: sitk.Image, what: str = "image") -> sitk.Image
     return image
 
 
-def read_volume(path: str | os.PathLike, what: str = "image") -> sitk.Image:
+def read_volume(path: str | os.PathLike, what: str = "image", modality: str | None = None) -> sitk.Image:
     """:func:`read_image` followed by :func:`validate_scalar_volume`."""
-    return validate_scalar_volume(read_image(path, what), f"{what} {path}")
+    return validate_scalar_volume(read_image(path, what, modality), f"{what} {path}")
 
 
 def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool:

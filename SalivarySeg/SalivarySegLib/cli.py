@@ -206,7 +206,7 @@ def run_predict(args, progress) -> int:
             write_csv(staging / "predictions.csv", pd.DataFrame(rows))
         _print_json({"output_dir": str(output), "cases": rows})
         return 0
-    image = read_volume(source, "image")
+    image = read_volume(source, "image", modality="CT")
     with staged_output_dir(output, **staged) as staging:
         result = predict(image, package, device, component, progress, what=f"image {source}", ct_check=ct_check)
         write_image(result.label, staging / "tumour_label.nrrd")

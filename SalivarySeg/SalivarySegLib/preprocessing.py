@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import validate_geometry
 
 
 @dataclass
@@ -64,6 +65,7 @@ def check_ct(image: sitk.Image, what: str = "image") -> None:
         raise RadiologyAIError(f"{what}: expected a 3D CT volume, got a {image.GetDimension()}D image")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise RadiologyAIError(f"{what}: expected a grey-level CT volume, got a multi-component (colour/vector) image")
+    validate_geometry(image, what)
     array = sitk.GetArrayViewFromImage(image)
     step = max(1, array.size // 2_000_000)
     sample = np.asarray(array).ravel()[::step].astype(np.float32)

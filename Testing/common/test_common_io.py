@@ -79,6 +79,46 @@ def test_dicom_series_with_tags(tmp_path):
         read_image(tmp_path / "study")
 
 
+def _ct_series(folder, depth=8):
+    array = np.random.default_rng(2).integers(-1000, 1000, size=(depth, 12, 12)).astype(np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.7, 1.25))
+    _write_dicom_series(folder, image, 1.0, "FC13", "Lung", "1.2.826.0.1.3680043.2.1125.9")
+    return folder
+
+
+def test_dicom_series_with_a_missing_slice_or_a_damaged_file_is_refused(tmp_path):
+    """Finding 7 of the robustness sweep: the spacing was averaged over a gap, a damaged file silently skipped."""
+    folder = _ct_series(tmp_path / "gap")
+    (folder / "slice004.dcm").unlink()
+    with pytest.raises(RadiologyAIError, match="not evenly spaced: 2.5 mm between slice003.dcm and slice005.dcm "
+                                               r"where the series has 1.25 mm \(a missing slice\?\)"):
+        read_volume(folder)
+    folder = _ct_series(tmp_path / "damaged")
+    data = (folder / "slice000.dcm").read_bytes()
+    (folder / "slice000.dcm").write_bytes(data[:300])  # DICOM preamble, then cut off
+    with pytest.raises(RadiologyAIError, match="slice000.dcm: a DICOM file that cannot be read"):
+        read_volume(folder)
+    (folder / "slice000.dcm").write_bytes(data)
+    (folder / "notes.txt").write_text("not DICOM, and not mistaken for it")
+    assert read_volume(folder, modality="CT").GetSize() == (12, 12, 8)
+    with pytest.raises(RadiologyAIError, match="the DICOM series is CT, this command needs MR"):
+        read_volume(folder, modality="MR")
+
+
+def test_direction_and_origin_must_be_sound():
+    from RadiologyAICommonLib.imageio import validate_geometry
+
+    image = make_image(direction=oblique_direction())
+    assert validate_geometry(image) is image
+    sheared = sitk.Image(image)
+    sheared.SetDirection((1.0, 0.3, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    with pytest.raises(RadiologyAIError, match="not orthonormal"):
+        validate_scalar_volume(sheared)
+    with pytest.raises(RadiologyAIError, match="at least 4 voxels along each axis"):
+        validate_scalar_volume(image[:, :, :2], min_voxels_per_axis=4)
+
+
 def test_read_errors_name_the_file(tmp_path):
     with pytest.raises(RadiologyAIError, match="no such file"):
         read_image(tmp_path / "nothing.nrrd")

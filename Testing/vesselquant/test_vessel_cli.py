@@ -94,8 +94,27 @@ def _no_lungs(path):
     sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
 
 
-@pytest.mark.parametrize("writer", [None, _garbage, _two_d, _four_d, _vector, _nan, _mri_like, _no_lungs],
-                         ids=["missing", "garbage", "2d", "4d", "vector", "nan", "mri", "no-lungs"])
+def _lung_like(shape=(16, 40, 40)):
+    array = np.full(shape, -850, np.int16)
+    array[..., :2] = 40
+    return array
+
+
+def _sheared(path):
+    """A converter's shear written into the direction matrix: volumes would be 12-41 % off (finding 6)."""
+    image = sitk.GetImageFromArray(_lung_like())
+    image.SetDirection((1.0, 0.3, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    sitk.WriteImage(image, str(path))
+
+
+def _one_slice(path):
+    """A single slice: ITK's 'less than 4 pixels' before; now the command says what it needs."""
+    sitk.WriteImage(sitk.GetImageFromArray(_lung_like((1, 40, 40))), str(path))
+
+
+@pytest.mark.parametrize("writer", [None, _garbage, _two_d, _four_d, _vector, _nan, _mri_like, _no_lungs, _sheared,
+                                    _one_slice],
+                         ids=["missing", "garbage", "2d", "4d", "vector", "nan", "mri", "no-lungs", "sheared", "one-slice"])
 def test_cli_bad_ct(tmp_path, writer, capsys):
     path = tmp_path / "in.nrrd"
     if writer is not None:
@@ -105,8 +124,10 @@ def test_cli_bad_ct(tmp_path, writer, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: ")
+    if writer in (_sheared, _one_slice):
+        assert ("not orthonormal" if writer is _sheared else "at least 4 voxels along each axis") in err[0], err
     assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no staging left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if writer is None else ["in.nrrd"])  # no staging left
 
 
 def test_cli_bad_lung_mask_and_parameters(tmp_path, phantom_files, small_phantom, capsys):

@@ -81,7 +81,7 @@ def run(args, progress) -> int:
 
     # validate everything before any output exists
     parameters = _load_parameters(args)
-    ct = validate_ct(read_volume(args.ct, "CT"), f"CT {args.ct}")
+    ct = validate_ct(read_volume(args.ct, "CT", modality="CT"), f"CT {args.ct}")
     lung = None
     if args.lung_mask:
         lung = read_image(args.lung_mask, "lung mask")

@@ -44,11 +44,15 @@ class VesselQuantResult:
     """Centreline points in physical (LPS) coordinates with their radius."""
 
 
+# The Hessian's Gaussian derivatives need a few voxels along each axis (ITK refuses fewer than 4).
+MIN_VOXELS_PER_AXIS = 4
+
+
 def validate_ct(ct: sitk.Image, what: str = "CT") -> sitk.Image:
     """A finite 3D scalar volume in Hounsfield units (air near -1000); raise otherwise."""
     if not isinstance(ct, sitk.Image):
         raise RadiologyAIError(f"{what}: expected a SimpleITK image, got {type(ct).__name__}")
-    validate_scalar_volume(ct, what)
+    validate_scalar_volume(ct, what, min_voxels_per_axis=MIN_VOXELS_PER_AXIS)
     array = sitk.GetArrayViewFromImage(ct)
     low, high = float(array.min()), float(array.max())
     dark = np.count_nonzero(array < -500) / array.size
