@@ -93,5 +93,17 @@ def open_executor(workers: int | None = None, scheduler: str | None = None, conn
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, mp_context=context)
     try:
         yield pool
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: stop the workers now, not after their scans
+            _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate a pool's worker processes. concurrent.futures has no public call for it before Python 3.14
+    (``terminate_workers``), so this reads the pool's process table, as that method does."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()

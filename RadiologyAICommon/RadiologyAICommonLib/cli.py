@@ -14,12 +14,17 @@ progress lines for the Slicer worker process (:mod:`.worker`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
-from typing import Sequence
+import threading
+import warnings
+from typing import Iterator, Sequence
 
 from . import __version__
-from .errors import RadiologyAIError
+from .errors import RadiologyAIError, Terminated
 from .progress import format_progress_line
 
 # sub-command -> (module providing configure_parser, one-line help)
@@ -123,9 +128,56 @@ class _Progress:
             self._bar = None
 
 
+@contextlib.contextmanager
+def _quiet_libraries(debug: bool) -> Iterator[None]:
+    """Library warnings (Python's, ITK's) stay off the user's terminal unless ``--debug``; worker processes
+    inherit that through PYTHONWARNINGS. Restored afterwards (``main`` may run inside another program)."""
+    if debug:
+        yield
+        return
+    import SimpleITK as sitk
+
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    saved = os.environ.get("PYTHONWARNINGS")
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+        if saved is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = saved
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread, so cleanup runs as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    with _sigterm_unwinds(), _quiet_libraries(debug):
+        return _run(argv, debug)
+
+
+def _run(argv: list[str], debug: bool) -> int:
     progress = _Progress("none")
     try:
         parser = build_parser()
@@ -141,10 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         progress.close()
-        print("error: interrupted", file=sys.stderr, flush=True)
-        return 130
+        terminated = isinstance(exc, Terminated)
+        print(f"error: {'terminated' if terminated else 'interrupted'}", file=sys.stderr, flush=True)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except Exception as exc:  # a bug, not a user mistake: still one line unless --debug
         progress.close()
         if debug:

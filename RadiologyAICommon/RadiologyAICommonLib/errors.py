@@ -8,3 +8,8 @@ Slicer widgets show it in an error dialog. Anything else that escapes is a bug.
 
 class RadiologyAIError(Exception):
     """A problem with the user's input that they can act on."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every ``finally`` runs: staging folders are removed and
+    worker processes stopped, as for Ctrl-C (a KeyboardInterrupt, so code that stops on one stops on both)."""
