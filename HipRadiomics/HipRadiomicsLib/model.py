@@ -13,7 +13,6 @@ Loading checks all of it and rebuilds the pipeline as ``FixedColumns(selected) -
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from RadiologyAICommonLib.atomic import read_json
+from RadiologyAICommonLib.checksums import sha256_of, verify_checksums, write_checksums
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .selection import BorutaSelector, CollinearityFilter, FixedColumns, NearConstantFilter, RFECVSelector
@@ -126,10 +126,6 @@ def _jsonable(value):
     return str(value)
 
 
-def sha256_file(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def save_model_folder(folder: Path, pipeline, config: ModelConfig, class_names: list[str], threshold: float,
                       threshold_mode: str, input_features: list[str], extraction: dict | None, training: dict) -> dict:
     """Write ``model.json`` and ``pipeline.json`` into ``folder`` (a staging folder); return the pipeline record."""
@@ -148,13 +144,14 @@ def save_model_folder(folder: Path, pipeline, config: ModelConfig, class_names: 
         "threshold_mode": threshold_mode,
         "config": _jsonable(asdict(config)),
         "steps": step_reports(pipeline),
-        "model": {"file": "model.json", "sha256": sha256_file(folder / "model.json"), "n_features": len(features),
+        "model": {"file": "model.json", "sha256": sha256_of(folder / "model.json"), "n_features": len(features),
                   "xgboost_params": _jsonable(pipeline.named_steps["xgboost"].get_params())},
         "extraction": extraction,
         "training": _jsonable(training),
         "versions": library_versions(),
     }
     (folder / "pipeline.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_checksums(folder, ["pipeline.json", "model.json"])
     return record
 
 
@@ -216,6 +213,7 @@ def load_model_folder(folder: str | Path) -> LoadedModel:
     for file in (pipeline_file, model_file):
         if not file.is_file():
             raise RadiologyAIError(f"model folder {folder}: {file.name} is missing (train a model with 'radiologyai hip train')")
+    verify_checksums(folder, [pipeline_file.name, model_file.name])
     record = read_json(pipeline_file)
     if not isinstance(record, dict) or record.get("format") != PIPELINE_FORMAT:
         raise RadiologyAIError(f"{pipeline_file}: not a HipRadiomics pipeline file")
@@ -234,9 +232,6 @@ def load_model_folder(folder: str | Path) -> LoadedModel:
         raise RadiologyAIError(f"{pipeline_file}: 'threshold' is not a number") from None
     if not 0.0 <= threshold <= 1.0:
         raise RadiologyAIError(f"{pipeline_file}: 'threshold' {threshold} outside [0, 1]")
-    expected = (record.get("model") or {}).get("sha256")
-    if expected and sha256_file(model_file) != expected:
-        raise RadiologyAIError(f"{model_file}: checksum differs from the one in pipeline.json (file changed or corrupt)")
     booster = xgboost.Booster()
     try:
         booster.load_model(str(model_file))

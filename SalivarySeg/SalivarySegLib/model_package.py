@@ -17,7 +17,6 @@ format version is refused with a message saying which version wrote it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from RadiologyAICommonLib.atomic import atomic_path, read_json, write_json
+from RadiologyAICommonLib.checksums import sha256_of, verify_checksums, write_checksums
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .networks import (
@@ -88,14 +88,6 @@ class ModelPackage:
         return list(self.classification_params.class_names)
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def make_config(preprocessing: PreprocessingParams, segmentation: SegmentationNetworkParams,
                 classification: ClassificationNetworkParams, slices: SliceParams, inference: InferenceParams,
                 training: dict | None = None) -> dict:
@@ -131,7 +123,7 @@ def make_config(preprocessing: PreprocessingParams, segmentation: SegmentationNe
 
 def save_model_package(folder: str | os.PathLike, config: dict, segmentation_state: dict, classification_state: dict,
                        metrics: dict | None = None) -> Path:
-    """Write ``model.pt`` (state dicts only), ``config.json`` (with the weights' checksum) and metrics."""
+    """Write ``model.pt`` (state dicts only), ``config.json``, metrics and ``checksums.json`` (config and weights)."""
     import torch
 
     folder = Path(folder)
@@ -147,6 +139,7 @@ def save_model_package(folder: str | os.PathLike, config: dict, segmentation_sta
     write_json(folder / CONFIG_FILE, config)
     if metrics is not None:
         write_json(folder / METRICS_FILE, metrics)
+    write_checksums(folder, [CONFIG_FILE, WEIGHTS_FILE])
     return folder
 
 
@@ -158,6 +151,10 @@ def read_config(folder: str | os.PathLike) -> dict:
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise RadiologyAIError(f"model folder {folder}: missing {CONFIG_FILE} (is this a SalivarySeg model folder?)")
+    if (folder / WEIGHTS_FILE).is_file():
+        verify_checksums(folder, [CONFIG_FILE, WEIGHTS_FILE])
+    else:
+        verify_checksums(folder, [CONFIG_FILE])
     config = read_json(path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise RadiologyAIError(f"{path}: not a SalivarySeg model config (expected \"format\": \"{FORMAT}\")")
@@ -199,11 +196,7 @@ def load_model_package(folder: str | os.PathLike, device: str = "cpu", load_weig
     weights_path = folder / str(config["weights"].get("file", WEIGHTS_FILE))
     if weights_path.name != WEIGHTS_FILE or not weights_path.is_file():
         raise RadiologyAIError(f"model folder {folder}: missing {WEIGHTS_FILE}")
-    expected = config["weights"].get("sha256")
-    if expected and sha256_of(weights_path) != expected:
-        raise RadiologyAIError(
-            f"{weights_path}: checksum does not match config.json; the file is corrupt or was replaced"
-        )
+    verify_checksums(folder, [CONFIG_FILE, WEIGHTS_FILE])  # read_config checked them too; the weights may have changed since
     weights = read_state_dict(weights_path, "model weights")
     for part in ("segmentation", "classification"):
         if not isinstance(weights.get(part), dict):

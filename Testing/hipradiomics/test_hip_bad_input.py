@@ -116,26 +116,42 @@ def test_predict_errors(tmp_path, capsys):
 @pytest.mark.parametrize("damage, fragment", [
     ("delete_model", "model.json is missing"),
     ("bad_json", "not valid JSON"),
-    ("edit_model", "checksum"),
+    ("edit_model", "checksum does not match"),
     ("wrong_format", "not a HipRadiomics pipeline"),
     ("fewer_features", "expects"),
+    ("swap_classes", "pipeline.json: checksum does not match"),
+    ("delete_checksums", "checksums.json is missing"),
+    ("checksum_dropped", "does not cover model.json"),
 ])
 def test_corrupt_model_folder(tmp_path, capsys, damage, fragment):
+    """An edited folder is an error (finding 5); content checks still hold when the checksums were redone on purpose."""
+    from RadiologyAICommonLib.checksums import CHECKSUMS_FILE, write_checksums
+
     folder = tmp_path / "model"
     shutil.copytree(data.model(), folder)
     record = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
-    if damage == "delete_model":
+    if damage == "swap_classes":
+        record["class_names"] = record["class_names"][::-1]
+        (folder / "pipeline.json").write_text(json.dumps(record))
+    elif damage == "delete_checksums":
+        (folder / CHECKSUMS_FILE).unlink()
+    elif damage == "checksum_dropped":
+        write_checksums(folder, ["pipeline.json"])
+    elif damage == "delete_model":
         (folder / "model.json").unlink()
     elif damage == "bad_json":
         (folder / "pipeline.json").write_text("{not json")
+        write_checksums(folder, ["pipeline.json", "model.json"])
     elif damage == "edit_model":
         (folder / "model.json").write_text((folder / "model.json").read_text(encoding="utf-8")[:-50])
     elif damage == "wrong_format":
         record["format"] = "something else"
         (folder / "pipeline.json").write_text(json.dumps(record))
+        write_checksums(folder, ["pipeline.json", "model.json"])
     elif damage == "fewer_features":
         record["selected_features"] = record["selected_features"] + ["original_extra_Feature"]
         (folder / "pipeline.json").write_text(json.dumps(record))
+        write_checksums(folder, ["pipeline.json", "model.json"])
     cohort = pd.read_csv(data.cohort())
     base = data.cohort().parent
     _fails(capsys, "predict", str(base / cohort["image"][0]), str(base / cohort["mask"][0]), "--model", str(folder),

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from RadiologyAICommonLib.checksums import write_checksums
 from RadiologyAICommonLib.cli import main
 from salivary_helpers import tiny_dataset, tiny_model
 
@@ -135,6 +136,9 @@ def test_predict_refuses_broken_model_folders(tmp_path, capsys):
     broken.mkdir()
     shutil.copy(model / "config.json", broken / "config.json")
     code, _, err = run(capsys, "predict", ct, "--model", broken, "--output-dir", tmp_path / "out")
+    assert_user_error(code, err, "checksums.json is missing")
+    shutil.copy(model / "checksums.json", broken / "checksums.json")
+    code, _, err = run(capsys, "predict", ct, "--model", broken, "--output-dir", tmp_path / "out")
     assert_user_error(code, err, "missing model.pt")
     (broken / "model.pt").write_bytes(b"\x00garbage" * 100)
     code, _, err = run(capsys, "predict", ct, "--model", broken, "--output-dir", tmp_path / "out")
@@ -142,6 +146,7 @@ def test_predict_refuses_broken_model_folders(tmp_path, capsys):
     config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     config["format_version"] = 99
     (broken / "config.json").write_text(json.dumps(config))
+    write_checksums(broken, ["config.json", "model.pt"])  # an edit made on purpose: the version check still holds
     code, _, err = run(capsys, "predict", ct, "--model", broken, "--output-dir", tmp_path / "out")
     assert_user_error(code, err, "format version 99")
     assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ from SalivarySegLib.model_package import (
     save_model_package,
     sha256_of,
 )
+from RadiologyAICommonLib.checksums import write_checksums
 from SalivarySegLib.networks import (
     ClassificationNetworkParams,
     SegmentationNetworkParams,
@@ -77,12 +78,23 @@ def test_corrupt_weights_are_detected(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(RadiologyAIError, match="checksum"):
         load_model_package(tmp_path / "m")
-    # Without a checksum to compare with, a truncated file still fails cleanly.
+    # With checksums redone on purpose, a truncated file still fails cleanly.
     path.write_bytes(bytes(data[:1000]))
-    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
-    config["weights"].pop("sha256")
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    write_checksums(tmp_path / "m", ["config.json", "model.pt"])
     with pytest.raises(RadiologyAIError, match="not a readable PyTorch weights file"):
+        load_model_package(tmp_path / "m")
+
+
+def test_an_edited_config_is_refused(tmp_path):
+    """Finding 5: swapped class names flipped benign and malignant; deleting the checksums turned the check off."""
+    write_package(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
+    config["class_names"] = config["class_names"][::-1]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RadiologyAIError, match="config.json: checksum does not match checksums.json"):
+        load_model_package(tmp_path / "m")
+    (tmp_path / "m" / "checksums.json").unlink()
+    with pytest.raises(RadiologyAIError, match="checksums.json is missing"):
         load_model_package(tmp_path / "m")
 
 
@@ -99,35 +111,42 @@ def test_pickled_code_is_never_executed(tmp_path, monkeypatch):
     path = tmp_path / "m" / "model.pt"
     torch.save({"segmentation": _Exploit(), "classification": {}}, path, pickle_protocol=2)
     config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
-    config["weights"]["sha256"] = sha256_of(path)  # even with a matching checksum
+    config["weights"]["sha256"] = sha256_of(path)  # even with matching checksums
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    write_checksums(tmp_path / "m", ["config.json", "model.pt"])
     with pytest.raises(RadiologyAIError, match="not a readable PyTorch weights file"):
         load_model_package(tmp_path / "m")
     assert not (tmp_path / "pwned.txt").exists()
     assert pickle  # the exploit is a real pickle payload
 
 
+def _rewrite(config_path, text):
+    """Edit config.json on purpose, checksums redone: the loader's own checks of the content are what is tested."""
+    config_path.write_text(text)
+    write_checksums(config_path.parent, ["config.json", "model.pt"])
+
+
 def test_incompatible_and_malformed_configs(tmp_path):
     write_package(tmp_path / "m")
     config_path = tmp_path / "m" / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config_path.write_text(json.dumps({**config, "format_version": 2, "radiologyai_version": "9.0"}))
+    _rewrite(config_path, json.dumps({**config, "format_version": 2, "radiologyai_version": "9.0"}))
     with pytest.raises(RadiologyAIError, match=r"format version 2 \(written by RadiologyAI 9.0\).*update RadiologyAI"):
         read_config(tmp_path / "m")
-    config_path.write_text(json.dumps({**config, "format": "something-else"}))
+    _rewrite(config_path, json.dumps({**config, "format": "something-else"}))
     with pytest.raises(RadiologyAIError, match="not a SalivarySeg model config"):
         read_config(tmp_path / "m")
-    config_path.write_text("{ not json")
+    _rewrite(config_path, "{ not json")
     with pytest.raises(RadiologyAIError, match="not valid JSON"):
         read_config(tmp_path / "m")
     bad = json.loads(json.dumps(config))
     bad["segmentation"]["network"]["architecture"] = "os.system"
-    config_path.write_text(json.dumps(bad))
+    _rewrite(config_path, json.dumps(bad))
     with pytest.raises(RadiologyAIError, match="unknown segmentation architecture"):
         load_model_package(tmp_path / "m")
     wider = json.loads(json.dumps(config))
     wider["segmentation"]["network"]["base_channels"] = 4  # weights no longer fit
-    config_path.write_text(json.dumps(wider))
+    _rewrite(config_path, json.dumps(wider))
     with pytest.raises(RadiologyAIError, match="do not fit the architecture"):
         load_model_package(tmp_path / "m")
 
