@@ -90,6 +90,8 @@ def validate_feature_table(table: pd.DataFrame, source: str, positive_class=None
     for name in reader_columns:
         if name not in table.columns:
             raise RadiologyAIError(f"features table {source}: reader column '{name}' does not exist")
+    if len(table) == 0:
+        raise RadiologyAIError(f"features table {source}: no rows (no cases)")
     labels = table["label"]
     missing = [i + 2 for i, v in enumerate(labels) if pd.isna(v) or str(v).strip() == ""]
     if missing:

@@ -31,6 +31,7 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
+from RadiologyAICommonLib.imageio import write_image
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 CLASS_NAMES = {0: "transient osteoporosis", 1: "avascular necrosis"}
@@ -160,8 +161,8 @@ def generate_cohort(output_dir: str | Path, config: SynthConfig | None = None, p
         case_id = f"synth{i + 1:03d}"
         case = make_case(int(label), int(case_seed), cfg, case_id)
         image_rel, mask_rel = f"images/{case_id}.nrrd", f"masks/{case_id}_mask.nrrd"
-        sitk.WriteImage(case.image, str(output_dir / image_rel), True)
-        sitk.WriteImage(case.mask, str(output_dir / mask_rel), True)
+        write_image(case.image, output_dir / image_rel)
+        write_image(case.mask, output_dir / mask_rel)
         cases.append(case)
         rows.append({"case_id": case_id, "image": image_rel, "mask": mask_rel, "label": int(label)})
         progress((i + 1) / cfg.n_cases, f"synthetic case {i + 1}/{cfg.n_cases}")

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import environment_error
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -25,15 +27,20 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path with the same suffixes; rename it to ``path`` when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as exc:
+        raise environment_error(exc, f"cannot write {path}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any new file
         os.replace(tmp_path, path)
+    except OSError as exc:  # a full disk, a read-only file system...: the user's to fix, in one line
+        raise environment_error(exc, f"cannot write {path}") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -264,9 +264,25 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool
 def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
     """Write ``image`` atomically: to a temporary name beside ``path``, then rename."""
     path = Path(path)
-    with atomic_path(path) as tmp, _keep_locale():
-        sitk.WriteImage(image, str(tmp), compress)
+    try:
+        with atomic_path(path) as tmp, _keep_locale():
+            sitk.WriteImage(image, str(tmp), compress)
+    except RuntimeError as exc:  # ITK reports a full disk or a failed write as a RuntimeError of many lines
+        raise RadiologyAIError(f"cannot write {path}: {_write_failure(path, exc)}") from None
     return path
+
+
+def _write_failure(path: Path, exc: RuntimeError) -> str:
+    import shutil
+
+    try:
+        if shutil.disk_usage(path.parent).free < 1 << 20:
+            return "the disk is full"
+    except OSError:
+        pass
+    if not os.access(path.parent, os.W_OK):
+        return "permission denied"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,7 +26,6 @@ Staging folders are named ``.radiologyai-staging-<pid>-*``; one left by a killed
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from . import __version__
-from .errors import RadiologyAIError
+from .errors import RadiologyAIError, environment_error
 
 MANIFEST = ".radiologyai-outputs.json"
 STAGING_PREFIX = ".radiologyai-staging-"
@@ -46,23 +45,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def environment_error(exc: OSError, what: str) -> RadiologyAIError:
-    """An OSError from the file system as a message the user can act on."""
-    reasons = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EROFS: "the file system is read-only",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ENAMETOOLONG: "the path is too long",
-        errno.ENOTDIR: "a part of the path is a file, not a folder",
-        errno.EXDEV: "it is on another file system",
-        errno.ENOENT: "it does not exist (it may have been removed meanwhile)",
-    }
-    reason = reasons.get(exc.errno, exc.strerror or str(exc))
-    return RadiologyAIError(f"{what}: {reason}")
 
 
 def _is_within(path: Path, folder: Path) -> bool:

@@ -63,13 +63,14 @@ class SalivarySegLogic(LogicBase):
     # -- worker path -------------------------------------------------------------------------
     def predictionArguments(self, inputVolumeNode, modelFolder, workDir, device: str = "cpu") -> list[str]:
         """Write the input volume to ``workDir`` and return the CLI arguments that predict it."""
+        from RadiologyAICommonLib.imageio import write_image
         from RadiologyAICommonLib.mrml import volume_node_to_image
 
         self.checkModelFolder(modelFolder)
         image = volume_node_to_image(inputVolumeNode)
         workDir = Path(workDir)
         workDir.mkdir(parents=True, exist_ok=True)
-        sitk.WriteImage(image, str(workDir / "input.nrrd"), True)
+        write_image(image, workDir / "input.nrrd")
         return ["salivary", "predict", str(workDir / "input.nrrd"), "--model", str(modelFolder),
                 "--output-dir", str(workDir / "output"), "--device", device]
 
