@@ -152,14 +152,9 @@ def _extract_one(case: CohortCase, params: RadiomicsParams, label_override: int 
 
 def _make_executor(workers: int, scheduler: str | None):
     if scheduler:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise RadiologyAIError("--scheduler needs dask.distributed: pip install 'radiologyai[distributed]'") from None
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise RadiologyAIError(f"cannot connect to the dask scheduler at {scheduler} ({exc})") from None
+        from RadiologyAICommonLib.cluster import connect_scheduler
+
+        client = connect_scheduler(scheduler)
         return client.get_executor(), client
     if workers <= 1:
         return None, None

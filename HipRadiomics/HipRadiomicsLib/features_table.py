@@ -134,14 +134,23 @@ def validate_feature_table(table: pd.DataFrame, source: str, positive_class=None
                 f"features table {source}: column '{name}' is not numeric (row {row}: {column.iloc[row - 2]!r}); "
                 "remove it or name it with --exclude"
             )
-        if np.isinf(numeric.to_numpy(dtype=float)).any():
-            row = int(np.flatnonzero(np.isinf(numeric.to_numpy(dtype=float)))[0]) + 2
+        values = numeric.to_numpy(dtype=float)
+        if np.isinf(values).any():
+            row = int(np.flatnonzero(np.isinf(values))[0]) + 2
             raise RadiologyAIError(f"features table {source}: column '{name}' row {row} is infinite")
+        too_large = np.abs(np.nan_to_num(values)) > FLOAT32_MAX
+        if too_large.any():  # XGBoost works in float32, where these become infinite
+            row = int(np.flatnonzero(too_large)[0]) + 2
+            raise RadiologyAIError(f"features table {source}: column '{name}' row {row} is {values[row - 2]:g}, beyond "
+                                   f"the +/-{FLOAT32_MAX:.3g} XGBoost can use; rescale or drop the column")
         columns[str(name)] = numeric.astype(float)
     X = pd.DataFrame(columns, index=table.index)
     return FeatureTable(X=X.reset_index(drop=True), y=y, case_ids=case_ids, class_names=[str(negative), str(positive)],
                         readers=readers.reset_index(drop=True), source=source, extraction=extraction,
                         label_values=[negative, positive])
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _normalise_label(value):

@@ -86,7 +86,7 @@ def _fit(pipeline, X, y, what: str):
     try:
         return pipeline.fit(X, y)
     except ValueError as exc:
-        raise RadiologyAIError(f"{what}: {exc}") from None
+        raise RadiologyAIError(f"{what}: {str(exc).strip().splitlines()[0]}") from None
 
 
 def out_of_fold_probabilities(config: ModelConfig, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int,

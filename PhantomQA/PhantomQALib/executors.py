@@ -68,14 +68,9 @@ def _limit_threads() -> None:
 def open_executor(workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 20.0) -> Iterator[Executor]:
     """Yield the executor for a study and close it afterwards."""
     if scheduler:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise RadiologyAIError("--scheduler needs dask.distributed: pip install 'radiologyai[distributed]'") from None
-        try:
-            client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise RadiologyAIError(f"cannot connect to the dask scheduler at {scheduler} ({exc})") from None
+        from RadiologyAICommonLib.cluster import connect_scheduler
+
+        client = connect_scheduler(scheduler, connect_timeout_s)
         try:
             yield client.get_executor()
         finally:

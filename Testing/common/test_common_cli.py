@@ -85,3 +85,14 @@ def test_requirements_files_are_readable_and_checked():
         assert all(line and not line.startswith("#") for line in lines)
     assert missing_requirements(["numpy", "definitely-not-installed-pkg==1.0"]) == ["definitely-not-installed-pkg==1.0"]
     assert missing_requirements(["pandas==0.0.1"]) == ["pandas==0.0.1"]
+
+
+def test_scheduler_addresses_are_checked_before_a_client_exists():
+    """'foo://' hung 40 s at exit in a half-made dask client, then printed a traceback."""
+    from RadiologyAICommonLib.cluster import check_scheduler_address
+
+    assert check_scheduler_address("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
+    assert check_scheduler_address("scheduler:8786") == "scheduler:8786"
+    for bad, fragment in (("foo://bar", "unknown address scheme 'foo://'"), ("tcp://", "no host"), (":8786", "no host")):
+        with pytest.raises(RadiologyAIError, match=fragment):
+            check_scheduler_address(bad)

@@ -171,6 +171,8 @@ def _table(n=30, seed=0):
     (lambda t: t.assign(label=[None] + list(t["label"][1:])), "missing label in row(s) [2]"),
     (lambda t: t.assign(label=list(range(len(t)))), "classes"),
     (lambda t: t.drop(columns=["label"]), "no 'label' column"),
+    (lambda t: t.iloc[:0], "no rows"),
+    (lambda t: t.assign(f1=t["f1"] * 1e300), "beyond the +/-3.4e+38 XGBoost can use"),  # was a 13-line XGBoost trace
 ])
 def test_bad_feature_tables(tmp_path, capsys, edit, fragment):
     path = tmp_path / "features.csv"
