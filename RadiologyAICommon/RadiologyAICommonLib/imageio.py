@@ -17,6 +17,13 @@ import SimpleITK as sitk
 
 from .atomic import atomic_path
 from .errors import RadiologyAIError
+from .memory import check_memory
+
+# Bytes per voxel component of SimpleITK's pixel types (for the memory check before reading).
+_NUMPY_TYPES = {getattr(sitk, f"sitk{n}"): t for n, t in (
+    ("UInt8", np.uint8), ("Int8", np.int8), ("UInt16", np.uint16), ("Int16", np.int16), ("UInt32", np.uint32),
+    ("Int32", np.int32), ("UInt64", np.uint64), ("Int64", np.int64), ("Float32", np.float32), ("Float64", np.float64),
+    ("VectorUInt8", np.uint8), ("VectorInt16", np.int16), ("VectorFloat32", np.float32), ("VectorFloat64", np.float64))}
 
 # DICOM tags read from a series' first file (SimpleITK "gggg|eeee" keys).
 TAG_CTDIVOL = "0018|9345"
@@ -198,7 +205,13 @@ def read_image(path: str | os.PathLike, what: str = "image", modality: str | Non
         return read_dicom_series(found[0])
     try:
         with _keep_locale():
-            return sitk.ReadImage(str(path))
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            voxels = float(np.prod(reader.GetSize(), dtype=float)) * reader.GetNumberOfComponents()
+            check_memory(voxels * np.dtype(_NUMPY_TYPES.get(reader.GetPixelIDValue(), np.float64)).itemsize,
+                         f"{what} {path} ({' x '.join(map(str, reader.GetSize()))} voxels)")
+            return reader.Execute()
     except RuntimeError as exc:
         raise RadiologyAIError(f"{what} {path}: not an image SimpleITK can read ({_first_line(exc)})") from None
 

@@ -8,6 +8,7 @@ delivers progress on the GUI thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -153,16 +154,29 @@ class WorkerProcess:
             pass
         return self.result
 
-    def cancel(self) -> None:
-        """Kill the worker and everything it started."""
+    def cancel(self, grace_s: float = 5.0) -> None:
+        """Stop the worker and everything it started.
+
+        SIGTERM first, to the whole process group: the command removes its staging folder and
+        stops its pool (exit 143); whatever is still alive after ``grace_s`` is killed.
+        """
         if self._process is None or self._process.poll() is not None:
             return
         self.result.cancelled = True
         if os.name == "nt":
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True)
-        else:
+            self._process.wait()
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                os.killpg(self._process.pid, signal.SIGKILL)
+                os.killpg(self._process.pid, sig)
             except ProcessLookupError:
-                pass
+                break
+            try:
+                self._process.wait(grace_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
         self._process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)  # pool workers still draining after the main process left

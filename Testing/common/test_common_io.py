@@ -167,3 +167,20 @@ def test_read_json_gives_a_clear_error(tmp_path):
         read_json(tmp_path / "bad.json")
     with pytest.raises(RadiologyAIError, match=r"missing\.json: not valid JSON"):
         read_json(tmp_path / "missing.json")
+
+
+def test_memory_is_checked_before_reading_or_computing(tmp_path, monkeypatch):
+    """A 4096^3 header, or a typo that makes a volume huge, is refused with a message, not killed by the kernel."""
+    import RadiologyAICommonLib.memory as memory
+
+    path = write_image(make_image(), tmp_path / "ct.nrrd")
+    assert read_image(path).GetSize() == make_image().GetSize()
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1000)
+    with pytest.raises(RadiologyAIError, match=r"ct.nrrd \(.* voxels\) needs about .* GiB of memory"):
+        read_image(path)
+    header = tmp_path / "huge.nhdr"
+    header.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 4096 4096 4096\nencoding: raw\nendian: little\ndata file: huge.raw\n")
+    (tmp_path / "huge.raw").write_bytes(b"")  # the header promises 128 GiB; nothing is read before the check
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 24 * 2**30)
+    with pytest.raises(RadiologyAIError, match="needs about 128.0 GiB"):
+        read_image(header)

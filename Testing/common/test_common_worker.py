@@ -91,3 +91,23 @@ def test_worker_runs_the_real_cli(tmp_path):
     assert result.returncode == 2
     assert "missing.nrrd" in result.error
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX process groups")
+def test_cancel_lets_the_command_clean_up(tmp_path):
+    """Slicer's Cancel sends SIGTERM first: the run removes its staging folder (SIGKILL left it behind)."""
+    out = tmp_path / "sim"
+    args = ["phantom", "simulate", "--output-dir", str(out), "--doses", "0.5,1,2,4", "--recons", "fbp,ir,dlr",
+            "--repetitions", "8", "--workers", "1", "--size", "84,84,74", "--spacing", "0.9,0.9,1.0"]
+    seen = []
+    worker = WorkerProcess(args, on_progress=lambda f, m: seen.append(m)).start()
+    deadline = time.time() + 240
+    while not any("simulating" in m for m in seen):
+        assert time.time() < deadline and not worker.poll(), worker.result
+        time.sleep(0.05)
+    assert out.is_dir()  # the staging folder lives inside it while the run goes on
+    worker.cancel()
+    while not worker.poll():
+        time.sleep(0.01)
+    assert worker.result.cancelled and worker.result.returncode == 143
+    assert not out.exists()
