@@ -263,6 +263,9 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             small=summary["small_vessel_volume_ml"],
             r2=summary["fit_r2"],
         )
+        if summary.get("nodule_like_count"):
+            self.ui.resultLabel.text += _("; {count} nodule-like blob(s), {volume:.1f} ml, not counted as vessel").format(
+                count=int(summary["nodule_like_count"]), volume=summary["nodule_like_volume_ml"])
 
 
 #

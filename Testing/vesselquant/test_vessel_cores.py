@@ -301,3 +301,37 @@ def test_parameters_round_trip_and_validation():
     with pytest.raises(RadiologyAIError):
         VesselQuantParameters(radius_bins_mm=(0.5, -1.0)).validate()
     assert isinstance(pd.DataFrame([p.to_dict()]), pd.DataFrame)
+
+
+def _scene_with_a_nodule(spacing=(0.8, 0.62, 0.62)):
+    """A Y of 4.25 mm tubes (its junction bulges), a 1.5 mm tube with a 5 mm ball on it, blurred to HU."""
+    shape = (70, 110, 110)
+    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+
+    def tube(a, b, r):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        t = np.clip(((grid - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+        return np.linalg.norm(grid - (a + t[..., None] * (b - a)), axis=-1) <= r
+
+    junction = np.array([28.0, 30.0, 20.0])
+    vessels = (tube([28, 30, 0], junction, 4.25) | tube(junction, [10, 10, 60], 4.25) | tube(junction, [46, 10, 60], 4.25)
+               | tube([28, 55, 5], [28, 55, 65], 1.5))
+    ball = np.linalg.norm(grid - np.array([28.0, 55.0 + 5.5, 40.0]), axis=-1) <= 5.0
+    label = vessels | ball
+    hu = (-850 + 890 * ndi.gaussian_filter(label.astype(np.float32), 0.8)).astype(np.float32)
+    return label, hu, ball, spacing
+
+
+def test_nodule_like_blobs_are_found_and_tubes_are_not():
+    from VesselQuantLib.nodules import find_nodule_like
+
+    label, hu, ball, spacing = _scene_with_a_nodule()
+    found, records = find_nodule_like(label, hu, spacing, VesselQuantParameters())
+    assert len(records) == 1 and records[0]["radius_mm"] == pytest.approx(5.0, abs=0.6)
+    assert (found & ball).sum() / ball.sum() > 0.9  # the nodule is taken...
+    assert (found & ~ball).sum() / ball.sum() < 0.1  # ...with little of the tube it hangs on
+    assert records[0]["volume_ml"] == pytest.approx(found.sum() * np.prod(spacing) / 1000)
+    tubes_only, _ = find_nodule_like(label & ~ball, hu, spacing, VesselQuantParameters())
+    assert not tubes_only.any()  # neither the thick Y's junction bulge nor the thin tube is a nodule
+    off, none = find_nodule_like(label, hu, spacing, VesselQuantParameters(nodule_scales_mm=None))
+    assert not off.any() and none == []

@@ -57,3 +57,21 @@ def test_logic_uses_lung_segment(small_phantom, mrml_scene):
         VesselQuantLogic().process(ct_node, lung_seg, "missing")
     with pytest.raises(RadiologyAIError):
         VesselQuantLogic().process(None)
+
+
+def test_logic_adds_a_nodule_like_segment(nodule_phantom, mrml_scene):
+    import slicer
+
+    from RadiologyAICommonLib import mrml
+    from VesselQuantLib.logic import VesselQuantLogic
+
+    image, ball = nodule_phantom
+    ct_node = mrml.image_to_volume_node(image, "CT with a nodule")
+    nodes = VesselQuantLogic().process(ct_node)
+    segmentation = nodes.segmentation.GetSegmentation()
+    nodule_id = segmentation.GetSegmentIdBySegmentName("Nodule-like")
+    assert nodule_id
+    nodule = np.asarray(slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, nodule_id, ct_node)) > 0
+    assert np.array_equal(nodule, sitk.GetArrayFromImage(nodes.result.nodule_label) > 0)
+    lungs = segmentation.GetSegmentIdBySegmentName("Lungs")
+    assert (np.asarray(slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, lungs, ct_node)) > 0)[nodule].all()

@@ -173,3 +173,19 @@ def test_lung_without_vessels_gives_empty_result():
     result = run_vessel_quant(_ct(hu.astype(np.int16)))
     assert result.summary["total_volume_ml"] < 0.05
     assert result.summary["lung_volume_ml"] == pytest.approx(np.pi * (26 * 0.7) ** 2 * 24 / 1000, rel=0.1)
+
+
+def test_a_nodule_is_reported_and_not_counted_as_vessel(small_phantom, small_result, nodule_phantom):
+    image, ball = nodule_phantom
+    result = run_vessel_quant(image)
+    vessel = sitk.GetArrayFromImage(result.vessel_label).astype(bool)
+    nodule = sitk.GetArrayFromImage(result.nodule_label).astype(bool)
+    assert result.summary["nodule_like_count"] == 1
+    assert (vessel & ball).sum() <= 0.1 * ball.sum() and (nodule & ball).sum() >= 0.8 * ball.sum()
+    record = result.summary["nodule_like"][0]
+    assert record["volume_ml"] == pytest.approx(result.summary["nodule_like_volume_ml"])
+    centre = physical_to_index(image, np.asarray([record["centre_mm"]]))[0]
+    assert ball[tuple(np.rint(centre).astype(int))]
+    # the vessels around it are what they were without the nodule
+    assert evaluate(result, small_phantom)["dice"] == pytest.approx(evaluate(small_result, small_phantom)["dice"], abs=0.01)
+    assert small_result.summary["nodule_like_count"] == 0

@@ -3,7 +3,8 @@
     radiologyai vessels CT --output-dir DIR [--lung-mask MASK] [--radius-bins R [R ...]]
 
 Writes into DIR (all or nothing): ``vessel_label.nrrd`` (uint8, 1 = vessel), ``vessel_radius.nrrd``
-(float32, mm), ``lung_mask.nrrd``, ``per_radius.csv`` and ``summary.json``; prints the summary
+(float32, mm), ``lung_mask.nrrd``, ``nodule_label.nrrd`` (nodule-like blobs, not counted as vessel),
+``per_radius.csv`` and ``summary.json``; prints the summary
 as JSON on stdout. Import-light: the pipeline (SciPy, scikit-image, PyMaxflow) loads in the handler.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "per_radius.csv", "summary.json")
+# What a run writes (resultio.py writes and reads them; kept here, where importing costs nothing).
+OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "nodule_label.nrrd", "per_radius.csv",
+                "summary.json")
 
 
 def configure_parser(parser) -> None:

@@ -1,7 +1,7 @@
 """VesselQuantLogic: the MRML adapter of the VesselQuant pipeline.
 
 CT volume node (+ optional lung segment) -> :func:`run_vessel_quant` -> a segmentation node
-with "Vessels" and "Lungs", a radius volume node with a colour map, a table node of the
+with "Vessels" and "Lungs" (and "Nodule-like" when blobs were found), a radius volume node with a colour map, a table node of the
 per-radius statistics and a plot chart (volume and IQR against radius). Works in Slicer and
 on the slicer-core wheel (headless, tests); imports no Qt.
 """
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the pipeline needs the module's requirements: imported on u
 
 VESSEL_COLOR = (0.85, 0.2, 0.2)
 LUNG_COLOR = (0.55, 0.75, 0.95)
+NODULE_COLOR = (0.95, 0.8, 0.2)
 RADIUS_COLOR_NODE_ID = "vtkMRMLColorTableNodeRainbow"
 
 
@@ -34,7 +35,7 @@ RADIUS_COLOR_NODE_ID = "vtkMRMLColorTableNodeRainbow"
 class VesselQuantNodes:
     """The nodes one run creates (or fills)."""
 
-    segmentation: object  # vtkMRMLSegmentationNode with segments "Vessels" and "Lungs"
+    segmentation: object  # vtkMRMLSegmentationNode with segments "Vessels", "Lungs" and maybe "Nodule-like"
     radius_volume: object  # vtkMRMLScalarVolumeNode, mm, 0 outside vessels
     table: object  # vtkMRMLTableNode: radius_mm, voxel_count, volume_ml, median_hu, iqr_hu
     chart: object  # vtkMRMLPlotChartNode: volume and IQR against radius
@@ -75,11 +76,13 @@ class VesselQuantLogic(LogicBase):
         base = name or f"{ct_node.GetName()} vessels"
         label = sitk.GetArrayViewFromImage(result.lung_mask).astype(np.uint8)  # 1 = lung
         label = np.where(sitk.GetArrayViewFromImage(result.vessel_label) > 0, 2, label).astype(np.uint8)
+        segments = {2: ("Vessels", VESSEL_COLOR), 1: ("Lungs", LUNG_COLOR)}
+        if result.nodule_label is not None and sitk.GetArrayViewFromImage(result.nodule_label).any():
+            label = np.where(sitk.GetArrayViewFromImage(result.nodule_label) > 0, 3, label).astype(np.uint8)
+            segments[3] = ("Nodule-like", NODULE_COLOR)
         label_image = sitk.GetImageFromArray(label)
         label_image.CopyInformation(result.lung_mask)
-        segmentation = mrml.labelmap_to_segmentation_node(
-            label_image, {2: ("Vessels", VESSEL_COLOR), 1: ("Lungs", LUNG_COLOR)}, f"{base} segmentation"
-        )
+        segmentation = mrml.labelmap_to_segmentation_node(label_image, segments, f"{base} segmentation")
         # "Lungs" holds the whole lung, vessels included (labels are exclusive, segments need not be)
         _add_vessels_to_lungs(segmentation, result, ct_node)
         segmentation.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)

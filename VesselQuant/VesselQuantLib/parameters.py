@@ -84,6 +84,12 @@ class VesselQuantParameters:
     """Connected vessel pieces smaller than this are removed (noise specks)."""
     min_component_vesselness: float = 0.3
     """Connected pieces whose highest vesselness is below this hold no tube and are removed (plates, blobs)."""
+    nodule_scales_mm: tuple[float, ...] | None = (2.5, 4.5, 7.0)
+    """Nodule-like blobs are looked for at these ball radii (nodules.py); None: not looked for."""
+    nodule_max_compactness: float = 2.5
+    """...a piece left by the opening is compact when its volume is at most this many times its inscribed ball's..."""
+    nodule_min_blobness: float = 0.6
+    """...and ball-shaped when the Hessian at its centre curves alike in all directions: |l1| / |l3| at least this."""
 
     # --- centreline and radius ---------------------------------------------------------
     subvoxel_radius: bool = True
@@ -228,6 +234,9 @@ RANGES: dict[str, Range] = {
     "probability_floor": Range(0, 0.5, low_open=True, high_open=True),
     "min_component_mm3": Range(0, 1e6),
     "min_component_vesselness": Range(0, 1),
+    "nodule_scales_mm": Range(0, 30, low_open=True, kind="numbers", optional=True, max_items=8),
+    "nodule_max_compactness": Range(1, 100),
+    "nodule_min_blobness": Range(0, 1),
     "subvoxel_radius": Range(kind="boolean"),
     "profile_margin_mm": Range(0, 20),
     "background_ring_mm": Range(0, 20),

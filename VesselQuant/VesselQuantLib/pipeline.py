@@ -27,6 +27,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprog
 from .centerline import compute_centerline
 from .graphcut import segment_vessels
 from .lungmask import segment_lungs
+from .nodules import find_nodule_like
 from .parameters import VesselQuantParameters
 from .quantify import loglinear_fit, per_radius_table, small_vessel_volume_ml
 from .vesselness import multiscale_vesselness
@@ -43,6 +44,8 @@ class VesselQuantResult:
     summary: dict  # total_volume_ml, lung_volume_ml, vessel_fraction, small_vessel_volume_ml, fit_*, runtime_s, parameters
     centerline: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]))
     """Centreline points in physical (LPS) coordinates with their radius."""
+    nodule_label: sitk.Image | None = None
+    """uint8 0/1: nodule-like blobs the graph cut took and that are not counted as vessel (nodules.py)."""
 
 
 # The Hessian's Gaussian derivatives need a few voxels along each axis (ITK refuses fewer than 4).
@@ -148,6 +151,16 @@ def run_vessel_quant(
     )
     del maps
     model = info.get("intensity_model")
+    progress(0.7, "nodule-like blobs")
+    nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), hu, spacing_zyx, p)
+    if nodule_roi.any():
+        label_roi = np.where(nodule_roi, 0, label_roi).astype(label_roi.dtype)
+    nodule = np.zeros(lung.shape, np.uint8)
+    nodule[roi] = nodule_roi
+    del nodule_roi
+    for record in nodules:
+        index_zyx = np.asarray(record.pop("index_zyx")) + np.array([s.start for s in roi])
+        record["centre_mm"] = [round(float(v), 2) for v in index_to_physical(ct, index_zyx[None, ::-1].astype(float))[0]]
 
     label = np.zeros(lung.shape, np.uint8)
     radius = np.zeros(lung.shape, np.float32)
@@ -198,6 +211,9 @@ def run_vessel_quant(
         "thin_vessel_growth": info.get("thin_vessel_growth"),
         "intensity_model": model,
         "lung_mask_source": "user" if lung_mask is not None else "automatic",
+        "nodule_like_count": len(nodules),
+        "nodule_like_volume_ml": float(nodule.sum() * voxel_ml),
+        "nodule_like": nodules,
     }
     progress(1.0, "done")
     return VesselQuantResult(
@@ -207,4 +223,5 @@ def run_vessel_quant(
         per_radius=table,
         summary=summary,
         centerline=centerline_table,
+        nodule_label=_image_like(nodule, ct),
     )

@@ -1,7 +1,7 @@
 """Write a :class:`VesselQuantResult` to a folder (the CLI's outputs) and read it back.
 
-Files: ``vessel_label.nrrd``, ``vessel_radius.nrrd``, ``lung_mask.nrrd``, ``per_radius.csv``,
-``summary.json``. The Slicer widget runs the CLI in a worker process and reads the folder
+Files: ``vessel_label.nrrd``, ``vessel_radius.nrrd``, ``lung_mask.nrrd``, ``nodule_label.nrrd``,
+``per_radius.csv``, ``summary.json``. The Slicer widget runs the CLI in a worker process and reads the folder
 back with :func:`read_result`.
 """
 
@@ -18,9 +18,8 @@ from RadiologyAICommonLib.atomic import write_csv, write_json
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import write_image
 
+from .cli import OUTPUT_FILES
 from .pipeline import VesselQuantResult
-
-OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "per_radius.csv", "summary.json")
 
 
 def json_ready(value):
@@ -35,9 +34,14 @@ def json_ready(value):
 
 
 def write_result(result: VesselQuantResult, folder: str | Path) -> None:
-    """Write the five output files into ``folder`` (each atomically)."""
+    """Write the output files into ``folder`` (each atomically)."""
     folder = Path(folder)
     write_image(result.vessel_label, folder / "vessel_label.nrrd")
+    nodules = result.nodule_label
+    if nodules is None:
+        nodules = sitk.Image(result.vessel_label.GetSize(), sitk.sitkUInt8)
+        nodules.CopyInformation(result.vessel_label)
+    write_image(nodules, folder / "nodule_label.nrrd")
     write_image(result.vessel_radius, folder / "vessel_radius.nrrd")
     write_image(result.lung_mask, folder / "lung_mask.nrrd")
     write_csv(folder / "per_radius.csv", result.per_radius)
@@ -58,4 +62,5 @@ def read_result(folder: str | Path) -> VesselQuantResult:
         vessel_radius=sitk.ReadImage(str(folder / "vessel_radius.nrrd")),
         per_radius=pd.read_csv(folder / "per_radius.csv"),
         summary=summary,
+        nodule_label=sitk.ReadImage(str(folder / "nodule_label.nrrd")),
     )
