@@ -136,11 +136,16 @@ def test_cli_bad_lung_mask_and_parameters(tmp_path, phantom_files, small_phantom
     shifted.SetSpacing((1.0, 1.0, 1.0))
     bad_mask = tmp_path / "bad_mask.nrrd"
     sitk.WriteImage(shifted, str(bad_mask))
+    body = sitk.GetImageFromArray((sitk.GetArrayFromImage(small_phantom.image) > -300).astype("uint8"))
+    body.CopyInformation(small_phantom.image)
+    soft_tissue_mask = tmp_path / "soft_tissue_mask.nrrd"  # holds no lung (issue 13's bad input)
+    sitk.WriteImage(body, str(soft_tissue_mask))
     bad_json = tmp_path / "p.json"
     bad_json.write_text('{"no_such_parameter": 1}')
     cases = [
         ["--lung-mask", str(bad_mask)],
         ["--lung-mask", str(tmp_path / "missing.nrrd")],
+        ["--lung-mask", str(soft_tissue_mask)],
         ["--radius-bins", "1", "-2"],
         ["--radius-bin-width", "0"],
         ["--parameters", str(bad_json)],

@@ -48,6 +48,8 @@ class VesselQuantResult:
     """uint8 0/1: nodule-like blobs the graph cut took and that are not counted as vessel (nodules.py)."""
 
 
+# A user's lung mask whose median CT value is above this holds no lung (soft tissue, the wrong mask).
+LUNG_MASK_MAX_MEDIAN_HU = -500.0
 # The Hessian's Gaussian derivatives need a few voxels along each axis (ITK refuses fewer than 4).
 MIN_VOXELS_PER_AXIS = 4
 # Peak memory per CT voxel, measured: 7.1 GB on a 512 x 512 x 400 all-parenchyma CT with a dense tree (68 B).
@@ -90,6 +92,10 @@ def validate_lung_mask(mask: sitk.Image, ct: sitk.Image, what: str = "lung mask"
     lung = array > 0
     if not lung.any():
         raise RadiologyAIError(f"{what}: is empty (no voxel > 0)")
+    median_hu = float(np.median(sitk.GetArrayViewFromImage(ct)[lung]))
+    if median_hu > LUNG_MASK_MAX_MEDIAN_HU:  # parenchyma is about -850 HU; vessels are a few % of a lung
+        raise RadiologyAIError(f"{what}: holds no lung: the CT's median inside it is {median_hu:.0f} HU, where lung "
+                               f"parenchyma is below {LUNG_MASK_MAX_MEDIAN_HU:.0f} HU; is it the mask of this CT?")
     return lung
 
 
