@@ -335,3 +335,7 @@ def test_nodule_like_blobs_are_found_and_tubes_are_not():
     assert not tubes_only.any()  # neither the thick Y's junction bulge nor the thin tube is a nodule
     off, none = find_nodule_like(label, hu, spacing, VesselQuantParameters(nodule_scales_mm=None))
     assert not off.any() and none == []
+    # on a 2 x 2 in-plane binned grid (large, fine CTs) the same blob is found and mapped back
+    binned, again = find_nodule_like(label, hu, spacing, VesselQuantParameters(), (1, 2, 2))
+    assert len(again) == 1 and again[0]["radius_mm"] == pytest.approx(5.0, abs=0.8)
+    assert (binned & ball).sum() / ball.sum() > 0.85 and not (binned & ~label).any()

@@ -57,14 +57,19 @@ def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx) -> float:
     return float(eigen[0] / eigen[2]) if eigen[2] > 0 else 0.0
 
 
-def find_nodule_like(label: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> tuple[np.ndarray, list[dict]]:
+def find_nodule_like(label: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters,
+                     shrink_zyx=(1, 1, 1), _hu_factors=(1, 1, 1)) -> tuple[np.ndarray, list[dict]]:
     """The nodule-like voxels of a vessel ``label`` (bool array) and one record per blob: its centre (voxel index,
     z y x), its radius (of the ball of the same volume) and its volume.
 
     Only the neighbourhoods of structures thick enough to hold the smallest ball are examined: a
     minimum filter with the cube inscribed in that ball finds them cheaply, and the distance maps are
     computed in a box around each (a chest CT's vessels are sparse; one map of the whole lung took 10 s).
+    ``shrink_zyx`` bins the search (a large, fine CT: 2 x 2 in-plane, as the lung mask): a 2.5 mm ball is
+    still several binned voxels wide, and the blobs found are mapped back onto the segmentation.
     """
+    if any(f > 1 for f in shrink_zyx):
+        return _on_binned_grid(label, hu, spacing_zyx, p, tuple(int(f) for f in shrink_zyx))
     found = np.zeros(label.shape, bool)
     records: list[dict] = []
     scales = sorted(p.nodule_scales_mm or ())
@@ -79,9 +84,29 @@ def find_nodule_like(label: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQu
     boxes = [[(max(0, w.start - r), min(n, w.stop + r)) for w, r, n in zip(where, reach, label.shape)]
              for where in ndi.find_objects(pieces)]
     for box in (tuple(slice(a, b) for a, b in merged) for merged in _merge_overlapping(boxes)):
-        taken, box_records = _nodules_in_box(label[box] & ~found[box], hu, box, spacing_zyx, scales, p)
+        taken, box_records = _nodules_in_box(label[box] & ~found[box], hu, box, spacing_zyx, scales, p, _hu_factors)
         found[box] |= taken
         records += box_records
+    return found, records
+
+
+def _bin_mask(mask: np.ndarray, factors) -> np.ndarray:
+    """A block of ``factors`` voxels is set when at least half of it is (the mask is padded to a multiple)."""
+    pad = [(0, (-n) % f) for n, f in zip(mask.shape, factors)]
+    padded = np.pad(mask.view(np.uint8), pad, mode="edge")
+    shape = [x for n, f in zip(padded.shape, factors) for x in (n // f, f)]
+    return padded.reshape(shape).sum(axis=(1, 3, 5), dtype=np.uint16) * 2 >= int(np.prod(factors))
+
+
+def _on_binned_grid(label, hu, spacing_zyx, p, factors):
+    coarse_spacing = tuple(s * f for s, f in zip(spacing_zyx, factors))
+    coarse, records = find_nodule_like(_bin_mask(label, factors), hu, coarse_spacing, p, _hu_factors=factors)
+    found = coarse
+    for axis, f in enumerate(factors):
+        found = np.repeat(found, f, axis=axis)
+    found = found[tuple(slice(0, n) for n in label.shape)] & label
+    for record in records:
+        record["index_zyx"] = tuple(int(i * f + f // 2) for i, f in zip(record["index_zyx"], factors))
     return found, records
 
 
@@ -104,18 +129,34 @@ def _merge_overlapping(boxes: list) -> list:
     return boxes
 
 
-def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p: VesselQuantParameters):
+def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p: VesselQuantParameters, hu_factors):
     inside = _distance_inside(sub, spacing_zyx)
     voxel_mm3 = float(np.prod(spacing_zyx))
     taken = np.zeros(sub.shape, bool)
     records: list[dict] = []
     interior = np.zeros(sub.shape, bool)  # a piece touching the box's cut faces may go on beyond them: never a blob
-    interior[tuple(slice(1 if b.start > 0 else 0, -1 if b.stop < n else None) for b, n in zip(box, hu.shape))] = True
+    shape = tuple(-(-n // f) for n, f in zip(hu.shape, hu_factors))  # the (binned) grid the label lives on
+    interior[tuple(slice(1 if b.start > 0 else 0, -1 if b.stop < n else None) for b, n in zip(box, shape))] = True
     for scale in sorted(scales, reverse=True):  # large first: a large blob is cut free of the thick vessel it hangs on
-        core = inside > scale
+        core = (inside > scale) & ~taken
         if not core.any():
             continue
-        opened = (_distance_inside(~core, spacing_zyx) <= scale) & sub & ~taken
+        # A piece of the opening holds its core and is at least as large: a core already too large for a compact
+        # piece (a long thick vessel's axis) needs no opening at all. Only the other cores' surroundings are opened.
+        cores, count = ndi.label(core)
+        keep = np.zeros(count + 1, bool)
+        for number, where_core in enumerate(ndi.find_objects(cores), start=1):
+            local = cores[where_core] == number
+            r_max = float(inside[where_core][local].max())
+            keep[number] = local.sum() * voxel_mm3 <= p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_max**3
+        if not keep[1:].any():
+            continue
+        core = keep[cores]
+        reach = [int(math.ceil(scale / s)) + 2 for s in spacing_zyx]
+        hit = [np.flatnonzero(core.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+        near = tuple(slice(max(0, int(h[0]) - r), int(h[-1]) + 1 + r) for h, r in zip(hit, reach))
+        opened = np.zeros(sub.shape, bool)
+        opened[near] = (_distance_inside(~core[near], spacing_zyx) <= scale) & sub[near] & ~taken[near]
         pieces, count = ndi.label(opened)
         if count == 0:
             continue
@@ -129,7 +170,9 @@ def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p
             if on_edge or r_in < scale or volume > p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_in**3:
                 continue
             where = tuple(int(c) + b.start for c, b in zip(centre, box))
-            if _blobness(hu, where, float(r_in), spacing_zyx) < p.nodule_min_blobness:
+            fine = tuple(min(int(w * f + f // 2), n - 1) for w, f, n in zip(where, hu_factors, hu.shape))
+            fine_spacing = tuple(s / f for s, f in zip(spacing_zyx, hu_factors))
+            if _blobness(hu, fine, float(r_in), fine_spacing) < p.nodule_min_blobness:
                 continue
             # The opening leaves out the blob's partial-volume rim, which the graph cut took: one voxel more, but only
             # within the ball of the blob's volume (not along a vessel that touches it).

@@ -26,7 +26,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprog
 
 from .centerline import compute_centerline
 from .graphcut import segment_vessels
-from .lungmask import segment_lungs
+from .lungmask import segment_lungs, shrink_factors
 from .nodules import find_nodule_like
 from .parameters import VesselQuantParameters
 from .quantify import loglinear_fit, per_radius_table, small_vessel_volume_ml
@@ -158,7 +158,7 @@ def run_vessel_quant(
     del maps
     model = info.get("intensity_model")
     progress(0.7, "nodule-like blobs")
-    nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), hu, spacing_zyx, p)
+    nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), hu, spacing_zyx, p, shrink_factors(ct, p)[::-1])
     if nodule_roi.any():
         label_roi = np.where(nodule_roi, 0, label_roi).astype(label_roi.dtype)
     nodule = np.zeros(lung.shape, np.uint8)
