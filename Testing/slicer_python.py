@@ -160,10 +160,6 @@ def install_guard(allowed: set[str]) -> SlicerImportGuard:
 # -- the Qt-bound parts of Slicer's Python API, which slicer-core does not have ----------------------------
 
 
-class _ModuleParent(types.SimpleNamespace):
-    """What Slicer hands a ScriptedLoadableModule as ``parent``: fields the module fills in."""
-
-
 def scripted_module_stubs() -> dict[str, types.ModuleType]:
     """Stand-ins for ``slicer.ScriptedLoadableModule``, ``slicer.i18n`` and ``slicer.parameterNodeWrapper``.
 
@@ -236,13 +232,12 @@ def install_qt_placeholders() -> None:
         sys.modules.setdefault(name, _QtPlaceholder(name))
 
 
-def install_stubs(modules: dict | None = None) -> None:
-    """Put the stand-ins into ``sys.modules`` and onto the ``slicer`` package (``modules``: a dict to use instead)."""
+def install_stubs() -> None:
+    """Put the stand-ins into ``sys.modules`` and onto the ``slicer`` package."""
     import slicer
 
-    target = sys.modules if modules is None else modules
     for name, stub in scripted_module_stubs().items():
-        target[name] = stub
+        sys.modules[name] = stub
         setattr(slicer, name.split(".", 1)[1], stub)
 
 
@@ -313,7 +308,7 @@ def check_load(module: str) -> list[str]:
     failures = []
     try:
         file_module = import_module_file(module)
-        parent = _ModuleParent()
+        parent = types.SimpleNamespace()  # what Slicer hands a module: fields the module fills in
         getattr(file_module, module)(parent)  # what Slicer does next: the module's metadata
         if module != COMMON:
             getattr(file_module, f"{module}Logic")()  # the widget's setup() makes one

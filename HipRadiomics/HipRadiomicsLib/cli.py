@@ -100,14 +100,14 @@ def run_extract(args, progress) -> int:
     params = load_params(args.params)
     cases = read_cohort_csv(args.cohort)
     inputs = [args.cohort, args.params, *(c.image for c in cases), *(c.mask for c in cases)]
-    # the features table and its sidecar go in together or not at all; the failed log beside them, or on its own
-    groups = [[output, meta_path(output)] + ([failed_log] if failed_log.parent == output.parent else []),
-              [] if failed_log.parent == output.parent else [failed_log]]
+    # the features table and its sidecar go in together or not at all; the failed log with them, or on its own
+    beside = failed_log.resolve().parent == output.resolve().parent
+    staged = dict(command="hip extract", inputs=inputs, overwrite=args.overwrite)
     with contextlib.ExitStack() as stack:
-        stages = [stack.enter_context(staged_output_files(g, command="hip extract", inputs=inputs, overwrite=args.overwrite))
-                  if g else None for g in groups]
+        stage = stack.enter_context(staged_output_files([output, meta_path(output), *([failed_log] if beside else [])], **staged))
+        failed_stage = stage if beside else stack.enter_context(staged_output_files([failed_log], **staged))
         result = extract_cohort(cases, params, args.workers, args.scheduler, args.mask_label, args.strict, progress)
-        _write_extraction(result, params, args, output, stages[0], stages[1] or stages[0], failed_log)
+        _write_extraction(result, params, args, output, stage, failed_stage, failed_log)
     n_features = result.features.shape[1] - 2 - len(result.reader_columns)
     summary = {"features": str(output), "cases": int(len(result.features)), "failed": int(len(result.failed)),
                "failed_log": str(failed_log), "n_features": int(n_features), "params_sha256": params.sha256,

@@ -17,7 +17,8 @@ from typing import Iterator
 from .errors import environment_error
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (new files and folders follow it, as any program's would)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -37,7 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any new file
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs follow the umask like any new file
         os.replace(tmp_path, path)
     except OSError as exc:  # a full disk, a read-only file system...: the user's to fix, in one line
         raise environment_error(exc, f"cannot write {path}") from None

@@ -34,17 +34,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from . import __version__
+from .atomic import current_umask, write_text
 from .errors import RadiologyAIError, environment_error
 
 MANIFEST = ".radiologyai-outputs.json"
 STAGING_PREFIX = ".radiologyai-staging-"
 _REPLACED = ".replaced"  # inside the staging folder: the previous outputs until the new ones are in place
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -133,7 +128,7 @@ class _Commit:
         missing = [p for p in [destination.parent, *destination.parent.parents] if _is_within(p, self.target) and not p.exists()]
         for folder in reversed(missing):
             folder.mkdir()
-            os.chmod(folder, 0o777 & ~_umask())
+            os.chmod(folder, 0o777 & ~current_umask())
             self.created_dirs.append(folder)
         os.replace(self.staging / name, destination)
         self.moved_in.append(destination)
@@ -205,17 +200,9 @@ def _commit(staging: Path, target: Path, previous: dict[str, str], command: str,
 
 
 def _write_manifest(target: Path, staging: Path, files: dict[str, str]) -> None:
+    """Written in the staging folder (a half-written one never lands in the output folder), then renamed."""
     text = json.dumps({"written_by": f"radiologyai {__version__}", "files": dict(sorted(files.items()))}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f"{MANIFEST}.", suffix=".tmp", dir=staging)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target / MANIFEST)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    os.replace(write_text(staging / MANIFEST, text), target / MANIFEST)
 
 
 def _entry_checks(output_dir, inputs: Iterable, overwrite: bool, shared: bool):
@@ -264,7 +251,7 @@ def staged_output_dir(output_dir: str | os.PathLike, *, command: str, inputs: It
         target.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(target)
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=target))
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, 0o777 & ~current_umask())
     except OSError as exc:
         raise environment_error(exc, f"cannot write into the output folder {given}") from None
     try:
@@ -292,9 +279,10 @@ def staged_output_files(paths: Iterable[str | os.PathLike], *, command: str, inp
             raise RadiologyAIError("an output file name is empty; give a file name")
         if path.is_dir():
             raise RadiologyAIError(f"output {path} is a folder; give a file name")
-        for item in inputs:
-            if item is not None and str(item) and _resolved(item) == _resolved(path):
-                raise RadiologyAIError(f"output {path} is an input of this command; choose another file name")
     if len({p.name for p in paths}) != len(paths):
         raise RadiologyAIError("two outputs have the same file name: " + ", ".join(str(p) for p in paths))
+    sources = {_resolved(item) for item in inputs if item is not None and str(item)}
+    for path in paths:  # the names are known now: an input among them is refused before anything is computed
+        if _resolved(path) in sources:
+            raise RadiologyAIError(f"output {path} is an input of this command; choose another file name")
     return staged_output_dir(folders.pop(), command=command, inputs=inputs, overwrite=overwrite, shared=True)

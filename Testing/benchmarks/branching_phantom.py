@@ -153,9 +153,8 @@ def _grow(spec: BranchingSpec, holder: _Holder, rng) -> list[dict]:
                 continue
             d0 = (p["b"] - p["a"]) / np.linalg.norm(p["b"] - p["a"])
             in_plane = rng.random() < spec.in_plane_share
-            axis = _perpendicular(d0 if not in_plane else np.r_[d0[:2], 0.0] / max(np.linalg.norm(d0[:2]), 1e-6),
-                                  rng, in_plane)
-            base = d0 if not in_plane else np.r_[d0[:2], 0.0] / max(np.linalg.norm(d0[:2]), 1e-6)
+            base = np.r_[d0[:2], 0.0] / max(np.linalg.norm(d0[:2]), 1e-6) if in_plane else d0
+            axis = _perpendicular(base, rng, in_plane)
             for (r_child, theta), side in zip(_murray_children(p["r"], rng), (1.0, -1.0)):
                 r_child = _quantise(r_child)
                 if r_child >= p["r"]:
