@@ -64,7 +64,8 @@ def _add_simulation_args(parser) -> None:
     parser.add_argument("--repetitions", type=int, default=4, help="repeated acquisitions per recon and dose (default 4, at least 2)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of the study (default 0)")
     parser.add_argument("--method", choices=("fast", "physical"), default="fast", help="fast image-domain simulator (default) or the physical radon/Poisson/FBP-SART option (slow)")
-    parser.add_argument("--size", default="128,128,80", help="scan grid in voxels x,y,z (default 128,128,80)")
+    parser.add_argument("--phantom", choices=("printed", "small"), default="printed", help="built-in phantom: 'printed' (the printed phantom's scale, 9.5 ml, default) or 'small' (4.3 ml, fast)")
+    parser.add_argument("--size", default=None, help="scan grid in voxels x,y,z (default 144,144,96 for the printed phantom, 128,128,80 for the small one)")
     parser.add_argument("--spacing", default="0.7,0.7,1.0", help="scan voxel size in mm x,y,z (default 0.7,0.7,1.0)")
     parser.add_argument("--phantom-seed", type=int, default=7, help="seed of the phantom tree's branching (default 7)")
 
@@ -108,7 +109,7 @@ def configure_parser(parser) -> None:
 # ----------------------------------------------------------------------------- helpers
 def _simulation_setup(args):
     from .acquisitions import MIN_REPETITIONS, Acquisition
-    from .phantom import PhantomParameters, build_phantom
+    from .phantom import PRESET_SCAN_SIZES, build_phantom, preset_parameters
     from .simulate import ScanGeometry
     from .study import SimulationSpec
 
@@ -116,7 +117,7 @@ def _simulation_setup(args):
     recons = _recon_list(args.recons)
     if args.repetitions < MIN_REPETITIONS:
         raise RadiologyAIError(f"--repetitions must be at least {MIN_REPETITIONS} (the study reports mean ± SD), got {args.repetitions}")
-    size = _int_triple(args.size, "--size")
+    size = _int_triple(args.size, "--size") if args.size else PRESET_SCAN_SIZES[args.phantom]
     spacing = tuple(_float_list(args.spacing, "--spacing", unique=False))
     if len(spacing) != 3:
         raise RadiologyAIError("--spacing: expected three voxel sizes in mm, like 0.7,0.7,1.0")
@@ -126,7 +127,7 @@ def _simulation_setup(args):
         raise RadiologyAIError("--method physical needs square in-plane pixels (--spacing x equal to y)")
     geometry = ScanGeometry(size=size, spacing_mm=spacing)
     geometry.reference()  # validates
-    design = build_phantom(PhantomParameters(seed=args.phantom_seed))
+    design = build_phantom(preset_parameters(args.phantom, seed=args.phantom_seed))
     lo, hi = design.bounds_mm()
     half_fov = [(n - 1) * s / 2 for n, s in zip(size, spacing)]
     vessel_lo, vessel_hi = design.centreline_points()[:, :3].min(0), design.centreline_points()[:, :3].max(0)

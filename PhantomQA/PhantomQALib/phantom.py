@@ -28,8 +28,24 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 # The design radii (mm) of the seed study's phantom span 0.1-4.25 mm; this ladder is ours.
 DEFAULT_RADII_MM = (4.25, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.35, 0.2, 0.1)
 # Segment length (mm) per radius: long enough for stable per-radius statistics on the
-# large vessels, short for the fine ones so the tree fits a small field of view.
-DEFAULT_LENGTHS_MM = (17.0, 20.0, 13.0, 11.0, 8.0, 7.0, 6.0, 5.0, 4.0, 4.0)
+# large vessels, short for the fine ones so the tree fits the field of view.
+DEFAULT_LENGTHS_MM = (17.0, 18.0, 13.0, 11.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0)
+
+# Built-in phantoms. "printed" (the default) is at the printed phantom's scale: two trees in a
+# 92 mm holder, 225 segments (2 of 4.25 mm, 4 of 3 mm, 35-36 each of 0.1-0.35 mm), 8.2 ml designed -
+# more than the largest published detected volume (7.42 ml), so absolute volumes compare. "small" is the
+# earlier one-tree phantom (146 segments, 4.3 ml) for fast tests.
+PHANTOM_PRESETS: dict[str, dict] = {
+    "printed": {},
+    "small": {
+        "trees": 1,
+        "lengths_mm": (17.0, 20.0, 13.0, 11.0, 8.0, 7.0, 6.0, 5.0, 4.0, 4.0),
+        "holder_inner_radius_mm": 38.0,
+        "slab_height_mm": 76.0,
+    },
+}
+# The scan grid (voxels x, y, z at 0.7 x 0.7 x 1.0 mm) that holds each built-in phantom's holder.
+PRESET_SCAN_SIZES: dict[str, tuple] = {"printed": (144, 144, 96), "small": (128, 128, 80)}
 
 
 @dataclass
@@ -53,12 +69,13 @@ class PhantomParameters:
     side_branch_step: int = 2  # side branches are this many radii down the ladder (0 = none)
     side_branch_segments: int = 2  # segments per side branch (tapering)
     side_branch_angle_deg: float = 65.0  # angle between a side branch and its parent
-    holder_inner_radius_mm: float = 38.0  # PMMA cylinder: inner radius
+    holder_inner_radius_mm: float = 46.0  # PMMA cylinder: inner radius
     holder_wall_mm: float = 4.0  # PMMA wall thickness
-    slab_height_mm: float = 76.0  # height of the imaged slab along the holder axis (z)
+    slab_height_mm: float = 92.0  # height of the imaged slab along the holder axis (z)
     clearance_mm: float = 1.5  # minimum gap between non-adjacent branches and to the holder
     materials: Materials = field(default_factory=Materials)
     seed: int = 7  # the random twists of the branching planes
+    trees: int = 2  # independent trees, their roots spread around the holder axis
 
     def validate(self) -> "PhantomParameters":
         radii = [float(r) for r in self.radii_mm]
@@ -68,9 +85,18 @@ class PhantomParameters:
             raise RadiologyAIError("phantom lengths_mm must give one positive length per radius")
         if not 0 <= self.bifurcation_generations < len(radii):
             raise RadiologyAIError(f"bifurcation_generations must be in [0, {len(radii) - 1}]")
+        if not 1 <= int(self.trees) <= 6:
+            raise RadiologyAIError(f"phantom trees must be 1-6, got {self.trees}")
         if self.holder_inner_radius_mm <= 2 * radii[0] or self.holder_wall_mm <= 0 or self.slab_height_mm <= 4 * radii[0]:
             raise RadiologyAIError("the phantom holder is too small for the vessel tree")
         return self
+
+
+def preset_parameters(name: str = "printed", **overrides) -> PhantomParameters:
+    """The parameters of a built-in phantom ("printed" or "small"), with overrides."""
+    if name not in PHANTOM_PRESETS:
+        raise RadiologyAIError(f"unknown built-in phantom '{name}'; use one of {', '.join(PHANTOM_PRESETS)}")
+    return PhantomParameters(**{**PHANTOM_PRESETS[name], **overrides})
 
 
 @dataclass
@@ -248,11 +274,17 @@ def build_phantom(parameters: PhantomParameters | None = None, max_tries: int = 
                 return add(parent, start, direction, level, generation)
         return None
 
-    # Root: enters near one end of the slab and runs along the holder axis, slightly tilted.
-    root_dir = _unit(np.array([0.15, 0.1, 1.0]))
-    root_start = np.array([0.0, 0.0, -half + radii[0] + p.clearance_mm + 2.0])
-    root = add(-1, root_start, root_dir, 0, 0)
-    frontier = [(root, _perpendicular(root_dir))]
+    # Roots: enter near one end of the slab and run along the holder axis, slightly tilted
+    # (one tree on the axis; several spread on a circle, alternating ends of the slab).
+    frontier = []
+    for tree in range(int(p.trees)):
+        angle = 2 * np.pi * tree / p.trees
+        offset = 0.0 if p.trees == 1 else 0.45 * inner
+        up = 1.0 if tree % 2 == 0 else -1.0
+        root_dir = _unit(np.array([0.15 * np.cos(angle + 0.6), 0.15 * np.sin(angle + 0.6), up]))
+        root_start = np.array([offset * np.cos(angle), offset * np.sin(angle), -up * (half - radii[0] - p.clearance_mm - 2.0)])
+        root = add(-1, root_start, root_dir, 0, 0)
+        frontier.append((root, _perpendicular(root_dir)))
     level = 0
     for generation in range(1, p.bifurcation_generations + 1):
         level = generation
@@ -283,7 +315,7 @@ def build_phantom(parameters: PhantomParameters | None = None, max_tries: int = 
     # vessels ``side_branch_step`` radii smaller (real trees have many more small vessels
     # than large ones; the detection of these is what changes the tree volume with dose).
     if p.side_branch_step > 0:
-        for parent in list(segments[1:]):
+        for parent in [s for s in segments if s.parent >= 0]:
             level = radii.index(parent.radius_mm) + p.side_branch_step
             a, b = np.asarray(parent.start), np.asarray(parent.end)
             pdir = _unit(b - a)

@@ -1,36 +1,45 @@
-"""Reconstruction models emulated by the acquisition simulator, with their calibrated constants.
+"""Reconstruction models emulated by the acquisition simulator; their constants come from a JSON file.
 
 The three reconstructions are named by what they emulate, not by any vendor's product:
 
 ``fbp``  filtered back-projection with a sharp (lung) kernel: FBP's ramp-shaped noise power
-         spectrum (NPS) peaking at mid-high frequency, full spatial resolution.
+         spectrum (NPS) peaking at mid-high frequency; linear (the same blur at every dose and contrast).
 ``ir``   iterative-reconstruction-like: much lower noise whose texture is shifted to low
-         frequencies ("blotchy"), the object signal only mildly smoothed (the noise is
-         suppressed more than edges: the edge-preserving behaviour of statistical IR).
+         frequencies ("blotchy"); an edge-preserving regulariser that smooths detail whose
+         contrast is low against the noise, so small, faint vessels are lost at low dose.
 ``dlr``  deep-learning-reconstruction-like: low noise with an FBP-like texture (NPS peak kept
-         near the FBP one), edges preserved.
+         near the FBP one); keeps edges down to a much lower contrast-to-noise ratio than IR.
 
-Noise model (fast simulator): noise is Gaussian, stationary, with
+Noise (fast simulator): Gaussian, stationary, with
 ``NPS(f_r, f_z) ∝ f_r^ramp_power · exp(-(f_r / nps_cutoff)^2) · exp(-(f_z / z_cutoff)^2)`` plus a
-white fraction, scaled so that the image noise SD is ``noise_sd_1mgy_hu / sqrt(CTDIvol / 1 mGy)``
-(quantum noise: variance ∝ 1 / dose). The signal is blurred by a Gaussian MTF of FWHM
-``signal_fwhm_mm`` in-plane (plus, for IR and DLR, a dose-dependent regularisation blur,
-:meth:`ReconModel.signal_fwhm_at`) and ``slice_fwhm_mm`` along z.
+white fraction, scaled so that the noise SD is ``noise_sd_1mgy_hu / sqrt(CTDIvol / 1 mGy)``
+(quantum noise: variance ∝ 1 / dose).
 
-Calibration: ``noise_sd_1mgy_hu`` and ``signal_fwhm_mm`` of each model were fitted by
-``Testing/benchmarks/bench_phantom_calibration.py --fit`` so that the 3 mm IQR that the
-VesselQuant pipeline measures on the simulated phantom matches the published figures
-(:mod:`.published`) at every dose; the script prints the simulated-vs-published table that
-PhantomQA/README.md reproduces. The NPS shapes are set from typical published NPS of
-such reconstructions (peak frequency ~0.45 cycles/mm for a sharp FBP lung kernel, roughly
-halved for IR, kept for DLR), not fitted.
+Signal: the object blurred by a Gaussian MTF of FWHM ``signal_fwhm_mm`` in-plane (the resolution
+of high-contrast edges) and ``slice_fwhm_mm`` along z. Regularised reconstructions
+(``edge_cnr`` > 0) add a *contrast- and dose-dependent* blur: detail is smoothed by a further
+``regularisation_fwhm_mm`` where its local contrast C is low against the noise SD σ(d) at the
+dose, and kept where it is high, with the weight ``w = C² / (C² + (edge_cnr · σ(d))²)``
+(:mod:`.simulate`). A small ``edge_cnr`` keeps edges (DL-like), a large one smooths faint detail
+(IR-like); since σ(d) ∝ 1/√d, the same detail is kept at high dose and lost at low dose.
+
+The constants are read from ``Resources/recon_calibration.json`` (``version``, ``fitted_by``,
+one entry per reconstruction with every field of :class:`ReconModel`), written by
+``Testing/benchmarks/bench_phantom_calibration.py --fit`` (PhantomQA/README.md, "Calibration").
+A file that is not valid gives one :class:`RadiologyAIError` naming the entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+import math
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+
+CALIBRATION_FILE = Path(__file__).resolve().parents[1] / "Resources" / "recon_calibration.json"
+CALIBRATION_FORMAT = "phantomqa-recon-calibration"
 
 
 @dataclass(frozen=True)
@@ -39,66 +48,92 @@ class ReconModel:
 
     name: str  # short key: fbp, ir, dlr
     label: str  # what it emulates, for tables and reports
-    noise_sd_1mgy_hu: float  # image noise SD (HU) at CTDIvol = 1 mGy (calibrated)
+    noise_sd_1mgy_hu: float  # image noise SD (HU) at CTDIvol = 1 mGy
     nps_cutoff_cyc_mm: float  # Gaussian roll-off of the in-plane NPS (peak at cutoff * sqrt(ramp_power / 2))
     ramp_power: float  # low-frequency slope of the in-plane NPS (1 = FBP ramp)
     white_fraction: float  # fraction of the noise variance that is white (uncorrelated)
     z_cutoff_cyc_mm: float  # Gaussian roll-off of the NPS along z
-    signal_fwhm_mm: float  # in-plane FWHM of the Gaussian PSF applied to the object (calibrated)
+    signal_fwhm_mm: float  # in-plane FWHM of the Gaussian PSF of high-contrast edges
     slice_fwhm_mm: float  # slice-sensitivity FWHM along z
-    regularisation_fwhm_1mgy_mm: float = 0.0  # dose-dependent extra blur of non-linear recons (see below)
+    regularisation_fwhm_mm: float = 0.0  # extra in-plane blur of low-contrast detail (regularised recons)
+    edge_cnr: float = 0.0  # contrast-to-noise ratio at which detail is half kept (0 = linear recon)
 
-    def signal_fwhm_at(self, ctdivol_mgy: float) -> float:
-        """In-plane signal FWHM at a dose: sqrt(fwhm^2 + reg_1mGy^2 / dose).
+    def is_regularised(self) -> bool:
+        return self.edge_cnr > 0 and self.regularisation_fwhm_mm > 0
 
-        Regularised (IR) and learned (DL) reconstructions smooth more when the data are
-        noisier, so their resolution of low-contrast detail falls with dose; the extra blur
-        variance is taken proportional to the noise variance (1 / dose). FBP is linear: 0.
-        """
-        return float((self.signal_fwhm_mm**2 + self.regularisation_fwhm_1mgy_mm**2 / ctdivol_mgy) ** 0.5)
+    def noise_sd_at(self, ctdivol_mgy: float) -> float:
+        return float(self.noise_sd_1mgy_hu / math.sqrt(ctdivol_mgy))
 
     def with_overrides(self, **values) -> "ReconModel":
         return replace(self, **values)
 
 
-# Calibrated constants (see the module docstring and PhantomQA/README.md, "Calibration").
-RECON_MODELS: dict[str, ReconModel] = {
-    "fbp": ReconModel(
-        name="fbp",
-        label="FBP-like (sharp lung kernel)",
-        noise_sd_1mgy_hu=39.02,
-        nps_cutoff_cyc_mm=0.62,
-        ramp_power=1.0,
-        white_fraction=0.05,
-        z_cutoff_cyc_mm=0.55,
-        signal_fwhm_mm=1.45,
-        slice_fwhm_mm=1.0,
-    ),
-    "ir": ReconModel(
-        name="ir",
-        label="IR-like (iterative, low-frequency noise texture)",
-        noise_sd_1mgy_hu=14.08,
-        nps_cutoff_cyc_mm=0.30,
-        ramp_power=0.6,
-        white_fraction=0.02,
-        z_cutoff_cyc_mm=0.45,
-        signal_fwhm_mm=1.373,
-        slice_fwhm_mm=1.0,
-        regularisation_fwhm_1mgy_mm=0.45,
-    ),
-    "dlr": ReconModel(
-        name="dlr",
-        label="DL-like (deep-learning denoised, FBP-like texture)",
-        noise_sd_1mgy_hu=13.44,
-        nps_cutoff_cyc_mm=0.55,
-        ramp_power=1.0,
-        white_fraction=0.05,
-        z_cutoff_cyc_mm=0.55,
-        signal_fwhm_mm=1.523,
-        slice_fwhm_mm=1.0,
-        regularisation_fwhm_1mgy_mm=0.35,
-    ),
+# Valid ranges of the numeric fields (inclusive): a file outside them is refused.
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    "noise_sd_1mgy_hu": (0.01, 1000.0),
+    "nps_cutoff_cyc_mm": (0.01, 5.0),
+    "ramp_power": (0.0, 4.0),
+    "white_fraction": (0.0, 1.0),
+    "z_cutoff_cyc_mm": (0.01, 5.0),
+    "signal_fwhm_mm": (0.0, 10.0),
+    "slice_fwhm_mm": (0.0, 10.0),
+    "regularisation_fwhm_mm": (0.0, 10.0),
+    "edge_cnr": (0.0, 1000.0),
 }
+
+
+def _model_from_entry(name: str, entry, what: str) -> ReconModel:
+    if not isinstance(entry, dict):
+        raise RadiologyAIError(f"{what}: models.{name} must be an object")
+    known = {f.name for f in fields(ReconModel)} - {"name"}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise RadiologyAIError(f"{what}: models.{name}: unknown field(s) {', '.join(unknown)}")
+    values = {"name": name}
+    if not isinstance(entry.get("label"), str) or not entry["label"].strip():
+        raise RadiologyAIError(f"{what}: models.{name}.label must be a text")
+    values["label"] = entry["label"]
+    for key, (low, high) in FIELD_RANGES.items():
+        if key not in entry:
+            raise RadiologyAIError(f"{what}: models.{name}: missing field {key}")
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+            raise RadiologyAIError(f"{what}: models.{name}.{key} must be a number in [{low:g}, {high:g}], got {value!r}")
+        values[key] = float(value)
+    return ReconModel(**values)
+
+
+def parse_calibration(data, what: str = "recon calibration") -> tuple[dict, dict]:
+    """(models, metadata) from the calibration JSON document."""
+    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
+        raise RadiologyAIError(f"{what}: not a PhantomQA reconstruction calibration (format '{CALIBRATION_FORMAT}')")
+    if not isinstance(data.get("version"), int) or not isinstance(data.get("fitted_by"), str):
+        raise RadiologyAIError(f"{what}: needs a whole-number 'version' and a 'fitted_by' text")
+    models = data.get("models")
+    if not isinstance(models, dict) or set(models) != {"fbp", "ir", "dlr"}:
+        raise RadiologyAIError(f"{what}: 'models' must hold exactly fbp, ir and dlr")
+    parsed = {name: _model_from_entry(name, models[name], what) for name in ("fbp", "ir", "dlr")}
+    metadata = {k: v for k, v in data.items() if k != "models"}
+    return parsed, metadata
+
+
+def load_calibration(path: str | Path | None = None) -> tuple[dict, dict]:
+    path = Path(path) if path is not None else CALIBRATION_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RadiologyAIError(f"recon calibration {path}: cannot read it as JSON ({exc})") from None
+    return parse_calibration(data, f"recon calibration {path.name}")
+
+
+def calibration_document(models: dict, version: int, fitted_by: str, **metadata) -> dict:
+    """The JSON document for ``models`` (what ``bench_phantom_calibration.py --fit`` writes)."""
+    entries = {name: {f.name: getattr(m, f.name) for f in fields(ReconModel) if f.name != "name"} for name, m in models.items()}
+    return {"format": CALIBRATION_FORMAT, "version": int(version), "fitted_by": fitted_by, **metadata, "models": entries}
+
+
+# The calibrated models (PhantomQA/README.md, "Calibration"), and where they came from.
+RECON_MODELS, CALIBRATION_METADATA = load_calibration()
 
 # Names accepted in manifests and on the command line (case-insensitive).
 RECON_ALIASES: dict[str, str] = {

@@ -10,9 +10,10 @@ import pandas as pd
 from RadiologyAICommonLib.atomic import write_csv, write_json
 from RadiologyAICommonLib.report import HtmlReport, new_figure
 
-from .aggregate import calibration_table, summarise, terminal_table, trends, volumes
-from .published import CALIBRATION_RADIUS_MM, PUBLISHED_IQR_3MM_HU, published_iqr_3mm
-from .recon import RECON_MODELS
+from . import published as published_figures
+from .aggregate import published_comparison, study_goals, summarise, terminal_table, trends, volumes
+from .published import CALIBRATION_RADIUS_MM
+from .recon import CALIBRATION_METADATA, RECON_MODELS
 from .study import StudyResults
 
 COLOURS = {"fbp": "#1f77b4", "ir": "#2ca02c", "dlr": "#d62728"}
@@ -31,26 +32,52 @@ def _log_ticks(ax, values, rotate: bool = False) -> None:
     ax.minorticks_off()
 
 
-def _line_vs_dose(summary: pd.DataFrame, column: str, sd_column: str | None, ylabel: str, title: str, radius: float, published: bool = False):
-    fig = new_figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot(1, 1, 1)
-    at_r = summary[np.isclose(summary["radius_mm"], radius)] if "radius_mm" in summary.columns else summary
-    for recon, group in at_r.groupby("recon", sort=False):
-        group = group.sort_values("ctdivol_mgy")
-        colour = COLOURS.get(recon)
-        yerr = group[sd_column] if sd_column else None
-        ax.errorbar(group["ctdivol_mgy"], group[column], yerr=yerr, marker="o", capsize=3, color=colour, label=_label(recon))
-        if published and recon in PUBLISHED_IQR_3MM_HU:
-            doses = np.geomspace(group["ctdivol_mgy"].min(), group["ctdivol_mgy"].max(), 30)
-            ax.plot(doses, [published_iqr_3mm(recon, d) for d in doses], "--", color=colour, alpha=0.6)
-            pts = PUBLISHED_IQR_3MM_HU[recon]
-            ax.plot(list(pts), list(pts.values()), "s", mfc="none", color=colour, alpha=0.8)
-    _log_ticks(ax, sorted(at_r["ctdivol_mgy"].unique()))
-    ax.set_xlabel("CTDIvol (mGy)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+def _published_points(quantity: str, recon: str) -> tuple[list, list]:
+    table = {"iqr": published_figures.published().iqr_3mm_hu, "volume": published_figures.published().volume_ml}[quantity].get(recon, {})
+    doses = sorted(table)
+    return doses, [table[d] for d in doses]
+
+
+def dose_figure(summary: pd.DataFrame, vols: pd.DataFrame, radius: float = CALIBRATION_RADIUS_MM):
+    """MPV, IQR (3 mm) and detected volume vs dose per reconstruction, with the published figures.
+
+    Lines with error bars: mean ± SD over repetitions. Open squares: the study's published values
+    where they are quoted; shaded bands: the published MPV range over the doses (the MPV is only
+    quoted as a range). Nothing published is interpolated.
+    """
+    fig = new_figure(figsize=(13.5, 4.2))
+    at_r = summary[np.isclose(summary["radius_mm"], radius)]
+    panels = [
+        (at_r, "mpv_mean_hu", "mpv_sd_hu", f"MPV of {radius:g} mm vessels (HU)", "mpv"),
+        (at_r, "iqr_mean_hu", "iqr_sd_hu", f"IQR of {radius:g} mm vessels (HU)", "iqr"),
+        (vols, "volume_mean_ml", "volume_sd_ml", "detected vessel-tree volume (ml)", "volume"),
+    ]
+    doses = sorted(vols["ctdivol_mgy"].unique()) if not vols.empty else []
+    for index, (frame, column, sd_column, ylabel, quantity) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, index + 1)
+        for recon, group in frame.groupby("recon", sort=False):
+            group = group.sort_values("ctdivol_mgy")
+            colour = COLOURS.get(recon)
+            ax.errorbar(group["ctdivol_mgy"], group[column], yerr=group[sd_column], marker="o", capsize=3, color=colour, label=f"{recon.upper()} simulated")
+            if quantity == "mpv":
+                band = published_figures.mpv_3mm_range(recon)
+                if band is not None:
+                    ax.axhspan(band[0], band[1], color=colour, alpha=0.12, lw=0)
+            else:
+                x, y = _published_points(quantity, recon)
+                if x:
+                    ax.plot(x, y, "s", ms=8, mfc="none", mew=1.5, color=colour, label=f"{recon.upper()} published")
+        if doses:
+            _log_ticks(ax, doses)
+        ax.set_xlabel("CTDIvol (mGy)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if index == 0:
+            ax.set_title("bands: published MPV range over doses", fontsize=9)
+        if index == 1:
+            ax.set_title("squares: published values (where quoted)", fontsize=9)
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
     return fig
 
 
@@ -78,7 +105,14 @@ def _detection_vs_radius(summary: pd.DataFrame):
 def study_tables(study: StudyResults) -> dict:
     summary = summarise(study.per_acquisition)
     vols = volumes(study.acquisitions)
-    return {"summary": summary, "volumes": vols, "trends": trends(summary, vols), "calibration": calibration_table(summary)}
+    comparison = published_comparison(study.per_acquisition, study.acquisitions)
+    return {
+        "summary": summary,
+        "volumes": vols,
+        "trends": trends(summary, vols),
+        "comparison": comparison,
+        "goals": study_goals(comparison, summary, vols),
+    }
 
 
 def write_study_outputs(folder: Path, study: StudyResults, title: str = "PhantomQA: dose x reconstruction study", notes: list[str] | None = None) -> dict:
@@ -99,8 +133,11 @@ def write_study_outputs(folder: Path, study: StudyResults, title: str = "Phantom
             "repetitions_min": reps,
             "seconds": round(study.seconds, 1),
             "trends": tables["trends"],
-            "calibration": tables["calibration"].to_dict(orient="records"),
+            "published_comparison": tables["comparison"].to_dict(orient="records"),
+            "goals": tables["goals"],
             "recon_models": {k: vars(v) for k, v in RECON_MODELS.items()},
+            "recon_calibration": {k: v for k, v in CALIBRATION_METADATA.items() if k in ("version", "fitted_by", "fitted_on")},
+            "published_figures_version": published_figures.published().version,
         },
     )
     report = HtmlReport(title)
@@ -112,16 +149,20 @@ def write_study_outputs(folder: Path, study: StudyResults, title: str = "Phantom
         report.paragraph(note)
     report.heading("Summary (design radius 3 mm)")
     report.paragraph(text_table.splitlines()[0])
-    r3 = summary[np.isclose(summary["radius_mm"], CALIBRATION_RADIUS_MM)]
-    if not r3.empty:
-        report.table(tables["calibration"].round(1), caption="3 mm IQR: simulated/measured vs the seed study (published end points, physics-interpolated between)")
+    if not tables["comparison"].empty:
+        report.table(
+            tables["comparison"].round(2),
+            caption="Against the seed study, only where it quotes a value (mean ± SD over repetitions; worst = the repetition farthest "
+            "from published; off_pct = distance from the published value or range; within = inside 15 %, the study's SDs not being available)",
+        )
+        report.paragraph("Not available from the study (not compared): " + "; ".join(published_figures.published().missing) + ".")
+    goal_rows = pd.DataFrame([{"goal": k, "value": v} for k, v in tables["goals"].items() if k != "met"] + [{"goal": f"met: {k}", "value": v} for k, v in tables["goals"]["met"].items()])
+    report.table(goal_rows, caption="Goals (PhantomQA/README.md, 'Measured figures')")
     trend_rows = pd.DataFrame([{"measure": k, "spearman_rho_vs_dose": v} for k, v in tables["trends"].items()])
     if not trend_rows.empty:
         report.table(trend_rows, caption="Trends with dose (Spearman rank correlation across doses)")
     report.heading("Plots")
-    report.figure(_line_vs_dose(summary, "iqr_mean_hu", "iqr_sd_hu", "IQR (HU)", f"IQR of {CALIBRATION_RADIUS_MM:g} mm vessels vs dose (dashed: published)", CALIBRATION_RADIUS_MM, published=True), caption="IQR vs dose per reconstruction")
-    report.figure(_line_vs_dose(summary, "mpv_mean_hu", "mpv_sd_hu", "MPV (HU)", f"Median pixel value of {CALIBRATION_RADIUS_MM:g} mm vessels vs dose", CALIBRATION_RADIUS_MM), caption="MPV vs dose per reconstruction")
-    report.figure(_line_vs_dose(vols, "volume_mean_ml", "volume_sd_ml", "detected volume (ml)", "Detected vessel-tree volume vs dose", 0.0), caption="Detected volume vs dose per reconstruction")
+    report.figure(dose_figure(summary, vols), caption="MPV, IQR (3 mm) and detected volume vs dose per reconstruction (mean ± SD); squares: published values where quoted; bands: published MPV range")
     report.figure(_detection_vs_radius(summary), caption="Detection rate (fraction of the design centreline found) vs design radius, per dose")
     report.heading("Summary per design radius")
     report.table(summary.round(3))

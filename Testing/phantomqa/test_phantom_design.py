@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from PhantomQALib.designio import MapDesign, design_on_grid, load_design, rasterise_surface, save_design
-from PhantomQALib.phantom import DEFAULT_RADII_MM, PhantomParameters, build_phantom
+from PhantomQALib.phantom import DEFAULT_RADII_MM, PhantomParameters, build_phantom, preset_parameters
 from PhantomQALib.rasterize import LABEL_VESSEL, RigidMap, rasterise_design
 from PhantomQALib.simulate import ScanGeometry
 from RadiologyAICommonLib.errors import RadiologyAIError
@@ -15,20 +15,39 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 
 @pytest.fixture(scope="module")
 def design():
-    return build_phantom()
+    return build_phantom(preset_parameters("small"))
 
 
 def test_phantom_is_deterministic_and_has_every_design_radius(design):
-    again = build_phantom()
+    again = build_phantom(preset_parameters("small"))
     assert again.to_json() == design.to_json()
     assert design.design_radii_mm == sorted(DEFAULT_RADII_MM, reverse=True)
-    other = build_phantom(PhantomParameters(seed=8))
+    other = build_phantom(preset_parameters("small", seed=8))
     assert other.to_json() != design.to_json()
     p = design.parameters
     for s in design.segments:  # the whole tree lies inside the holder
         for point in (s.start, s.end):
             assert np.hypot(point[0], point[1]) + s.radius_mm < p.holder_inner_radius_mm
             assert abs(point[2]) + s.radius_mm < p.slab_height_mm / 2
+
+
+def test_the_default_phantom_is_at_the_printed_phantoms_scale():
+    """Issue 14: radii 0.1-4.25 mm, many more small than large vessels, >= 7.5 ml designed, inside its scan grid."""
+    from collections import Counter
+
+    from PhantomQALib.phantom import PRESET_SCAN_SIZES
+
+    printed = build_phantom()
+    assert printed.design_radii_mm[0] == 4.25 and printed.design_radii_mm[-1] == 0.1
+    counts = Counter(s.radius_mm for s in printed.segments)
+    assert min(counts[r] for r in (0.1, 0.2, 0.35)) >= 8 * max(counts[r] for r in (4.25, 3.0))
+    assert printed.vessel_volume_ml() >= 7.5
+    ref = ScanGeometry(size=PRESET_SCAN_SIZES["printed"]).reference()
+    grid = rasterise_design(printed, ref)
+    assert grid.occupancy.sum() * np.prod(ref.GetSpacing()) / 1000 >= 7.5  # on the grid too (joints counted once)
+    assert grid.holder.max() == pytest.approx(1.0) and grid.lung_mask[:, 0, :].sum() == 0  # the holder lies inside the field of view
+    with pytest.raises(RadiologyAIError, match="unknown built-in phantom 'huge'"):
+        preset_parameters("huge")
 
 
 def test_rasterised_volume_per_radius_matches_the_analytic_cylinders(design):
