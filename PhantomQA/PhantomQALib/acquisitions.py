@@ -106,22 +106,43 @@ def read_manifest(path: str | os.PathLike) -> list[Acquisition]:
             raise RadiologyAIError(f"{where}: repeats {recon} at {dose:g} mGy repetition {repetition} of {seen[key]}")
         seen[key] = where
         acquisitions.append(Acquisition(str(file), recon, dose, repetition, source=where))
+    check_dose_levels(acquisitions, f"manifest {path}")
     check_repetitions(acquisitions, f"manifest {path}")
     return acquisitions
 
 
+def _rows(members: list[Acquisition]) -> str:
+    return "; ".join(m.source for m in members)
+
+
+def check_dose_levels(acquisitions: list[Acquisition], what: str, tolerance: float = 0.20) -> None:
+    """Distinct doses within ``tolerance`` of each other cannot be told apart as levels of a dose series.
+
+    A manifest gives nominal doses; 1.0 and 1.02 mGy would make two one-scan groups. All such
+    pairs are named in one message.
+    """
+    doses = sorted({a.ctdivol_mgy for a in acquisitions})
+    clashes = [(a, b) for a, b in zip(doses, doses[1:]) if b <= a * (1 + tolerance)]
+    if clashes:
+        parts = []
+        for a, b in clashes:
+            members = [m for m in acquisitions if m.ctdivol_mgy in (a, b)]
+            parts.append(f"{a:g} and {b:g} mGy ({_rows(members)})")
+        raise RadiologyAIError(
+            f"{what}: doses cannot be grouped into a dose series: {'; '.join(parts)} are within {100 * tolerance:g} % of each other; "
+            "give every scan of a dose level the same nominal ctdivol_mgy (keep the recorded value in an extra column)"
+        )
+
+
 def check_repetitions(acquisitions: list[Acquisition], what: str) -> None:
-    """Every (recon, dose) needs at least MIN_REPETITIONS scans for a mean ± SD."""
+    """Every (recon, dose) needs at least MIN_REPETITIONS scans for a mean ± SD (all short groups named at once)."""
     groups: dict[tuple, list[Acquisition]] = {}
     for acq in acquisitions:
         groups.setdefault((acq.recon, acq.ctdivol_mgy), []).append(acq)
-    for (recon, dose), members in sorted(groups.items()):
-        if len(members) < MIN_REPETITIONS:
-            rows = "; ".join(m.source for m in members)
-            raise RadiologyAIError(
-                f"{what}: {recon} at {dose:g} mGy has {len(members)} repetition(s) ({rows}); "
-                f"at least {MIN_REPETITIONS} are needed for a mean ± SD"
-            )
+    short = [(recon, dose, members) for (recon, dose), members in sorted(groups.items()) if len(members) < MIN_REPETITIONS]
+    if short:
+        listed = "; ".join(f"{recon} at {dose:g} mGy has {len(members)} repetition(s) ({_rows(members)})" for recon, dose, members in short)
+        raise RadiologyAIError(f"{what}: {listed}; at least {MIN_REPETITIONS} are needed for a mean ± SD")
 
 
 def _nominal_doses(values: list[float], tolerance: float = 0.20) -> dict[float, float]:

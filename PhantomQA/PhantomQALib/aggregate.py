@@ -68,17 +68,25 @@ def volumes(acquisitions: pd.DataFrame) -> pd.DataFrame:
     return _order(table)[VOLUME_COLUMNS]
 
 
+def _spearman(x, y) -> float:
+    """Spearman rho; NaN for fewer than 3 points or a constant series (no warning)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(stats.spearmanr(x, y).statistic)
+
+
 def trends(summary: pd.DataFrame, vols: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM) -> dict:
     """The seed's qualitative findings, measured: Spearman rho of IQR and volume vs dose per recon."""
     out: dict = {}
     at_r = summary[np.isclose(summary["radius_mm"], radius_mm)]
     for recon, group in at_r.groupby("recon", sort=False):
         group = group.dropna(subset=["iqr_mean_hu"])
-        rho = stats.spearmanr(group["ctdivol_mgy"], group["iqr_mean_hu"]).statistic if len(group) >= 3 else float("nan")
-        out[f"iqr_{radius_mm:g}mm_spearman_{recon}"] = float(rho)
+        out[f"iqr_{radius_mm:g}mm_spearman_{recon}"] = _spearman(group["ctdivol_mgy"], group["iqr_mean_hu"])
     for recon, group in vols.groupby("recon", sort=False):
-        rho = stats.spearmanr(group["ctdivol_mgy"], group["volume_mean_ml"]).statistic if len(group) >= 3 else float("nan")
-        out[f"volume_spearman_{recon}"] = float(rho)
+        out[f"volume_spearman_{recon}"] = _spearman(group["ctdivol_mgy"], group["volume_mean_ml"])
     return out
 
 
@@ -175,7 +183,7 @@ def study_goals(comparison: pd.DataFrame, summary: pd.DataFrame, vols: pd.DataFr
                 out[f"volume_ratio_dlr_{other}"] = float(top["dlr"] / top[other])
     for recon in ("fbp", "ir", "dlr"):
         if recon in vol.columns and len(vol) >= 3:
-            out[f"volume_spearman_{recon}"] = float(stats.spearmanr(vol.index, vol[recon]).statistic)
+            out[f"volume_spearman_{recon}"] = _spearman(vol.index, vol[recon])
     out["met"] = {
         "mpv_iqr_within_90pct": out["mpv_iqr_available"] > 0 and out["mpv_iqr_within"] >= 0.9 * out["mpv_iqr_available"],
         "mpv_order": out.get("mpv_order_doses", 0) == out.get("mpv_order_available", -1),

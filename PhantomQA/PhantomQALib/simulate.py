@@ -8,7 +8,7 @@ reconstruction's noise power spectrum, whose SD is ``noise_sd_1mgy_hu / sqrt(CTD
 Signal (:func:`signal_image`): the ideal image blurred by the reconstruction's MTF, ``S``. A
 regularised reconstruction (IR-like, DL-like) also forms ``B``, the ideal image blurred by a
 further ``regularisation_fwhm_mm``, and keeps the detail ``D = S - B`` only where its local
-contrast ``C`` (|D| smoothed over the regularisation blur) stands out of the noise expected
+contrast ``C`` (|D| smoothed over the resolution, the PSF of ``S``) stands out of the noise expected
 at the dose::
 
     signal = B + w * D,    w = C^2 / (C^2 + (edge_cnr * sigma(dose))^2)
@@ -121,7 +121,7 @@ def signal_image(spectrum: np.ndarray, shape: tuple, spacing_zyx: tuple, model: 
 
     smooth = np.fft.irfftn(spectrum * signal_filter(model, shape, spacing_zyx, model.regularisation_fwhm_mm), s=shape).astype(np.float32)
     detail = sharp - smooth
-    sigma_vox = [0.0] + [model.regularisation_fwhm_mm / 2.3548 / s for s in spacing_zyx[1:]]  # in-plane, as the blur
+    sigma_vox = [0.0] + [model.signal_fwhm_mm / 2.3548 / s for s in spacing_zyx[1:]]  # in-plane, over the resolution
     contrast = ndimage.gaussian_filter(np.abs(detail), sigma_vox)
     return smooth + detail_weight(contrast, model, ctdivol_mgy) * detail
 

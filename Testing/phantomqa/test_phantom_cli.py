@@ -107,6 +107,7 @@ def test_bad_manifests_are_refused_and_nothing_is_written(simulated, tmp_path, c
         "dose": (lambda m: m.assign(ctdivol_mgy=m["ctdivol_mgy"].astype(str).where(m.index != 0, "abc")), ["row 1", "'abc' is not a number"]),
         "negative": (lambda m: m.assign(ctdivol_mgy=m["ctdivol_mgy"].where(m.index != 0, -1.0)), ["row 1", "positive"]),
         "single": (lambda m: m.drop(index=[1]), ["1 repetition(s)", "at least 2"]),
+        "series": (lambda m: m.assign(ctdivol_mgy=m["ctdivol_mgy"].where(m.index != 1, 0.52)), ["cannot be grouped into a dose series", "0.5 and 0.52 mGy", "row 2 (line 3)"]),
     }
     for name, (edit, fragments) in cases.items():
         path = tmp_path / f"{name}.csv"

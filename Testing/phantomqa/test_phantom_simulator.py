@@ -111,3 +111,43 @@ def test_physical_option_noise_follows_poisson_dose_scaling():
         noisy = simulate_physical(slab, ref.GetSpacing(), recon, 1.0, seed=2, parameters=params)
         ref_clean = simulate_physical(slab, ref.GetSpacing(), recon, 1e6, seed=1, parameters=params)
         assert float((noisy - ref_clean)[lung].std()) < 0.8 * sds[1], recon
+
+
+def _two_vessels():
+    """Air with a 3 mm-radius vessel and a thin one (0.2 mm radius, half a 0.5 mm voxel) along z."""
+    shape, spacing = (16, 96, 96), 0.5
+    yy, xx = np.mgrid[:shape[1], :shape[2]] * spacing
+    ideal = np.full(shape, -1000.0, np.float32)
+    ideal[:, np.hypot(yy - 24, xx - 24) <= 3.0] = 100.0
+    ideal[:, 72, 72] = -1000.0 + 1100.0 * np.pi * 0.2**2 / spacing**2
+    return FastSimulator(ideal, (spacing, spacing, 1.0)), (slice(None), 72, 72)
+
+
+def test_regularised_recons_blur_by_contrast_and_dose():
+    """Issue 14's model family: IR loses the thin, faint vessel at low dose that DL keeps; large vessels keep their edges."""
+    from PhantomQALib.simulate import detail_weight
+
+    sim, thin = _two_vessels()
+    base = RECON_MODELS["fbp"].with_overrides(noise_sd_1mgy_hu=14.0, signal_fwhm_mm=1.0, regularisation_fwhm_mm=1.5)
+    linear = base.with_overrides(edge_cnr=0.0)
+    ir = base.with_overrides(edge_cnr=4.0)
+    dl = base.with_overrides(edge_cnr=0.5)
+    assert not linear.is_regularised() and ir.is_regularised()
+
+    def peak(model, dose):
+        return float(sim.signal(model, dose)[thin].mean() + 1000.0)  # thin vessel's contrast above air (HU)
+
+    sharp = peak(linear, 1.0)
+    assert peak(linear, 0.2) == pytest.approx(sharp)  # a linear recon: the same at every dose
+    assert peak(ir, 0.2) < 0.75 * sharp  # IR at low dose smooths the faint detail away ...
+    assert peak(ir, 4.0) > peak(ir, 0.2) + 0.1 * sharp  # ... less so at high dose
+    assert peak(dl, 0.2) > 0.85 * sharp  # DL keeps it
+    assert peak(dl, 0.2) > peak(ir, 0.2) + 0.15 * sharp
+    # the large vessel's lumen and edge stay as sharp as the linear recon's (high contrast: w -> 1)
+    row = (8, 48, slice(0, 96))  # through the large vessel's centre, wall to wall
+    for model in (ir, dl):
+        assert np.abs(sim.signal(model, 0.2)[row] - sim.signal(linear, 0.2)[row]).max() < 0.1 * 1100
+        assert float(sim.signal(model, 0.2)[8, 48, 48]) == pytest.approx(100.0, abs=2.0)
+    # the rule itself: half of the detail is kept where its contrast equals edge_cnr noise SDs
+    sigma = ir.noise_sd_at(0.5)
+    assert detail_weight(np.array([4.0 * sigma], np.float32), ir, 0.5)[0] == pytest.approx(0.5)
