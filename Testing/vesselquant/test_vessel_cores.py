@@ -281,6 +281,36 @@ def test_lung_mask_on_holder_phantom(interior):
     assert dice > 0.97  # the interior, rods included (filled holes)
 
 
+def _vessels_not_enclosed_in_any_slice():
+    """A foam-filled holder (-900 HU; wall 120 HU, inner radius 28 mm) with a rod (radius 2 mm, 100 HU) that runs
+    in-plane from the wall 24 mm into the lung, and a heart-like bulge (a half cylinder of radius 15 mm, 40 HU) on
+    the wall. No slice encloses the rod, and 3D hole filling cannot either: it is open to the wall."""
+    spacing = (0.7, 0.7, 1.0)
+    z, y, x = np.mgrid[:40, :120, :120]
+    xm, ym, zm = (x - 59.5) * 0.7, (y - 59.5) * 0.7, z * 1.0
+    r = np.hypot(xm, ym)
+    hu = np.full(z.shape, -1000.0)
+    hu[r < 33] = 120.0
+    hu[r < 28] = -900.0
+    in_plane = (np.hypot(ym, zm - 20) < 2) & (xm > 4) & (r < 28)
+    bulge = (np.hypot(xm, ym + 28) < 15) & (r < 28)
+    hu[in_plane] = 100.0
+    hu[bulge] = 40.0
+    image = sitk.GetImageFromArray(hu.astype(np.int16))
+    image.SetSpacing(spacing)
+    return image, in_plane, bulge
+
+
+def test_vessel_running_in_plane_from_the_wall_joins_the_lung_and_a_bulge_stays_out():
+    image, in_plane, bulge = _vessels_not_enclosed_in_any_slice()
+    mask = sitk.GetArrayFromImage(segment_lungs(image)).astype(bool)
+    without = sitk.GetArrayFromImage(segment_lungs(image, VesselQuantParameters(lung_closing_mm=0))).astype(bool)
+    assert (without & in_plane).sum() < 0.05 * in_plane.sum()
+    # all but the last few mm where the rod meets the wall (shallower than lung_closing_min_depth_mm)
+    assert (mask & in_plane).sum() > 0.8 * in_plane.sum()
+    assert (mask & bulge).sum() < 0.05 * bulge.sum()  # far wider than the ball: stays out
+
+
 def test_no_lungs_is_an_input_error():
     image = sitk.GetImageFromArray(np.full((20, 40, 40), 40, np.int16))
     arr = sitk.GetArrayFromImage(image)

@@ -13,7 +13,14 @@ Steps (classic threshold-based lung segmentation, e.g. Hu, Hoffman & Reinhardt, 
 5. holes are filled slice by slice (only holes up to ``max_vessel_hole_mm2``: a vessel's or
    bronchus' cross-section, not the diaphragm's dome or the heart seen as an island in one
    slice) and in 3D, which puts the vessels (and the intrapulmonary bronchi, enclosed by
-   parenchyma) back into the mask while the trachea, which is not enclosed, stays out.
+   parenchyma) back into the mask while the trachea, which is not enclosed, stays out;
+6. a vessel that is not enclosed in any slice or in 3D (it runs in-plane from the hilum or the
+   wall, lies against the wall, or enters it: every vessel tree reaches the hilum, so 3D hole
+   filling never closes it) is taken in by content: bright voxels that the lung surrounds within
+   ``lung_closing_mm`` (a closing with a ball: the vessel is thinner than the ball) and that lie
+   at least ``lung_closing_min_depth_mm`` inside the closed lung. The heart, the mediastinum and
+   the diaphragm are far wider than the ball, and the partial-volume band where the lung meets
+   them obliquely lies at the closed lung's surface, so both stay out.
 
 Works on phantoms too (air or foam inside a PMMA holder: the holder's interior).
 """
@@ -137,6 +144,8 @@ def segment_lungs_at_full_resolution(
     progress(0.7, "lung mask: filling vessels")
     lungs = _fill_holes_per_slice(lungs, float(ct.GetSpacing()[0] * ct.GetSpacing()[1]), p.max_vessel_hole_mm2)
     lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
+    progress(0.8, "lung mask: vessels against the wall and in-plane")
+    lungs |= _enclosed_bright(lungs, hu >= p.lung_threshold_hu, tuple(float(s) for s in ct.GetSpacing()[::-1]), p)
 
     # Removing the airways can leave slivers: keep the substantial regions again.
     labels, count = _components(lungs)
@@ -160,6 +169,32 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     image = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), False)
     labels = sitk.GetArrayFromImage(image)
     return labels, int(labels.max()) if labels.size else 0
+
+
+def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
+    """Bright voxels the closing of ``lungs`` with a ball of ``lung_closing_mm`` adds, at least
+    ``lung_closing_min_depth_mm`` inside the closed lung (step 6 of the module docstring).
+
+    The closing is done with Euclidean distance maps in mm (exact for anisotropic voxels), in the lungs'
+    bounding box padded by the ball's radius.
+    """
+    radius = float(p.lung_closing_mm)
+    added = np.zeros(lungs.shape, bool)
+    if radius <= 0 or not lungs.any():
+        return added
+    pad = [int(np.ceil(radius / s)) + 1 for s in spacing_zyx]
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(lungs.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    box = tuple(box)
+    local = np.pad(lungs[box], [(n, n) for n in pad])
+    dilated = ndi.distance_transform_edt(~local, sampling=spacing_zyx) <= radius
+    depth = ndi.distance_transform_edt(dilated, sampling=spacing_zyx) - radius  # depth inside the closed lung
+    del dilated
+    depth = depth[tuple(slice(n, -n) for n in pad)]
+    added[box] = (depth >= p.lung_closing_min_depth_mm) & ~lungs[box] & bright[box]
+    return added
 
 
 def _fill_holes_per_slice(mask: np.ndarray, pixel_mm2: float, max_hole_mm2: float) -> np.ndarray:

@@ -30,6 +30,13 @@ class VesselQuantParameters:
     max_vessel_hole_mm2: float = 400.0
     """In-slice holes of the lung up to this area are filled (vessels, bronchi); larger ones (diaphragm dome,
     heart, tumour seen as an island) stay out of the lung mask."""
+    lung_closing_mm: float = 5.0
+    """Bright voxels that lung surrounds within this distance (a morphological closing with a ball of this radius)
+    join the lung: vessels up to this radius that run in-plane, lie against the chest wall or mediastinum, or enter
+    them. 0 turns the step off."""
+    lung_closing_min_depth_mm: float = 3.0
+    """...but only those at least this deep inside the closed lung: the partial-volume band where the lung meets the
+    diaphragm's dome, the heart or the wall obliquely stays out."""
     min_lung_volume_ml: float = 5.0
     """A region darker than ``lung_threshold_hu`` must hold at least this much to count as lung."""
 
@@ -214,6 +221,8 @@ RANGES: dict[str, Range] = {
     "airway_threshold_hu": Range(-1024, -500),
     "lung_mask_shrink_above_voxels": Range(1, 1e10, kind="integer"),
     "max_vessel_hole_mm2": Range(0, 1e4),
+    "lung_closing_mm": Range(0, 30),
+    "lung_closing_min_depth_mm": Range(0, 30),
     "min_lung_volume_ml": Range(0, 1e4, low_open=True),
     "vesselness_sigmas_mm": Range(0, 20, low_open=True, kind="numbers", max_items=12),
     "frangi_alpha": Range(0, 10, low_open=True),
