@@ -55,6 +55,11 @@ class Materials:
     vessel_hu: float = 100.0  # printed vessel material (seed: "near 100 HU")
     background_hu: float = -1000.0  # air around the printed tree, inside and outside the holder
     holder_hu: float = 120.0  # PMMA (about +120 HU at 120 kV)
+    # The printed material is not perfectly uniform (print layers, micro-voids): a stationary
+    # Gaussian texture of this SD and correlation FWHM inside the vessels (0 = uniform). The
+    # built-in phantoms take the calibrated values (Resources/recon_calibration.json, "phantom_materials").
+    vessel_texture_sd_hu: float = 0.0
+    vessel_texture_fwhm_mm: float = 1.0
 
 
 @dataclass
@@ -96,7 +101,10 @@ def preset_parameters(name: str = "printed", **overrides) -> PhantomParameters:
     """The parameters of a built-in phantom ("printed" or "small"), with overrides."""
     if name not in PHANTOM_PRESETS:
         raise RadiologyAIError(f"unknown built-in phantom '{name}'; use one of {', '.join(PHANTOM_PRESETS)}")
-    return PhantomParameters(**{**PHANTOM_PRESETS[name], **overrides})
+    from .recon import CALIBRATION_METADATA
+
+    materials = Materials(**CALIBRATION_METADATA.get("phantom_materials", {}))
+    return PhantomParameters(**{**PHANTOM_PRESETS[name], "materials": materials, **overrides})
 
 
 @dataclass
@@ -226,8 +234,11 @@ def _segment_distance(p1, q1, p2, q2) -> float:
 
 
 def build_phantom(parameters: PhantomParameters | None = None, max_tries: int = 400) -> PhantomDesign:
-    """Grow the branching tree inside the holder (deterministic for given parameters and seed)."""
-    p = (parameters or PhantomParameters()).validate()
+    """Grow the branching tree inside the holder (deterministic for given parameters and seed).
+
+    Without parameters: the built-in printed-scale phantom with the calibrated materials.
+    """
+    p = (parameters or preset_parameters("printed")).validate()
     rng = np.random.default_rng(p.seed)
     radii = [float(r) for r in p.radii_mm]
     lengths = [float(v) for v in p.lengths_mm]

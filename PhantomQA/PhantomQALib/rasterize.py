@@ -83,20 +83,33 @@ class GridDesign:
     def vessel_label(self) -> np.ndarray:
         return (self.occupancy >= 0.5).astype(np.uint8)
 
-    def ideal_hu(self, material_texture: np.ndarray | None = None) -> np.ndarray:
-        """Noise-free, infinitely sharp image (HU) of the design on this grid."""
+    def ideal_hu(self) -> np.ndarray:
+        """Noise-free, infinitely sharp image (HU) of the design on this grid (with the material's texture)."""
         m = self.materials
         vessel = np.clip(self.occupancy, 0, 1)
         holder = np.zeros_like(vessel) if self.holder is None else np.clip(self.holder, 0, 1 - vessel)
         image = m.background_hu + vessel * (m.vessel_hu - m.background_hu) + holder * (m.holder_hu - m.background_hu)
-        if material_texture is not None:
-            image = image + vessel * material_texture
+        if m.vessel_texture_sd_hu > 0:
+            spacing_zyx = self.reference.GetSpacing()[::-1]
+            image = image + vessel * material_texture(vessel.shape, spacing_zyx, m.vessel_texture_sd_hu, m.vessel_texture_fwhm_mm)
         return image.astype(np.float32)
 
     def image(self, array: np.ndarray, pixel_type=None) -> sitk.Image:
         img = sitk.GetImageFromArray(array)
         img.CopyInformation(self.reference)
         return img if pixel_type is None else sitk.Cast(img, pixel_type)
+
+
+def material_texture(shape: tuple, spacing_zyx: tuple, sd_hu: float, fwhm_mm: float, seed: int = 20240) -> np.ndarray:
+    """A stationary Gaussian random field (float32): white noise smoothed to ``fwhm_mm``, scaled to SD ``sd_hu``.
+
+    Seeded: the texture belongs to the object, the same in every acquisition of it.
+    """
+    from scipy import ndimage
+
+    field = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    field = ndimage.gaussian_filter(field, [fwhm_mm / 2.3548 / s for s in spacing_zyx])
+    return (field * np.float32(sd_hu / max(float(field.std()), 1e-12))).astype(np.float32)
 
 
 def voxel_matrix(reference: sitk.Image) -> np.ndarray:

@@ -24,7 +24,8 @@ dose, and kept where it is high, with the weight ``w = C² / (C² + (edge_cnr ·
 (IR-like); since σ(d) ∝ 1/√d, the same detail is kept at high dose and lost at low dose.
 
 The constants are read from ``Resources/recon_calibration.json`` (``version``, ``fitted_by``,
-one entry per reconstruction with every field of :class:`ReconModel`), written by
+one entry per reconstruction with every field of :class:`ReconModel`, and the built-in phantoms'
+fitted material texture, ``phantom_materials``), written by
 ``Testing/benchmarks/bench_phantom_calibration.py --fit`` (PhantomQA/README.md, "Calibration").
 A file that is not valid gives one :class:`RadiologyAIError` naming the entry.
 """
@@ -82,6 +83,10 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+# The built-in phantoms' material constants fitted with the reconstructions (phantom.Materials).
+MATERIAL_RANGES: dict[str, tuple[float, float]] = {"vessel_texture_sd_hu": (0.0, 200.0), "vessel_texture_fwhm_mm": (0.1, 10.0)}
+
+
 def _model_from_entry(name: str, entry, what: str) -> ReconModel:
     if not isinstance(entry, dict):
         raise RadiologyAIError(f"{what}: models.{name} must be an object")
@@ -114,6 +119,13 @@ def parse_calibration(data, what: str = "recon calibration") -> tuple[dict, dict
         raise RadiologyAIError(f"{what}: 'models' must hold exactly fbp, ir and dlr")
     parsed = {name: _model_from_entry(name, models[name], what) for name in ("fbp", "ir", "dlr")}
     metadata = {k: v for k, v in data.items() if k != "models"}
+    materials = data.get("phantom_materials", {})
+    if not isinstance(materials, dict) or set(materials) - set(MATERIAL_RANGES):
+        raise RadiologyAIError(f"{what}: 'phantom_materials' may hold only {', '.join(MATERIAL_RANGES)}")
+    for key, value in materials.items():
+        low, high = MATERIAL_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+            raise RadiologyAIError(f"{what}: phantom_materials.{key} must be a number in [{low:g}, {high:g}], got {value!r}")
     return parsed, metadata
 
 
@@ -126,10 +138,13 @@ def load_calibration(path: str | Path | None = None) -> tuple[dict, dict]:
     return parse_calibration(data, f"recon calibration {path.name}")
 
 
-def calibration_document(models: dict, version: int, fitted_by: str, **metadata) -> dict:
+def calibration_document(models: dict, version: int, fitted_by: str, phantom_materials: dict | None = None, **metadata) -> dict:
     """The JSON document for ``models`` (what ``bench_phantom_calibration.py --fit`` writes)."""
     entries = {name: {f.name: getattr(m, f.name) for f in fields(ReconModel) if f.name != "name"} for name, m in models.items()}
-    return {"format": CALIBRATION_FORMAT, "version": int(version), "fitted_by": fitted_by, **metadata, "models": entries}
+    document = {"format": CALIBRATION_FORMAT, "version": int(version), "fitted_by": fitted_by, **metadata}
+    if phantom_materials:
+        document["phantom_materials"] = dict(phantom_materials)
+    return {**document, "models": entries}
 
 
 # The calibrated models (PhantomQA/README.md, "Calibration"), and where they came from.

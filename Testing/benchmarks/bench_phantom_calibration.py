@@ -19,17 +19,17 @@ divided by the goal's 15 % tolerance (the study's SDs are not available):
   reconstruction, so no reconstruction constant moves the absolute volume by more than a few %
   (PhantomQA/README.md, "Calibration").
 
-Fitted constants: ``noise_sd_1mgy_hu`` and ``signal_fwhm_mm`` of every reconstruction, and for the
-regularised IR-like and DL-like also ``regularisation_fwhm_mm`` and ``edge_cnr`` (recon.py). The
-NPS shapes and the slice profile are set a priori. Two stages, both with
-``scipy.optimize.least_squares`` (trust-region, bounded, finite differences with steps larger than
-the HU rounding):
+Fitted constants: the printed material's texture (``vessel_texture_sd_hu``,
+``vessel_texture_fwhm_mm``; shared by all reconstructions, it is the object's), ``noise_sd_1mgy_hu``
+and ``signal_fwhm_mm`` of every reconstruction, and for the regularised IR-like and DL-like also
+``regularisation_fwhm_mm`` and ``edge_cnr`` (recon.py). The NPS shapes and the slice profile are
+set a priori. Two stages, both with ``scipy.optimize.least_squares`` (trust-region, bounded,
+finite differences with steps larger than the HU rounding), each within an evaluation budget:
 
-1. a fast proxy - MPV and IQR over the 3 mm vessels' lumen core without segmentation (about
-   0.5 s per evaluation) - for the noise and resolution;
+1. a fast proxy - MPV and IQR over the 3 mm vessels' lumen core without segmentation (a few
+   seconds per evaluation) - for everything at once (the texture couples the reconstructions);
 2. the real pipeline (simulate -> VesselQuant -> measure, 2 repetitions with fixed seeds per fit
-   dose) for all the constants and all the residuals, from the proxy's solution, within an
-   evaluation budget (``--pipeline-evaluations``).
+   dose) per reconstruction, the texture kept, for all residuals including the volume trend.
 
 The result is written to ``PhantomQA/Resources/recon_calibration.json`` (version + 1, fitted_by,
 fitted_on, the residuals), then the whole study (5 doses x 4 repetitions) is run and compared
@@ -44,12 +44,14 @@ import json
 import sys
 import time
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.optimize import least_squares
 
 from PhantomQALib.acquisitions import Acquisition
 from PhantomQALib.aggregate import published_comparison, study_goals, summarise, volumes
-from PhantomQALib.phantom import build_phantom
+from PhantomQALib.phantom import build_phantom, preset_parameters
 from PhantomQALib.published import CALIBRATION_RADIUS_MM, RELATIVE_TOLERANCE, STUDY_DOSES_MGY, published
 from PhantomQALib.rasterize import rasterise_design
 from PhantomQALib.recon import CALIBRATION_FILE, CALIBRATION_METADATA, RECON_MODELS, calibration_document
@@ -61,6 +63,8 @@ FIT_DOSES = (0.2, 1.0, 4.0)
 HELD_OUT_DOSES = (0.5, 2.1)
 # Fitted fields and their bounds; the regularisation fields only for regularised recons.
 BOUNDS = {
+    "vessel_texture_sd_hu": (0.5, 60.0),
+    "vessel_texture_fwhm_mm": (0.3, 4.0),
     "noise_sd_1mgy_hu": (2.0, 120.0),
     "signal_fwhm_mm": (0.3, 2.6),
     "regularisation_fwhm_mm": (0.2, 3.0),
@@ -68,9 +72,12 @@ BOUNDS = {
 }
 
 
-def fitted_fields(recon: str, stage: str) -> list[str]:
+MATERIAL_FIELDS = ["vessel_texture_sd_hu", "vessel_texture_fwhm_mm"]
+
+
+def fitted_fields(recon: str) -> list[str]:
     names = ["noise_sd_1mgy_hu", "signal_fwhm_mm"]
-    if stage == "pipeline" and RECON_MODELS[recon].is_regularised():
+    if RECON_MODELS[recon].is_regularised():
         names += ["regularisation_fwhm_mm", "edge_cnr"]
     return names
 
@@ -112,12 +119,16 @@ class Proxy:
     """MPV and IQR of simulated CT values over the lumen core of the 3 mm vessels (no segmentation)."""
 
     def __init__(self, design, geometry: ScanGeometry, seeds=(1, 2)):
-        ref = geometry.reference()
-        self.grid = rasterise_design(design, ref)
-        self.sim = FastSimulator(self.grid.ideal_hu(), ref.GetSpacing())
+        self.ref = geometry.reference()
+        self.grid = rasterise_design(design, self.ref)
         r = CALIBRATION_RADIUS_MM
         self.core = np.isclose(self.grid.radius, r) & (self.grid.axis_distance <= r - 1.0)
         self.seeds = seeds
+        self.set_materials(design.materials)
+
+    def set_materials(self, materials) -> None:
+        self.grid = replace(self.grid, materials=materials)
+        self.sim = FastSimulator(self.grid.ideal_hu(), self.ref.GetSpacing())
 
     def mpv_iqr(self, model, dose: float) -> tuple[float, float]:
         values = []
@@ -128,8 +139,8 @@ class Proxy:
         return tuple(np.mean(values, axis=0))
 
 
-def run_pipeline(models: dict, doses, repetitions: int, workers: int | None, seed: int = 0, method: str = "fast", recons=None):
-    design = build_phantom()
+def run_pipeline(models: dict, doses, repetitions: int, workers: int | None, seed: int = 0, method: str = "fast", recons=None, materials=None):
+    design = build_phantom(preset_parameters("printed", **({"materials": materials} if materials else {})))
     recons = recons or list(models)
     acquisitions = [
         Acquisition(f"{recon}_{dose:g}_{rep}.nrrd", recon, dose, rep) for recon in recons for dose in doses for rep in range(1, repetitions + 1)
@@ -139,54 +150,75 @@ def run_pipeline(models: dict, doses, repetitions: int, workers: int | None, see
 
 
 class Budget(Exception):
-    pass
+    """The evaluation budget is spent."""
 
 
-def fit_recon(recon: str, model, residuals, fields: list[str], max_evaluations: int, label: str):
-    """Bounded least squares over ``fields``; stops after ``max_evaluations`` keeping the best point."""
-    x0 = np.array([getattr(model, f) for f in fields], float)
-    lo = np.array([BOUNDS[f][0] for f in fields])
-    hi = np.array([BOUNDS[f][1] for f in fields])
-    x0 = np.clip(x0, lo + 1e-6, hi - 1e-6)
-    best = {"cost": np.inf, "x": x0, "r": None}
+def least_squares_within_budget(x0: dict, residuals, max_evaluations: int, label: str) -> tuple[dict, float, np.ndarray]:
+    """Bounded ``scipy.optimize.least_squares`` over the named values ``x0``; stops after
+    ``max_evaluations`` evaluations and keeps the best point seen."""
+    names = list(x0)
+    lo = np.array([BOUNDS[n.split(".")[-1]][0] for n in names])
+    hi = np.array([BOUNDS[n.split(".")[-1]][1] for n in names])
+    start = np.clip(np.array([x0[n] for n in names], float), lo + 1e-6, hi - 1e-6)
+    best = {"cost": np.inf, "x": start, "r": None}
     count = [0]
 
     def f(x):
         if count[0] >= max_evaluations:
             raise Budget
         count[0] += 1
-        trial = model.with_overrides(**{name: float(v) for name, v in zip(fields, x)})
-        r = np.asarray(residuals(trial), float)
+        r = np.asarray(residuals(dict(zip(names, map(float, x)))), float)
         cost = float(np.sum(r**2))
         if cost < best["cost"]:
             best.update(cost=cost, x=x.copy(), r=r)
-        print(f"  {label} {recon} #{count[0]:3d}: " + " ".join(f"{n}={v:.3f}" for n, v in zip(fields, x)) + f"  cost {cost:.3f}", flush=True)
+        print(f"  {label} #{count[0]:3d}: " + " ".join(f"{n}={v:.3f}" for n, v in zip(names, x)) + f"  cost {cost:.3f}", flush=True)
         return r
 
     try:
-        least_squares(f, x0, bounds=(lo, hi), diff_step=0.06, x_scale=np.maximum(np.abs(x0), 0.1), xtol=1e-3, ftol=1e-3)
+        least_squares(f, start, bounds=(lo, hi), diff_step=0.06, x_scale=np.maximum(np.abs(start), 0.1), xtol=1e-3, ftol=1e-3)
     except Budget:
         pass
-    fitted = model.with_overrides(**{name: round(float(v), 4) for name, v in zip(fields, best["x"])})
-    return fitted, best["cost"], best["r"]
+    return {n: round(float(v), 4) for n, v in zip(names, best["x"])}, best["cost"], best["r"]
+
+
+def _apply(models: dict, materials, values: dict):
+    """Models and materials with the named values (``recon.field`` or a material field) set."""
+    models = dict(models)
+    for name, value in values.items():
+        if "." in name:
+            recon, key = name.split(".")
+            models[recon] = models[recon].with_overrides(**{key: value})
+        else:
+            materials = replace(materials, **{name: value})
+    return models, materials
 
 
 def fit(args) -> dict:
     """The two-stage joint fit; returns the fitted models and writes the calibration file."""
     started = time.perf_counter()
     models = dict(RECON_MODELS)
-    proxy = Proxy(build_phantom(), ScanGeometry())
-    costs = {}
-    for recon in models:
-        models[recon], cost, _ = fit_recon(
-            recon, models[recon], lambda m: hu_residuals(recon, {d: proxy.mpv_iqr(m, d) for d in FIT_DOSES}), fitted_fields(recon, "proxy"), args.proxy_evaluations, "proxy"
-        )
-        print(f"proxy fit {recon}: cost {cost:.3f}", flush=True)
+    design = build_phantom()
+    materials = design.materials
+    proxy = Proxy(design, ScanGeometry())
 
+    # Stage 1, proxy: the material texture (shared) and every recon's constants together.
+    x0 = {f: getattr(materials, f) for f in MATERIAL_FIELDS}
+    x0.update({f"{r}.{f}": getattr(models[r], f) for r in models for f in fitted_fields(r)})
+
+    def proxy_residuals(values):
+        trial, trial_materials = _apply(models, materials, values)
+        proxy.set_materials(trial_materials)
+        return [v for r in trial for v in hu_residuals(r, {d: proxy.mpv_iqr(trial[r], d) for d in FIT_DOSES})]
+
+    values, cost, _ = least_squares_within_budget(x0, proxy_residuals, args.proxy_evaluations, "proxy")
+    models, materials = _apply(models, materials, values)
+    print(f"proxy fit: cost {cost:.3f}", flush=True)
+
+    # Stage 2, the real pipeline, per recon (the texture kept): MPV, IQR and the volume trend.
     def pipeline_residuals(recon):
-        def residuals(model):
-            trial = {**models, recon: model}
-            study = run_pipeline(trial, FIT_DOSES, 2, args.workers, seed=100, recons=[recon])
+        def residuals(values):
+            trial, _ = _apply(models, materials, values)
+            study = run_pipeline(trial, FIT_DOSES, 2, args.workers, seed=100, recons=[recon], materials=materials)
             summary = summarise(study.per_acquisition)
             at3 = summary[np.isclose(summary["radius_mm"], CALIBRATION_RADIUS_MM)].set_index("ctdivol_mgy")
             vols = volumes(study.acquisitions).set_index("ctdivol_mgy")["volume_mean_ml"]
@@ -195,9 +227,11 @@ def fit(args) -> dict:
 
         return residuals
 
-    residual_report = {}
-    for recon in models:
-        models[recon], cost, r = fit_recon(recon, models[recon], pipeline_residuals(recon), fitted_fields(recon, "pipeline"), args.pipeline_evaluations, "pipeline")
+    costs, residual_report = {}, {}
+    for recon in list(models):
+        x0 = {f"{recon}.{f}": getattr(models[recon], f) for f in fitted_fields(recon)}
+        values, cost, r = least_squares_within_budget(x0, pipeline_residuals(recon), args.pipeline_evaluations, f"pipeline {recon}")
+        models, _ = _apply(models, materials, values)
         costs[recon] = cost
         residual_report[recon] = [round(float(v), 3) for v in r] if r is not None else []
         print(f"pipeline fit {recon}: cost {cost:.3f} residuals {residual_report[recon]}", flush=True)
@@ -207,12 +241,13 @@ def fit(args) -> dict:
         models,
         version,
         "Testing/benchmarks/bench_phantom_calibration.py --fit (scipy.optimize.least_squares: proxy, then the VesselQuant pipeline)",
+        phantom_materials={f: getattr(materials, f) for f in MATERIAL_FIELDS},
         fitted_on={
             "date": datetime.date.today().isoformat(),
             "doses_mgy": list(FIT_DOSES),
             "held_out_doses_mgy": list(HELD_OUT_DOSES),
             "phantom": "built-in printed (PhantomQALib.phantom.preset_parameters('printed'))",
-            "residuals": "3 mm MPV (vs the published range), 3 mm IQR where published, V(0.2)/V(4.0); relative, in units of 15 %",
+            "residuals": "3 mm MPV (vs the published range) and 3 mm IQR where published at the fit doses, V(0.2)/V(4.0); relative, in units of 15 %",
             "pipeline_repetitions": 2,
             "cost": {k: round(v, 4) for k, v in costs.items()},
             "residual_values": residual_report,
@@ -221,7 +256,7 @@ def fit(args) -> dict:
     )
     CALIBRATION_FILE.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(f"\nfitted in {seconds:.0f} s; wrote {CALIBRATION_FILE} (version {version})")
-    return models
+    return models, materials
 
 
 def print_comparison(study, fit_doses=FIT_DOSES) -> dict:
@@ -342,7 +377,7 @@ def fit_physical(refit_scanner: bool = True) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="joint fit; writes PhantomQA/Resources/recon_calibration.json")
-    parser.add_argument("--proxy-evaluations", type=int, default=40, help="evaluation budget of the proxy stage per recon (default 40)")
+    parser.add_argument("--proxy-evaluations", type=int, default=60, help="evaluation budget of the joint proxy stage (default 60)")
     parser.add_argument("--pipeline-evaluations", type=int, default=16, help="evaluation budget of the pipeline stage per recon (default 16)")
     parser.add_argument("--repetitions", type=int, default=4, help="repetitions for the final table (default 4, as the demo)")
     parser.add_argument("--workers", type=int, default=None)
@@ -357,11 +392,12 @@ def main(argv=None) -> int:
     if args.physical:
         physical_check(args.workers, args.physical_iqr)
         return 0
-    models = fit(args) if args.fit else dict(RECON_MODELS)
+    models, materials = fit(args) if args.fit else (dict(RECON_MODELS), build_phantom().materials)
+    print(f"  material texture: SD {materials.vessel_texture_sd_hu} HU, FWHM {materials.vessel_texture_fwhm_mm} mm")
     for recon, model in models.items():
-        print(f"  {recon}: " + ", ".join(f"{k}={getattr(model, k)}" for k in BOUNDS))
+        print(f"  {recon}: " + ", ".join(f"{k}={getattr(model, k)}" for k in BOUNDS if hasattr(model, k)))
     started = time.perf_counter()
-    study = run_pipeline(models, STUDY_DOSES_MGY, args.repetitions, args.workers)
+    study = run_pipeline(models, STUDY_DOSES_MGY, args.repetitions, args.workers, materials=materials)
     print(f"\npipeline run ({len(models)} recons x {len(STUDY_DOSES_MGY)} doses x {args.repetitions} repetitions): {time.perf_counter() - started:.0f} s")
     goals = print_comparison(study)
     return 0 if goals["met"]["mpv_iqr_within_90pct"] else 1

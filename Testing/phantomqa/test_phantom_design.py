@@ -50,6 +50,26 @@ def test_the_default_phantom_is_at_the_printed_phantoms_scale():
         preset_parameters("huge")
 
 
+def test_material_texture_is_the_objects_seeded_and_of_the_given_sd():
+    from dataclasses import replace
+
+    from PhantomQALib.phantom import Materials
+    from PhantomQALib.recon import CALIBRATION_METADATA
+
+    design = build_phantom(preset_parameters("small"))
+    assert design.materials == Materials(**CALIBRATION_METADATA.get("phantom_materials", {}))  # the built-ins take the fitted texture
+    ref = ScanGeometry(size=(96, 96, 80), spacing_mm=(0.9, 0.9, 1.0)).reference()
+    grid = rasterise_design(design, ref)
+    core = grid.occupancy >= 1.0
+    uniform = replace(grid, materials=replace(grid.materials, vessel_texture_sd_hu=0.0)).ideal_hu()
+    assert np.all(uniform[core] == pytest.approx(100.0))
+    textured = replace(grid, materials=replace(grid.materials, vessel_texture_sd_hu=20.0, vessel_texture_fwhm_mm=1.0))
+    first, again = textured.ideal_hu(), textured.ideal_hu()
+    assert np.array_equal(first, again)  # the same object in every acquisition
+    assert float(first[core].std()) == pytest.approx(20.0, rel=0.1) and float(np.median(first[core])) == pytest.approx(100.0, abs=2.0)
+    assert np.array_equal(first[~(grid.occupancy > 0)], uniform[~(grid.occupancy > 0)])  # only inside the vessels
+
+
 def test_rasterised_volume_per_radius_matches_the_analytic_cylinders(design):
     ref = ScanGeometry().reference()
     grid = rasterise_design(design, ref)
