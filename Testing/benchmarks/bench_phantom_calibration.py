@@ -210,9 +210,10 @@ def fit(args) -> dict:
         proxy.set_materials(trial_materials)
         return [v for r in trial for v in hu_residuals(r, {d: proxy.mpv_iqr(trial[r], d) for d in FIT_DOSES})]
 
-    values, cost, _ = least_squares_within_budget(x0, proxy_residuals, args.proxy_evaluations, "proxy")
-    models, materials = _apply(models, materials, values)
-    print(f"proxy fit: cost {cost:.3f}", flush=True)
+    if not args.pipeline_only:
+        values, cost, _ = least_squares_within_budget(x0, proxy_residuals, args.proxy_evaluations, "proxy")
+        models, materials = _apply(models, materials, values)
+        print(f"proxy fit: cost {cost:.3f}", flush=True)
 
     # Stage 2, the real pipeline, per recon (the texture kept): MPV, IQR and the volume trend.
     def pipeline_residuals(recon):
@@ -227,8 +228,9 @@ def fit(args) -> dict:
 
         return residuals
 
-    costs, residual_report = {}, {}
-    for recon in list(models):
+    previous = CALIBRATION_METADATA.get("fitted_on", {})
+    costs, residual_report = dict(previous.get("cost", {})), dict(previous.get("residual_values", {}))
+    for recon in args.recons.split(","):
         x0 = {f"{recon}.{f}": getattr(models[recon], f) for f in fitted_fields(recon)}
         values, cost, r = least_squares_within_budget(x0, pipeline_residuals(recon), args.pipeline_evaluations, f"pipeline {recon}")
         models, _ = _apply(models, materials, values)
@@ -243,6 +245,7 @@ def fit(args) -> dict:
         "Testing/benchmarks/bench_phantom_calibration.py --fit (scipy.optimize.least_squares: proxy, then the VesselQuant pipeline)",
         phantom_materials={f: getattr(materials, f) for f in MATERIAL_FIELDS},
         fitted_on={
+            "command": "bench_phantom_calibration.py " + " ".join(sys.argv[1:]),
             "date": datetime.date.today().isoformat(),
             "doses_mgy": list(FIT_DOSES),
             "held_out_doses_mgy": list(HELD_OUT_DOSES),
@@ -379,6 +382,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fit", action="store_true", help="joint fit; writes PhantomQA/Resources/recon_calibration.json")
     parser.add_argument("--proxy-evaluations", type=int, default=60, help="evaluation budget of the joint proxy stage (default 60)")
     parser.add_argument("--pipeline-evaluations", type=int, default=16, help="evaluation budget of the pipeline stage per recon (default 16)")
+    parser.add_argument("--pipeline-only", action="store_true", help="with --fit: skip the proxy stage, start the pipeline stage from the current constants")
+    parser.add_argument("--recons", default="fbp,ir,dlr", help="with --fit: the reconstructions of the pipeline stage (default all)")
     parser.add_argument("--repetitions", type=int, default=4, help="repetitions for the final table (default 4, as the demo)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--physical", action="store_true", help="check the physical option instead")
