@@ -160,6 +160,64 @@ def test_thin_vessel_growth_threshold_and_hysteresis():
     assert np.array_equal(grow_thin_vessels(label, ridge, np.zeros(4), 5.0), label)
 
 
+def _noisy_lung_with_vessels(noise_hu=60.0):
+    """A large noisy lung (parenchyma -860 HU) with two bright tubes: plenty of noise ridges for the graph to hold."""
+    spacing = (1.0, 0.7, 0.7)
+    shape = (36, 72, 72)
+    a, _ = _tube_volume(1.5, spacing, shape, axis_dir=(1.0, 0.1, 0.2), offset_mm=(0, -8, 0))
+    b, _ = _tube_volume(0.6, spacing, shape, axis_dir=(0.3, 0.2, 1.0))
+    noise = ndi.gaussian_filter(np.random.default_rng(4).normal(0, 1.0, shape), (0.4, 0.7, 0.7))
+    hu = (a + b + 850.0 + noise * noise_hu / noise.std() - 1710.0).astype(np.float32)
+    return hu, np.ones(shape, bool), spacing
+
+
+def test_graph_reductions_leave_the_segmentation_unchanged(monkeypatch):
+    """Background islands (exact) and thin-channel specks (which the clean-up removes anyway) leave the graph, and
+    the segmentation is the one the full graph gives."""
+    import VesselQuantLib.graphcut as graphcut
+
+    hu, lung, spacing = _noisy_lung_with_vessels()
+    maps = multiscale_vesselness(hu, spacing, lung)
+    reduced, info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=multiscale_vesselness(hu, spacing, lung))
+    assert info["background_island_voxels"] > 0 and info["speck_thin_voxels"] > 0
+    monkeypatch.setattr(graphcut, "_background_islands", lambda flat_state, flat, prob, shape: np.zeros(flat.shape, bool))
+    monkeypatch.setattr(graphcut, "_speck_attractors", lambda thin, *args: np.zeros(thin.shape, bool))
+    full, full_info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
+    assert full_info["graph_nodes"] > info["graph_nodes"]
+    assert reduced.any() and np.array_equal(reduced, full)
+
+
+def test_thin_vessel_prefilter_uses_the_callers_parameters(monkeypatch):
+    """The pre-filter of the thin-vessel channel is the caller's parameters with the intensity weight at 0, not the
+    defaults (a user's vessel threshold or probability floor would be ignored there)."""
+    import VesselQuantLib.graphcut as graphcut
+
+    seen = []
+    real = graphcut.vessel_probability
+
+    def recording(hu, vesselness, model, p, *args, **kwargs):
+        seen.append(p)
+        return real(hu, vesselness, model, p, *args, **kwargs)
+
+    monkeypatch.setattr(graphcut, "vessel_probability", recording)
+    hu, lung, spacing = _noisy_lung_with_vessels(noise_hu=20.0)
+    caller = VesselQuantParameters(vessel_vesselness=0.7, probability_floor=0.02)
+    maps = multiscale_vesselness(hu, spacing, lung, caller)
+    segment_vessels(hu, maps.vesselness, lung, spacing, caller, maps=maps)
+    prefilter = [q for q in seen if q.intensity_weight == 0.0]
+    assert prefilter and all(q.vessel_vesselness == 0.7 and q.probability_floor == 0.02 for q in prefilter)
+
+
+def test_mask_sample_is_the_draw_of_its_voxel_list():
+    from VesselQuantLib.vesselness import sample_of_mask
+
+    mask = np.random.default_rng(2).random((30, 40, 50)) < 0.3
+    count = int(mask.sum())
+    expected = np.random.default_rng(7).choice(np.flatnonzero(mask), 5000, replace=False)
+    assert np.array_equal(sample_of_mask(mask, count, np.random.default_rng(7), 5000), expected)
+    assert np.array_equal(sample_of_mask(mask, count, np.random.default_rng(7), 10**6), np.flatnonzero(mask))
+
+
 def test_vesselness_respects_anisotropic_spacing():
     """The same physical tube gives the same response whatever the voxel spacing."""
     results = []

@@ -35,14 +35,14 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.special import expit
 
-from RadiologyAICommonLib.progress import ProgressCallback, no_progress
+from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
 from .parameters import VesselQuantParameters
 
@@ -132,15 +132,13 @@ _ACROSS_COS = 0.5
 _LINE_OFFSETS_MM = np.array([-1.4, -0.7, 0.7, 1.4])
 
 
-def _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx, p: VesselQuantParameters, maps=None):
-    """Evidence for sub-resolution vessels at some graph nodes ((n, 3) voxel indices).
+class _ThinVesselEvidence:
+    """Evidence for sub-resolution vessels at graph nodes; what the whole lung shares is computed once.
 
-    Returns
+    :meth:`at` gives, for nodes ((n, 3) voxel indices),
 
     * the HU smoothed at the finest vesselness scale and averaged along the local tube axis (the
-      Hessian eigenvector of the smallest eigenvalue at that scale),
-    * the parenchyma noise SD of that line average (measured the same way on background voxels,
-      with random directions; None when the lung has too little background), and
+      Hessian eigenvector of the smallest eigenvalue at that scale), and
     * whether each node is on the ridge of its tube: its ridge strength at the finest scale
       (-(l2 + l3), see :class:`~.vesselness.VesselnessMaps`), averaged along the axis, is at least
       ``thin_vessel_ridge_slack`` x that of every 26-neighbour across the tube (non-maximum
@@ -150,40 +148,48 @@ def _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx, p: Vessel
       sits on the thick one's blurred edge, a slope the second derivatives ignore; and rather than
       Frangi's measure, which saturates across the whole band of a clear thin vessel.
       Without ``maps`` the vesselness stands in for the ridge strength.
+
+    ``line_sd`` is the parenchyma noise SD of that line average (measured the same way on background
+    voxels, with random directions; None when the lung has too little background).
     """
-    from .kernels import cross_section_maximum, line_average, tube_axes
 
-    if maps is not None:
-        smoothed, ridge_map = maps.smoothed_finest, maps.ridge_finest
-    else:
-        image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
-        image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-        smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
-        ridge_map = vesselness
-    shape = hu.shape
-    spacing = np.asarray(spacing_zyx, float)
-    points = node_zyx.astype(np.float64)
-    axes = np.empty((len(points), 3), np.float32)
-    tube_axes(smoothed, np.ravel_multi_index(tuple(node_zyx.T), shape), spacing, 1.0, axes)
-    steps = axes.astype(np.float64) / spacing  # voxels per mm along the axis
-    values = line_average(smoothed, points, steps, _LINE_OFFSETS_MM)
-    ridge = cross_section_maximum(
-        np.ascontiguousarray(ridge_map, np.float32), points, steps, _LINE_OFFSETS_MM, spacing, _ACROSS_COS,
-        float(p.thin_vessel_ridge_slack),
-    )
+    def __init__(self, hu, lung, vesselness, spacing_zyx, p: VesselQuantParameters, maps=None):
+        from .kernels import line_average
+        from .vesselness import sample_of_mask
 
-    rng = np.random.default_rng(1)
-    background_idx = np.flatnonzero((lung & (vesselness < p.background_vesselness)).ravel())
-    if background_idx.size > 100_000:
-        background_idx = rng.choice(background_idx, 100_000, replace=False)
-    sd = None
-    if background_idx.size >= 100:
-        sample = np.stack(np.unravel_index(background_idx, shape), 1).astype(np.float64)
-        random_dirs = rng.normal(size=sample.shape)
-        random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
-        background = line_average(smoothed, sample, random_dirs / spacing, _LINE_OFFSETS_MM)
-        sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
-    return values, sd, ridge
+        if maps is not None:
+            self.smoothed, ridge_map = maps.smoothed_finest, maps.ridge_finest
+        else:
+            image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
+            image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+            self.smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
+            ridge_map = vesselness
+        self.ridge_map = np.ascontiguousarray(ridge_map, np.float32)
+        self.spacing = np.asarray(spacing_zyx, float)
+        self.slack = float(p.thin_vessel_ridge_slack)
+        rng = np.random.default_rng(1)
+        background = lung & (vesselness < p.background_vesselness)
+        background_idx = sample_of_mask(background, int(np.count_nonzero(background)), rng, 100_000)
+        del background
+        self.line_sd = None
+        if background_idx.size >= 100:
+            sample = np.stack(np.unravel_index(background_idx, hu.shape), 1).astype(np.float64)
+            random_dirs = rng.normal(size=sample.shape)
+            random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
+            background = line_average(self.smoothed, sample, random_dirs / self.spacing, _LINE_OFFSETS_MM)
+            self.line_sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
+
+    def at(self, node_zyx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from .kernels import cross_section_maximum, line_average, tube_axes
+
+        points = node_zyx.astype(np.float64)
+        axes = np.empty((len(points), 3), np.float32)
+        tube_axes(self.smoothed, np.ravel_multi_index(tuple(node_zyx.T), self.smoothed.shape), self.spacing, 1.0, axes)
+        steps = axes.astype(np.float64) / self.spacing  # voxels per mm along the axis
+        values = line_average(self.smoothed, points, steps, _LINE_OFFSETS_MM)
+        ridge = cross_section_maximum(self.ridge_map, points, steps, _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS,
+                                      self.slack)
+        return values, ridge
 
 
 def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info):
@@ -211,6 +217,224 @@ def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spaci
     return grown
 
 
+def _speck_attractors(thin_flat, flat_state, nodes_flat, prob, vesselness, shape, min_voxels, min_vesselness):
+    """Which of ``thin_flat`` (nodes that the thin-vessel channel alone makes vessel-like, flat indices on the padded
+    grid) lie in a group of would-be vessel voxels (26-connected: fixed vessel and nodes with ``prob`` >= 0.5) that the
+    clean-up after the cut removes anyway: fewer than ``min_voxels`` voxels, or no voxel with ``vesselness`` (the
+    unpadded map) of ``min_vesselness``; and that holds nothing but such thin-channel voxels.
+
+    In noise the thin-vessel channel passes many short noise ridges; as graph nodes each would hold a group of
+    parenchyma voxels in the graph only to be removed as a speck.
+    """
+    support = flat_state == 1
+    support[nodes_flat[prob >= 0.5]] = True
+    image = sitk.GetImageFromArray(support.reshape(shape).view(np.uint8))
+    del support
+    components = sitk.ConnectedComponent(image, True)
+    del image
+    labels = sitk.GetArrayViewFromImage(components).ravel()
+    count = int(labels.max())
+    members = np.flatnonzero(labels)
+    member_labels = labels[members]
+    sizes = np.bincount(member_labels, minlength=count + 1)
+    peak = np.zeros(count + 1, np.float32)
+    from .kernels import unpadded_index
+
+    member_zyx = unpadded_index(members, np.array(shape))
+    np.maximum.at(peak, member_labels, vesselness[tuple(member_zyx.T)])
+    only_thin = np.bincount(labels[thin_flat], minlength=count + 1) == sizes
+    speck = only_thin & ((sizes < min_voxels) | (peak < min_vesselness))
+    speck[0] = False
+    result = speck[labels[thin_flat]]
+    del labels, components
+    return result
+
+
+def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np.ndarray, shape) -> np.ndarray:
+    """Which graph nodes lie in a face-connected group of uncertain voxels that holds no node the data term calls
+    vessel (``prob`` >= 0.5) and touches no fixed vessel voxel.
+
+    Such a group is background in the minimum cut, exactly: labelled all background it pays each node's smaller data
+    cost and no boundary cost (its neighbours are fixed background), and any other labelling pays more. In a noisy,
+    large lung most noise ridges are such groups: leaving them out keeps the graph near the vessels' size.
+    """
+    region = sitk.GetImageFromArray((flat_state >= 1).reshape(shape).view(np.uint8))
+    components = sitk.ConnectedComponent(region, False)  # face connectivity: the graph's edges
+    del region
+    labels = sitk.GetArrayViewFromImage(components).ravel()
+    node_labels = labels[nodes_flat]
+    attracted = np.zeros(int(labels.max()) + 1 if labels.size else 1, bool)
+    attracted[node_labels[prob >= 0.5]] = True
+    attracted[labels[np.flatnonzero(flat_state == 1)]] = True
+    island = ~attracted[node_labels]
+    del labels, components
+    return island
+
+
+# Nodes whose data term is computed at once: bounds the temporaries (about 100 bytes a node) on a large lung.
+_DATA_TERM_CHUNK = 2_000_000
+
+
+@dataclass
+class _Nodes:
+    """The graph's nodes (flat indices on the padded grid) with their data-term probability, and the thin-vessel
+    channel's ridge voxels (unpadded z y x, their line-averaged HU) for the optional growth."""
+
+    flat: np.ndarray
+    prob: np.ndarray
+    thin_base: np.ndarray  # for nodes only the thin channel makes vessel-like: flat index, probability without it
+    thin_base_prob: np.ndarray
+    ridge_zyx: np.ndarray  # empty unless the thin-vessel growth is on
+    ridge_line_hu: np.ndarray
+
+    def fix_background(self, which: np.ndarray, flat_state: np.ndarray) -> None:
+        """Nodes ``which`` leave the graph as fixed background."""
+        flat_state[self.flat[which]] = 0
+        self.flat, self.prob = self.flat[~which], self.prob[~which]
+
+
+def _hu_at(hu: np.ndarray, flat: np.ndarray, padded_shape) -> np.ndarray:
+    """``hu`` at flat indices of the grid padded by one voxel; the pad reads its nearest voxel (numpy's "edge" mode),
+    without a padded copy of the volume."""
+    from .kernels import unpadded_index
+
+    zyx = unpadded_index(flat, np.array(padded_shape))
+    np.clip(zyx, 0, np.array(hu.shape) - 1, out=zyx)
+    return hu[tuple(zyx.T)]
+
+
+def _seed_states(hu, vesselness, lung, model: IntensityModel, p: VesselQuantParameters) -> np.ndarray:
+    """int8 on the grid padded by one voxel: 0 background (fixed or outside the lung), 1 fixed vessel, 2 uncertain."""
+    above = hu > model.midpoint_hu
+    state = np.zeros(tuple(s + 2 for s in hu.shape), np.int8)
+    inner = state[1:-1, 1:-1, 1:-1]
+    inner[lung] = 2
+    inner[lung & (vesselness < p.background_vesselness) & ~above] = 0
+    inner[lung & (vesselness > p.vessel_vesselness) & above] = 1
+    return state
+
+
+def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progress) -> _Nodes:
+    """The uncertain voxels whose data term is at least ``prune_probability`` (the others are decisively background:
+    noise ridges in the parenchyma have some vesselness but parenchyma HU), chunk by chunk."""
+    from .kernels import unpadded_index
+
+    shape = np.array(state.shape)
+    uncertain = np.flatnonzero(state.ravel() == 2)
+    thin_only = replace(p, intensity_weight=0.0)
+    evidence = None
+    parts: dict[str, list] = {k: [] for k in ("flat", "prob", "thin_base", "thin_base_prob", "ridge_zyx", "ridge_line_hu")}
+    for start in range(0, uncertain.size, _DATA_TERM_CHUNK):
+        progress(start / max(uncertain.size, 1), "graph cut: data term")
+        nodes = uncertain[start:start + _DATA_TERM_CHUNK]
+        node_zyx = unpadded_index(nodes, shape)
+        at = tuple(node_zyx.T)
+        node_v, node_hu = vesselness[at], hu[at]
+        fine = maps.fine[at] if maps is not None else node_v
+        prob = vessel_probability(node_hu, node_v, model, p)
+        # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
+        where = np.flatnonzero(vessel_probability(node_hu, fine, model, thin_only) >= min(p.prune_probability, 0.5) * 0.999)
+        if where.size:
+            evidence = evidence or _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
+            line_hu, ridge = evidence.at(node_zyx[where])
+            where, line_hu = where[ridge], line_hu[ridge]
+            base = prob[where]
+            prob[where] = vessel_probability(node_hu[where], node_v[where], model, p, line_hu, evidence.line_sd, fine[where])
+            thin = (prob[where] >= 0.5) & (base < 0.5)
+            parts["thin_base"].append(nodes[where[thin]])
+            parts["thin_base_prob"].append(base[thin])
+            if p.thin_vessel_min_radius_mm is not None:  # only the optional growth reads the ridge
+                parts["ridge_zyx"].append(node_zyx[where])
+                parts["ridge_line_hu"].append(line_hu)
+        keep = prob >= p.prune_probability
+        parts["flat"].append(nodes[keep])
+        parts["prob"].append(prob[keep])
+    empty = {"flat": np.zeros(0, np.int64), "prob": np.zeros(0), "thin_base": np.zeros(0, np.int64),
+             "thin_base_prob": np.zeros(0), "ridge_zyx": np.zeros((0, 3), np.int64), "ridge_line_hu": np.zeros(0)}
+    return _Nodes(**{k: np.concatenate(v) if v else empty[k] for k, v in parts.items()})
+
+
+def _fix_specks_and_islands(nodes: _Nodes, flat_state, vesselness, shape, min_voxels, p) -> dict:
+    """Take out of the graph what the cut or the clean-up after it can only call background; returns the counts.
+
+    1. nodes that only the thin-vessel channel made vessel-like and that lie in a speck the clean-up would remove
+       (:func:`_speck_attractors`) get their probability without that channel;
+    2. nodes below ``prune_probability`` are fixed background;
+    3. groups of uncertain voxels with nothing vessel-like in reach are fixed background (exact:
+       :func:`_background_islands`).
+    """
+    specks = 0
+    if nodes.thin_base.size:
+        speck = _speck_attractors(nodes.thin_base, flat_state, nodes.flat, nodes.prob, vesselness, shape, min_voxels,
+                                  p.min_component_vesselness)
+        position = np.searchsorted(nodes.flat, nodes.thin_base[speck])
+        nodes.prob[position] = nodes.thin_base_prob[speck]
+        specks = int(speck.sum())
+    nodes.fix_background(nodes.prob < p.prune_probability, flat_state)
+    island = _background_islands(flat_state, nodes.flat, nodes.prob, shape)
+    nodes.fix_background(island, flat_state)
+    return {"speck_thin_voxels": specks, "background_island_voxels": int(island.sum())}
+
+
+def _minimum_cut(nodes: _Nodes, flat_state, hu, shape, spacing_zyx, model, p, progress) -> np.ndarray:
+    """Label on the padded grid (flat): fixed vessel plus the nodes on the source side of the minimum cut."""
+    import maxflow  # heavy optional dependency (radiologyai[vessels])
+
+    label = flat_state == 1
+    n = int(nodes.flat.size)
+    if not n:
+        return label
+    progress(0.0, f"graph cut: building graph on {n} uncertain voxels")
+    node_id = np.full(flat_state.size, -1, np.int32)
+    node_id[nodes.flat] = np.arange(n, dtype=np.int32)
+    cap_source = -np.log1p(-nodes.prob)  # paid when the node ends up background
+    cap_sink = -np.log(nodes.prob)  # paid when the node ends up vessel
+    kappa = max(p.smoothness_contrast_sd * model.background_sd, 1e-3)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    graph = maxflow.Graph[float](n, 3 * n)
+    graph.add_nodes(n)
+    hu_nodes = _hu_at(hu, nodes.flat, shape)
+    for axis, stride in enumerate(strides):
+        distance = float(spacing_zyx[axis])
+        for sign in (1, -1):
+            other = nodes.flat + sign * stride
+            weight = (p.smoothness_weight / distance) * np.exp(-np.abs(hu_nodes - _hu_at(hu, other, shape)) / kappa)
+            other_state = flat_state[other]
+            cap_source += np.where(other_state == 1, weight, 0.0)
+            cap_sink += np.where(other_state == 0, weight, 0.0)
+            if sign == 1:
+                pair = other_state == 2
+                w = weight[pair]
+                graph.add_edges(np.flatnonzero(pair).astype(np.int32), node_id[other[pair]], w, w)
+    del node_id
+    graph.add_grid_tedges(np.arange(n, dtype=np.int32), cap_source, cap_sink)
+    progress(0.5, "graph cut: max-flow")
+    graph.maxflow()
+    vessel_nodes = ~graph.get_grid_segments(np.arange(n, dtype=np.int32))  # source side = vessel
+    label[nodes.flat[vessel_nodes]] = True
+    return label
+
+
+def _remove_specks(label: np.ndarray, vesselness: np.ndarray, min_voxels: int, p: VesselQuantParameters) -> int:
+    """Remove (in place) pieces smaller than ``min_voxels`` and pieces with no tube in them (maximum vesselness below
+    ``min_component_vesselness``: plates and blobs such as the partial-volume dome of the diaphragm in thick slices);
+    returns the voxels removed."""
+    if not label.any() or (min_voxels <= 1 and p.min_component_vesselness <= 0):
+        return 0
+    labels, count = ndi.label(label, structure=np.ones((3, 3, 3), bool))
+    flat_labels = labels.ravel()
+    inside = np.flatnonzero(flat_labels)  # vessels are a few percent of the box: count only them
+    piece = flat_labels[inside]
+    sizes = np.bincount(piece, minlength=count + 1)
+    peak_v = np.zeros(count + 1)
+    np.maximum.at(peak_v, piece, vesselness.ravel()[inside])
+    del inside, piece
+    drop = (sizes < min_voxels) | (peak_v < p.min_component_vesselness)
+    drop[0] = False
+    label[drop[labels]] = False
+    return int(sizes[drop].sum())
+
+
 def segment_vessels(
     hu: np.ndarray,
     vesselness: np.ndarray,
@@ -226,120 +450,35 @@ def segment_vessels(
     finest-scale smoothing for the sub-resolution channel; without it that channel uses ``vesselness``
     and recomputes the smoothing.
     """
-    import maxflow  # heavy optional dependency (radiologyai[vessels])
-
-    from .kernels import unpadded_index
-
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
     progress(0.0, "graph cut: fitting likelihoods")
     model = fit_intensity_model(hu, vesselness, lung, p)
     if model is None:
         return np.zeros(hu.shape, bool), {"intensity_model": None, "graph_nodes": 0, "fixed_vessel_voxels": 0}
+    min_voxels = int(np.ceil(p.min_component_mm3 / float(np.prod(spacing_zyx))))
 
-    # state: 0 background (fixed or outside the lung), 1 fixed vessel, 2 uncertain (a graph node)
-    above = hu > model.midpoint_hu
-    state = np.zeros(tuple(s + 2 for s in hu.shape), np.int8)
-    inner = state[1:-1, 1:-1, 1:-1]
-    inner[lung] = 2
-    inner[lung & (vesselness < p.background_vesselness) & ~above] = 0
-    inner[lung & (vesselness > p.vessel_vesselness) & above] = 1
-    del above
+    state = _seed_states(hu, vesselness, lung, model, p)
     flat_state = state.ravel()
-    nodes_flat = np.flatnonzero(flat_state == 2)
-    padded_hu = np.pad(hu.astype(np.float32, copy=False), 1, mode="edge").ravel()
-    prob = np.zeros(0)
-    pruned = 0
-    ridge_zyx, ridge_line_hu = np.zeros((0, 3), int), np.zeros(0)
-    if nodes_flat.size:
-        progress(0.1, "graph cut: data term")
-        node_zyx = unpadded_index(nodes_flat, np.array(state.shape))
-        roi_flat = np.ravel_multi_index(tuple(node_zyx.T), hu.shape)
-        node_v = vesselness.ravel()[roi_flat]
-        fine = maps.fine.ravel()[roi_flat] if maps is not None else node_v
-        del roi_flat
-        node_hu = padded_hu[nodes_flat]
-        prob = vessel_probability(node_hu, node_v, model, p)
-        # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
-        maybe_thin = vessel_probability(node_hu, fine, model, VesselQuantParameters(intensity_weight=0.0))
-        where = np.flatnonzero(maybe_thin >= min(p.prune_probability, 0.5) * 0.999)
-        if where.size:
-            line_hu, line_sd, ridge = _thin_vessel_evidence(hu, lung, vesselness, spacing_zyx, node_zyx[where], p, maps)
-            where = where[ridge]
-            ridge_zyx, ridge_line_hu = node_zyx[where], line_hu[ridge]
-            prob[where] = vessel_probability(node_hu[where], node_v[where], model, p, ridge_line_hu, line_sd, fine[where])
-            del line_hu, ridge
-        del node_v, fine, maybe_thin, node_zyx, node_hu
-        # Voxels whose data term is already decisively background are fixed too (keeps the graph small:
-        # noise ridges in the parenchyma have some vesselness but parenchyma HU).
-        decisive = prob < p.prune_probability
-        pruned = int(decisive.sum())
-        flat_state[nodes_flat[decisive]] = 0
-        nodes_flat, prob = nodes_flat[~decisive], prob[~decisive]
-    n = int(nodes_flat.size)
-    info = {
-        "intensity_model": model.as_dict(),
-        "graph_nodes": n,
-        "pruned_background_voxels": pruned,
-        "fixed_vessel_voxels": int((state == 1).sum()),
-    }
-
-    label_padded = flat_state == 1
-    if n:
-        progress(0.2, f"graph cut: building graph on {n} uncertain voxels")
-        node_id = np.full(state.size, -1, np.int32)
-        node_id[nodes_flat] = np.arange(n, dtype=np.int32)
-        cap_source = -np.log1p(-prob)  # paid when the node ends up background
-        cap_sink = -np.log(prob)  # paid when the node ends up vessel
-        kappa = max(p.smoothness_contrast_sd * model.background_sd, 1e-3)
-        strides = (state.shape[1] * state.shape[2], state.shape[2], 1)
-        graph = maxflow.Graph[float](n, 3 * n)
-        graph.add_nodes(n)
-        hu_nodes = padded_hu[nodes_flat]
-        for axis, stride in enumerate(strides):
-            distance = float(spacing_zyx[axis])
-            for sign in (1, -1):
-                other = nodes_flat + sign * stride
-                weight = (p.smoothness_weight / distance) * np.exp(-np.abs(hu_nodes - padded_hu[other]) / kappa)
-                other_state = flat_state[other]
-                cap_source += np.where(other_state == 1, weight, 0.0)
-                cap_sink += np.where(other_state == 0, weight, 0.0)
-                if sign == 1:
-                    pair = other_state == 2
-                    w = weight[pair]
-                    graph.add_edges(np.flatnonzero(pair).astype(np.int32), node_id[other[pair]], w, w)
-        graph.add_grid_tedges(np.arange(n, dtype=np.int32), cap_source, cap_sink)
-        progress(0.6, "graph cut: max-flow")
-        graph.maxflow()
-        vessel_nodes = ~graph.get_grid_segments(np.arange(n, dtype=np.int32))  # source side = vessel
-        label_padded[nodes_flat[vessel_nodes]] = True
-        del graph, node_id
-    label = label_padded.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
+    info = {"intensity_model": model.as_dict(), "fixed_vessel_voxels": int(np.count_nonzero(flat_state == 1))}
+    uncertain = int(np.count_nonzero(flat_state == 2))
+    nodes = _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps,
+                       subprogress(progress, 0.05, 0.2))
+    flat_state[flat_state == 2] = 0
+    flat_state[nodes.flat] = 2
+    if maps is not None and p.thin_vessel_min_radius_mm is None:
+        maps.release("fine", "smoothed_finest", "ridge_finest", "scale_index")  # only the growth needs them now
+    info["pruned_background_voxels"] = uncertain - int(nodes.flat.size)
+    info.update(_fix_specks_and_islands(nodes, flat_state, vesselness, state.shape, min_voxels, p))
+    info["graph_nodes"] = int(nodes.flat.size)
+    label = _minimum_cut(nodes, flat_state, hu, state.shape, spacing_zyx, model, p, subprogress(progress, 0.2, 0.7))
+    label = label.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
+    del state, flat_state
     label &= lung
-
-    # Remove specks of noise (pieces smaller than min_component_mm3) and pieces with no tube in them
-    # (maximum vesselness below min_component_vesselness: plates and blobs such as the partial-volume
-    # dome of the diaphragm in thick slices).
-    voxel_mm3 = float(np.prod(spacing_zyx))
-    min_voxels = int(np.ceil(p.min_component_mm3 / voxel_mm3))
-    removed = 0
-    if label.any() and (min_voxels > 1 or p.min_component_vesselness > 0):
-        labels, count = ndi.label(label, structure=np.ones((3, 3, 3), bool))
-        flat_labels = labels.ravel()
-        inside = np.flatnonzero(flat_labels)  # vessels are a few percent of the box: count only them
-        piece = flat_labels[inside]
-        sizes = np.bincount(piece, minlength=count + 1)
-        peak_v = np.zeros(count + 1)
-        np.maximum.at(peak_v, piece, vesselness.ravel()[inside])
-        del inside, piece
-        drop = (sizes < min_voxels) | (peak_v < p.min_component_vesselness)
-        drop[0] = False
-        removed = int(sizes[drop].sum())
-        label[drop[labels]] = False
-    info["removed_speck_voxels"] = removed
+    info["removed_speck_voxels"] = _remove_specks(label, vesselness, min_voxels, p)
     # after the specks are gone: growth must not reconnect the fragments they removed
-    if maps is not None and p.thin_vessel_min_radius_mm is not None and len(ridge_line_hu):
+    if maps is not None and len(nodes.ridge_line_hu):
         progress(0.9, "graph cut: growing thin vessels")
-        label = _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info)
+        label = _grow_thin_vessels(label, lung, maps, model, nodes.ridge_zyx, nodes.ridge_line_hu, spacing_zyx, p, info)
     progress(1.0, "graph cut: done")
     return label, info

@@ -148,10 +148,13 @@ def run_vessel_quant(
     # Everything below works in the lung's bounding box plus the filters' reach.
     margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
     roi = _bbox(lung, margin)
-    hu = sitk.GetArrayViewFromImage(ct)[roi].astype(np.float32)
+    # One float copy of the box, shared by the filters (as an image) and the array code (as a view of it).
+    hu_image = sitk.Cast(sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
+                         sitk.sitkFloat32)
+    hu = sitk.GetArrayViewFromImage(hu_image)
     lung_roi = np.ascontiguousarray(lung[roi])
 
-    maps = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45))
+    maps = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45), hu_image=hu_image)
     label_roi, info = segment_vessels(
         hu, maps.vesselness, lung_roi, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )

@@ -34,6 +34,11 @@ class VesselnessMaps:
     smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
     ridge_finest: np.ndarray  # float32 ridge strength -(l2 + l3) of bright tubes at the finest scale (0 elsewhere)
 
+    def release(self, *names: str) -> None:
+        """Drop maps no longer needed (a chest CT's map is hundreds of MB); reading one afterwards is a bug."""
+        for name in names:
+            setattr(self, name, None)
+
 
 def symmetric_eigenvalues(hxx, hyy, hzz, hxy, hxz, hyz):
     """Eigenvalues of many symmetric 3x3 matrices, sorted by |value|.
@@ -55,47 +60,55 @@ def multiscale_vesselness(
     mask: np.ndarray,
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
+    hu_image: sitk.Image | None = None,
 ) -> VesselnessMaps:
     """Frangi vesselness and its by-products (see :class:`VesselnessMaps`).
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
+    ``hu_image``, when given, holds the same voxels as a float32 SimpleITK image with that spacing (``hu`` a view of
+    it): the filters then read it instead of a copy of ``hu``.
     """
     from .kernels import frangi_grid, hessian_norms, merge_scale
 
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
     spacing_zyx = tuple(float(s) for s in spacing_zyx)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(hu, dtype=np.float32))
-    image.SetSpacing(spacing_zyx[::-1])
+    if hu_image is not None:
+        image = hu_image
+    else:
+        image = sitk.GetImageFromArray(np.ascontiguousarray(hu, dtype=np.float32))
+        image.SetSpacing(spacing_zyx[::-1])
     mask = np.ascontiguousarray(mask, bool)
     best = np.zeros(hu.shape, np.float32)
     best_scale = np.zeros(hu.shape, np.uint8)
     fine = np.zeros(hu.shape, np.float32)
     rng = np.random.default_rng(0)
     sigmas = sorted(p.vesselness_sigmas_mm)
-    mask_flat = np.flatnonzero(mask)
+    mask_count = int(np.count_nonzero(mask))
     smoothed_finest = None
     ridge_finest = None
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
-        if k == 0:
-            smoothed_finest = sitk.GetArrayFromImage(smoothed)
         factors = tuple(max(1, int(p.max_subsampling_ratio * sigma / s)) for s in spacing_zyx)
-        # a view into ``smoothed`` (kept alive until the end of the scale) or a strided copy
-        coarse = np.ascontiguousarray(sitk.GetArrayViewFromImage(smoothed)[:: factors[0], :: factors[1], :: factors[2]])
+        if k == 0:  # kept as a map, and the finest scale reads it: one full volume fewer
+            smoothed_finest = sitk.GetArrayFromImage(smoothed)
+            smoothed = None
+            coarse = np.ascontiguousarray(smoothed_finest[:: factors[0], :: factors[1], :: factors[2]])
+        else:  # a view into ``smoothed`` (kept alive until the end of the scale) or a strided copy
+            coarse = np.ascontiguousarray(sitk.GetArrayViewFromImage(smoothed)[:: factors[0], :: factors[1], :: factors[2]])
         if factors == (1, 1, 1):
-            coarse_mask, flat = mask, mask_flat
+            coarse_mask, count = mask, mask_count
         else:
             coarse_mask = ndi.binary_dilation(mask[:: factors[0], :: factors[1], :: factors[2]])
-            flat = np.flatnonzero(coarse_mask)
-        if flat.size == 0:
+            count = int(np.count_nonzero(coarse_mask))
+        if count == 0:
             continue
         steps = np.array([f * s for f, s in zip(factors, spacing_zyx)])
         scale2 = sigma * sigma  # scale normalisation of second derivatives (gamma = 2)
 
         # Frangi's c from the noise: median Hessian norm on a random sample of the mask.
-        sample = flat if flat.size <= 200_000 else rng.choice(flat, 200_000, replace=False)
+        sample = sample_of_mask(coarse_mask, count, rng, 200_000)
         c = max(p.structureness_noise_factor * float(np.median(hessian_norms(coarse, sample, steps, scale2))), 1e-6)
 
         # A bright tube's centre is brighter than the parenchyma at every scale: evaluate only there.
@@ -110,13 +123,16 @@ def multiscale_vesselness(
         ridge = np.zeros(coarse.shape if k == 0 else (0, 0, 0), np.float32)
         frangi_grid(coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c, values, ridge)
         if k == 0:
-            ridge_finest = ridge if factors == (1, 1, 1) else _upsample(ridge, factors, hu.shape)
+            ridge_finest = ridge if factors == (1, 1, 1) else sitk.GetArrayFromImage(_upsample(ridge, factors, hu.shape))
         del ridge
         del coarse, smoothed
         if factors != (1, 1, 1):
-            values = _upsample(values, factors, hu.shape)
+            upsampled = _upsample(values, factors, hu.shape)
+            del values
+            values = sitk.GetArrayViewFromImage(upsampled)  # a view: ``upsampled`` stays alive until the merge is done
         merge_scale(values, k, mask, best, best_scale, fine, sigma <= p.thin_vessel_max_sigma_mm)
         del values
+        upsampled = None
     if smoothed_finest is None:
         smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
     if ridge_finest is None:  # the mask was empty at the finest scale
@@ -125,10 +141,28 @@ def multiscale_vesselness(
     return VesselnessMaps(best, best_scale, fine, smoothed_finest, ridge_finest)
 
 
-def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
-    """Linear interpolation of a grid sampled at every ``factors``-th voxel back onto the full grid."""
+def sample_of_mask(mask: np.ndarray, count: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Flat indices of ``size`` voxels of ``mask`` drawn without replacement (all of them when it has fewer): the draw
+    of ``rng.choice(np.flatnonzero(mask), size, replace=False)``, without that array (8 bytes a lung voxel)."""
+    if count <= size:
+        return np.flatnonzero(mask)
+    ranks = rng.choice(count, size, replace=False)  # the k-th voxel of the mask in C order
+    per_slice = np.cumsum(np.count_nonzero(mask.reshape(mask.shape[0], -1), axis=1))
+    slices = np.searchsorted(per_slice, ranks, side="right")
+    out = np.empty(size, np.int64)
+    plane = mask.shape[1] * mask.shape[2]
+    for z in np.unique(slices):
+        chosen = slices == z
+        first = per_slice[z - 1] if z else 0
+        out[chosen] = z * plane + np.flatnonzero(mask[z])[ranks[chosen] - first]
+    return out
+
+
+def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> sitk.Image:
+    """Linear interpolation of a grid sampled at every ``factors``-th voxel back onto the full grid (float32 image)."""
     coarse = sitk.GetImageFromArray(values)
     coarse.SetSpacing(tuple(float(f) for f in factors[::-1]))
-    reference = sitk.Image([int(s) for s in shape[::-1]], sitk.sitkFloat32)
-    out = sitk.Resample(coarse, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True)
-    return sitk.GetArrayFromImage(out)
+    # the output grid given by size, origin and spacing (a reference image would cost a full float volume)
+    out = sitk.Resample(coarse, [int(s) for s in shape[::-1]], sitk.Transform(), sitk.sitkLinear, (0.0, 0.0, 0.0),
+                        (1.0, 1.0, 1.0), (1, 0, 0, 0, 1, 0, 0, 0, 1), 0.0, sitk.sitkFloat32, True)
+    return out
