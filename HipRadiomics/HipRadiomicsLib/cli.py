@@ -16,7 +16,7 @@ EXTRA = "hip"
 
 
 def configure_parser(parser) -> None:
-    from RadiologyAICommonLib.cli import add_overwrite_argument
+    from RadiologyAICommonLib.cli import add_overwrite_argument, add_series_argument
 
     commands = parser.add_subparsers(dest="hip_command", metavar="ACTION", required=True)
 
@@ -63,6 +63,7 @@ def configure_parser(parser) -> None:
 
     predict = commands.add_parser("predict", help="class and probability of one image + mask with a trained model")
     predict.add_argument("image", help="MRI volume (any format SimpleITK reads, or a DICOM folder)")
+    add_series_argument(predict)
     predict.add_argument("mask", help="mask / label map of the ROI (femoral head)")
     predict.add_argument("--model", required=True, help="model folder written by 'hip train'")
     predict.add_argument("--mask-label", type=int, default=None, help="label value of the ROI in the mask")
@@ -190,7 +191,7 @@ def run_predict(args, progress) -> int:
     if args.top < 1:
         raise RadiologyAIError("--top must be at least 1")
     model = load_model_folder(args.model)
-    image = read_volume(args.image, "image", modality="MR")
+    image = read_volume(args.image, "image", modality="MR", series=args.series)
     mask = read_image(args.mask, "mask")
     progress(0.1, "extracting features")
     prediction = predict_image(model, image, mask, args.mask_label, what=f"{args.image}")

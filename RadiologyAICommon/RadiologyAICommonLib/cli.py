@@ -64,6 +64,15 @@ def add_overwrite_argument(parser) -> None:
     )
 
 
+def add_series_argument(parser) -> None:
+    """``--series UID``: which DICOM series to read when the image folder holds several (see ``imageio.read_image``)."""
+    parser.add_argument(
+        "--series",
+        metavar="UID",
+        help="SeriesInstanceUID of the DICOM series to read when the image folder holds several (the error lists them)",
+    )
+
+
 def _unavailable(name: str, reason: str):
     def handler(args, progress):
         raise RadiologyAIError(f"'radiologyai {name}' is not available: {reason}")

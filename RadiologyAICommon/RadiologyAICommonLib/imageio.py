@@ -181,28 +181,22 @@ def read_dicom_series(series: DicomSeries) -> sitk.Image:
     return image
 
 
-def read_image(path: str | os.PathLike, what: str = "image", modality: str | None = None) -> sitk.Image:
-    """Read an image file, or the single DICOM series in a folder, as a SimpleITK image.
+def read_image(path: str | os.PathLike, what: str = "image", modality: str | None = None,
+               series: str | None = None) -> sitk.Image:
+    """Read an image file, or a DICOM series in a folder, as a SimpleITK image.
 
-    Raises :class:`RadiologyAIError` naming the path when it is missing, unreadable, a
-    folder with no or several DICOM series, or with a DICOM file no series could take, or a
-    series whose Modality tag is not ``modality`` (e.g. "CT"), when that is given.
+    A folder must hold one DICOM series, or ``series`` names the one to read (its SeriesInstanceUID, as the
+    error for a folder with several lists them). Raises :class:`RadiologyAIError` naming the path when it is
+    missing, unreadable, a folder with no DICOM series or several and none chosen, with a DICOM file no series
+    could take, or a series whose Modality tag is not ``modality`` (e.g. "CT"), when that is given.
     """
     path = Path(path)
     if not path.exists():
         raise RadiologyAIError(f"{what} {path}: no such file or folder")
     if path.is_dir():
-        found = list_dicom_series(path)
-        if not found:
-            raise RadiologyAIError(f"{what} {path}: the folder holds no DICOM series")
-        if len(found) > 1:
-            names = "; ".join(f"{s.description or s.series_uid} ({len(s.files)} files in {s.folder})" for s in found)
-            raise RadiologyAIError(f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); "
-                                   "give the folder of the one to use")
-        check_no_skipped_files(path, found)
-        if modality and found[0].modality and found[0].modality.upper() != modality.upper():
-            raise RadiologyAIError(f"{what} {path}: the DICOM series is {found[0].modality}, this command needs {modality}")
-        return read_dicom_series(found[0])
+        return read_dicom_folder(path, what, modality, series)
+    if series:
+        raise RadiologyAIError(f"{what} {path}: a series was chosen ({series}), but this is a file, not a DICOM folder")
     try:
         with _keep_locale():
             reader = sitk.ImageFileReader()
@@ -214,6 +208,26 @@ def read_image(path: str | os.PathLike, what: str = "image", modality: str | Non
             return reader.Execute()
     except RuntimeError as exc:
         raise RadiologyAIError(f"{what} {path}: not an image SimpleITK can read ({_first_line(exc)})") from None
+
+
+def read_dicom_folder(path: Path, what: str = "image", modality: str | None = None, series: str | None = None) -> sitk.Image:
+    """The one DICOM series in folder ``path``, or the one whose SeriesInstanceUID is ``series`` (see :func:`read_image`)."""
+    found = list_dicom_series(path)
+    if not found:
+        raise RadiologyAIError(f"{what} {path}: the folder holds no DICOM series")
+    check_no_skipped_files(path, found)
+    names = "; ".join(f"{s.series_uid} ({s.description or 'no description'}, {len(s.files)} files in {s.folder})"
+                      for s in found)
+    if series:
+        found = [s for s in found if s.series_uid == series.strip()]
+        if not found:
+            raise RadiologyAIError(f"{what} {path}: no DICOM series {series} in the folder; it holds {names}")
+    if len(found) > 1:
+        raise RadiologyAIError(f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); choose one by "
+                               "its UID (--series UID on the command line) or give the folder of the one to use")
+    if modality and found[0].modality and found[0].modality.upper() != modality.upper():
+        raise RadiologyAIError(f"{what} {path}: the DICOM series is {found[0].modality}, this command needs {modality}")
+    return read_dicom_series(found[0])
 
 
 def validate_geometry(image: sitk.Image, what: str = "image") -> sitk.Image:
@@ -259,9 +273,10 @@ def validate_scalar_volume(image: sitk.Image, what: str = "image", min_voxels_pe
     return image
 
 
-def read_volume(path: str | os.PathLike, what: str = "image", modality: str | None = None) -> sitk.Image:
+def read_volume(path: str | os.PathLike, what: str = "image", modality: str | None = None,
+                series: str | None = None) -> sitk.Image:
     """:func:`read_image` followed by :func:`validate_scalar_volume`."""
-    return validate_scalar_volume(read_image(path, what, modality), f"{what} {path}")
+    return validate_scalar_volume(read_image(path, what, modality, series), f"{what} {path}")
 
 
 def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool:

@@ -14,7 +14,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 
 
 def configure_parser(parser) -> None:
-    from RadiologyAICommonLib.cli import add_overwrite_argument
+    from RadiologyAICommonLib.cli import add_overwrite_argument, add_series_argument
 
     commands = parser.add_subparsers(dest="salivary_command", metavar="SUBCOMMAND", required=True)
 
@@ -73,6 +73,7 @@ def configure_parser(parser) -> None:
                                               "(class, probability). IMAGE may be a file, a DICOM folder, or a dataset "
                                               "folder (one sub-folder per case plus predictions.csv).")
     predict.add_argument("image", help="CT volume file, DICOM series folder, or dataset folder with images/")
+    add_series_argument(predict)
     predict.add_argument("--model", required=True, help="model folder written by 'train'")
     predict.add_argument("--output-dir", required=True, help="folder for the results")
     predict.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -206,7 +207,7 @@ def run_predict(args, progress) -> int:
             write_csv(staging / "predictions.csv", pd.DataFrame(rows))
         _print_json({"output_dir": str(output), "cases": rows})
         return 0
-    image = read_volume(source, "image", modality="CT")
+    image = read_volume(source, "image", modality="CT", series=args.series)
     with staged_output_dir(output, **staged) as staging:
         result = predict(image, package, device, component, progress, what=f"image {source}", ct_check=ct_check)
         write_image(result.label, staging / "tumour_label.nrrd")

@@ -75,8 +75,37 @@ def test_dicom_series_with_tags(tmp_path):
     np.testing.assert_allclose(back.GetSpacing(), image.GetSpacing(), atol=1e-4)
     np.testing.assert_allclose(back.GetOrigin(), image.GetOrigin(), atol=1e-4)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), array)
-    with pytest.raises(RadiologyAIError, match="2 DICOM series"):
+    with pytest.raises(RadiologyAIError, match="2 DICOM series .*1.2.826.0.1.3680043.2.1125.2 .*choose one by its UID"):
         read_image(tmp_path / "study")
+    chosen = read_volume(tmp_path / "study", series="1.2.826.0.1.3680043.2.1125.3")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(chosen), array)
+    with pytest.raises(RadiologyAIError, match="no DICOM series 1.2.3 in the folder; it holds 1.2.826"):
+        read_image(tmp_path / "study", series="1.2.3")
+
+
+def test_several_series_in_one_folder_are_told_apart_by_uid_on_the_command_line(tmp_path, capsys):
+    """Two series in one folder (a thin lung kernel beside a soft-tissue one, as PACS exports do): the CLI names them
+    and reads the one --series chooses."""
+    from RadiologyAICommonLib.cli import main
+
+    array = np.full((6, 16, 18), -900, np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.7, 1.25))
+    _write_dicom_series(tmp_path / "a", image, 1.0, "FC13", "Lung", "1.2.826.0.1.3680043.2.1125.21")
+    _write_dicom_series(tmp_path / "b", image, 1.0, "FC03", "Soft", "1.2.826.0.1.3680043.2.1125.22")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for sub in ("a", "b"):
+        for f in (tmp_path / sub).iterdir():
+            f.rename(mixed / f"{sub}_{f.name}")
+    out = tmp_path / "out"
+    assert main(["vessels", str(mixed), "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "1.2.826.0.1.3680043.2.1125.21 (Lung" in err[0]
+    assert "--series UID" in err[0] and not out.exists()
+    # the chosen series is read: this one has no lungs, which is the next error, not the series one
+    assert main(["vessels", str(mixed), "--series", "1.2.826.0.1.3680043.2.1125.22", "--output-dir", str(out)]) == 2
+    assert "DICOM series" not in capsys.readouterr().err and not out.exists()
 
 
 def _ct_series(folder, depth=8):

@@ -19,9 +19,10 @@ OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "no
 
 
 def configure_parser(parser) -> None:
-    from RadiologyAICommonLib.cli import add_overwrite_argument
+    from RadiologyAICommonLib.cli import add_overwrite_argument, add_series_argument
 
     parser.add_argument("ct", metavar="CT", help="chest CT in HU: an image file (NRRD, NIfTI, MHA...) or a DICOM series folder")
+    add_series_argument(parser)
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the results (created if needed)")
     parser.add_argument("--lung-mask", metavar="MASK", help="lung mask on the CT's grid (> 0 = lung); default: computed from HU")
     parser.add_argument(
@@ -84,7 +85,7 @@ def run(args, progress) -> int:
 
     # validate everything before any output exists
     parameters = _load_parameters(args)
-    ct = validate_ct(read_volume(args.ct, "CT", modality="CT"), f"CT {args.ct}")
+    ct = validate_ct(read_volume(args.ct, "CT", modality="CT", series=args.series), f"CT {args.ct}")
     lung = None
     if args.lung_mask:
         lung = read_image(args.lung_mask, "lung mask")
