@@ -17,8 +17,9 @@ VesselQuant was tuned on ``phantom.py``; this family is for confirming, not tuni
 Truth: the vessel label (vessel fraction >= 0.5 outside nodules, plus the voxels the centreline of a
 sub-voxel vessel passes), the nodule label, the lung mask (the holder's interior), and centreline points
 every 0.25 mm with their radius, whether the point is *isolated* (no other vessel within its own radius
-+ 0.5 mm: radius checks use these; near junctions this leaves the short segments' middles) and where it
-lies along its segment. It returns a ``VesselPhantom`` so ``VesselQuantLib.evaluation`` reads it.
++ 0.5 mm: radius checks use these; near junctions this leaves the short segments' middles) or *near a junction*
+(not isolated, but outside every other vessel: the radius there is checked separately) and where it lies along
+its segment. It returns a ``VesselPhantom`` so ``VesselQuantLib.evaluation`` reads it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class BranchingSpec:
 
 @dataclass
 class BranchingPhantom(VesselPhantom):
+    point_near_junction: np.ndarray | None = None  # (N,) bool: another vessel within its radius + 0.5 mm, but the point
+    # itself 0.5 mm outside every other vessel (the starts and ends of short segments, beside their siblings)
     nodule_label: sitk.Image | None = None
     nodules: list[dict] = field(default_factory=list)
 
@@ -262,27 +265,30 @@ def _blur_and_noise(hu: np.ndarray, spec: BranchingSpec, rng) -> np.ndarray:
 
 
 def _truth_points(segments, nodules, image: sitk.Image):
-    points, radii, isolated, position = [], [], [], []
+    points, radii, isolated, clear, position = [], [], [], [], []
     for index, s in enumerate(segments):
         length = float(np.linalg.norm(s["b"] - s["a"]))
         t = np.arange(0.0, length + 1e-9, 0.25) / max(length, 1e-9)
         p = s["a"] + t[:, None] * (s["b"] - s["a"])
         alone = np.ones(len(p), bool)
+        outside = np.ones(len(p), bool)
         for other_index, other in enumerate(segments):
             if other_index == index:
                 continue
             d, _ = _distance_to_segment(p, other["a"], other["b"])
             alone &= d - other["r"] > s["r"] + 0.5
+            outside &= d - other["r"] > 0.5
         for n in nodules:
             alone &= np.linalg.norm(p - n["centre"], axis=1) - n["r"] > s["r"] + 0.5
         points.append(p)
         radii.append(np.full(len(p), s["r"]))
         isolated.append(alone)
+        clear.append(outside)
         position.append(t)
     scanner = np.concatenate(points)
     spacing = np.asarray(image.GetSpacing())
     physical = np.array([image.TransformContinuousIndexToPhysicalPoint(tuple(q / spacing)) for q in scanner])
-    return physical, np.concatenate(radii), np.concatenate(isolated), np.concatenate(position)
+    return physical, np.concatenate(radii), np.concatenate(isolated), np.concatenate(clear), np.concatenate(position)
 
 
 def make_branching_phantom(spec: BranchingSpec | None = None, **overrides) -> BranchingPhantom:
@@ -309,7 +315,7 @@ def make_branching_phantom(spec: BranchingSpec | None = None, **overrides) -> Br
     nodule_label = nodule >= 0.5
     truth = ((vessel >= 0.5) | (centreline & (vessel > 0))) & ~nodule_label & lung
     image = image_of(np.clip(np.rint(scan), -1024, 3071), np.int16)
-    points, radii, isolated, position = _truth_points(segments, nodules, image)
+    points, radii, isolated, clear, position = _truth_points(segments, nodules, image)
     return BranchingPhantom(
         image=image,
         truth_label=image_of(truth, np.uint8),
@@ -318,6 +324,7 @@ def make_branching_phantom(spec: BranchingSpec | None = None, **overrides) -> Br
         points_mm=points,
         point_radius_mm=radii,
         point_isolated=isolated,
+        point_near_junction=clear & ~isolated,
         point_position=position,
         segments=[{"start_mm": s["a"].tolist(), "end_mm": s["b"].tolist(), "radius_mm": s["r"]} for s in segments],
         nodule_label=image_of(nodule_label & lung, np.uint8),
