@@ -22,7 +22,9 @@ The TV strengths follow the expected noise level (see :class:`PhysicalParameters
 
 Calibration (``Testing/benchmarks/bench_phantom_calibration.py --fit-physical``), on the
 published 3 mm IQR at 0.2 and 4.0 mGy: ``i0_1mgy`` and ``system_fwhm_mm`` (scanner
-properties) on FBP, then the TV factor and post-filter of IR and of DLR. Noise follows dose through the Poisson statistics, not by construction (FBP:
+properties) on FBP, then the TV factor and post-filter of IR and of DLR. The calibrated values
+live in ``Resources/recon_calibration.json`` ("physical"), beside the fast models', and are the
+defaults of :class:`PhysicalParameters`. Noise follows dose through the Poisson statistics, not by construction (FBP:
 SD ∝ 1/sqrt(dose); the TV steps are non-linear).
 
 It is slow (seconds per slice): use it for a few acquisitions, not the 60-scan demo.
@@ -30,14 +32,19 @@ It is slow (seconds per slice): use it for a few acquisitions, not the 60-scan d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .recon import normalise_recon
+from .recon import CALIBRATION_METADATA, normalise_recon
+
+
+def _calibrated(name: str):
+    """The default of a calibrated field: its value in recon_calibration.json ("physical")."""
+    return field(default_factory=lambda: float(CALIBRATION_METADATA["physical"][name]))
 
 
 @dataclass
@@ -46,20 +53,20 @@ class PhysicalParameters:
 
     n_angles: int = 180  # views over 180 degrees
     mu_water_per_mm: float = 0.0192  # water at ~70 keV effective energy
-    i0_1mgy: float = 9900.0  # photons per detector bin and view at CTDIvol 1 mGy (calibrated on FBP)
-    system_fwhm_mm: float = 1.005  # in-plane blur of focal spot + detector aperture (calibrated on FBP)
+    i0_1mgy: float = _calibrated("i0_1mgy")  # photons per detector bin and view at CTDIvol 1 mGy (calibrated on FBP)
+    system_fwhm_mm: float = _calibrated("system_fwhm_mm")  # in-plane blur of focal spot + detector aperture (calibrated on FBP)
     slice_fwhm_mm: float = 1.0
     fbp_filter: str = "ramp"
     # Denoising strengths follow the noise level, as statistical IR weights its penalty by the data
     # statistics and a DL denoiser is trained for the noise it sees: TV weight = factor x the
     # expected FBP noise SD at the dose (reference_noise_1mgy_hu / sqrt(dose)).
-    reference_noise_1mgy_hu: float = 39.0
+    reference_noise_1mgy_hu: float = _calibrated("reference_noise_1mgy_hu")
     ir_iterations: int = 2  # IR-like: FBP start, then (SART update + TV step) x ir_iterations
     ir_relaxation: float = 0.1
-    ir_tv_factor: float = 0.421  # (calibrated)
-    ir_post_fwhm_mm: float = 0.796  # IR-like: Gaussian post-filter (calibrated)
-    dl_tv_factor: float = 0.456  # DL-like: TV step strength (calibrated)
-    dl_post_fwhm_mm: float = 0.764  # DL-like: Gaussian post-filter (calibrated)
+    ir_tv_factor: float = _calibrated("ir_tv_factor")
+    ir_post_fwhm_mm: float = _calibrated("ir_post_fwhm_mm")  # IR-like: Gaussian post-filter
+    dl_tv_factor: float = _calibrated("dl_tv_factor")  # DL-like: TV step strength
+    dl_post_fwhm_mm: float = _calibrated("dl_post_fwhm_mm")  # DL-like: Gaussian post-filter
 
     def tv_weight(self, factor: float, ctdivol_mgy: float) -> float:
         return factor * self.reference_noise_1mgy_hu / np.sqrt(ctdivol_mgy) / 1000.0 * self.mu_water_per_mm

@@ -25,7 +25,8 @@ dose, and kept where it is high, with the weight ``w = C² / (C² + (edge_cnr ·
 
 The constants are read from ``Resources/recon_calibration.json`` (``version``, ``fitted_by``,
 one entry per reconstruction with every field of :class:`ReconModel`, and the built-in phantoms'
-fitted material texture, ``phantom_materials``), written by
+fitted material texture, ``phantom_materials``, and the physical simulator's constants,
+``physical``), written by
 ``Testing/benchmarks/bench_phantom_calibration.py --fit`` (PhantomQA/README.md, "Calibration").
 A file that is not valid gives one :class:`RadiologyAIError` naming the entry.
 """
@@ -85,6 +86,16 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
 
 # The built-in phantoms' material constants fitted with the reconstructions (phantom.Materials).
 MATERIAL_RANGES: dict[str, tuple[float, float]] = {"vessel_texture_sd_hu": (0.0, 200.0), "vessel_texture_fwhm_mm": (0.1, 10.0)}
+# The physical simulator's calibrated constants (physical.PhysicalParameters).
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "i0_1mgy": (1.0, 1e9),
+    "system_fwhm_mm": (0.0, 10.0),
+    "reference_noise_1mgy_hu": (0.1, 1000.0),
+    "ir_tv_factor": (0.0, 100.0),
+    "ir_post_fwhm_mm": (0.0, 10.0),
+    "dl_tv_factor": (0.0, 100.0),
+    "dl_post_fwhm_mm": (0.0, 10.0),
+}
 
 
 def _model_from_entry(name: str, entry, what: str) -> ReconModel:
@@ -119,14 +130,19 @@ def parse_calibration(data, what: str = "recon calibration") -> tuple[dict, dict
         raise RadiologyAIError(f"{what}: 'models' must hold exactly fbp, ir and dlr")
     parsed = {name: _model_from_entry(name, models[name], what) for name in ("fbp", "ir", "dlr")}
     metadata = {k: v for k, v in data.items() if k != "models"}
-    materials = data.get("phantom_materials", {})
-    if not isinstance(materials, dict) or set(materials) - set(MATERIAL_RANGES):
-        raise RadiologyAIError(f"{what}: 'phantom_materials' may hold only {', '.join(MATERIAL_RANGES)}")
-    for key, value in materials.items():
-        low, high = MATERIAL_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-            raise RadiologyAIError(f"{what}: phantom_materials.{key} must be a number in [{low:g}, {high:g}], got {value!r}")
+    _check_block(data.get("phantom_materials", {}), "phantom_materials", MATERIAL_RANGES, what, required=False)
+    _check_block(data.get("physical"), "physical", PHYSICAL_RANGES, what, required=True)
     return parsed, metadata
+
+
+def _check_block(block, name: str, ranges: dict, what: str, required: bool) -> None:
+    """A block of named numbers: only known keys (all of them when ``required``), each within its range."""
+    if not isinstance(block, dict) or set(block) - set(ranges) or (required and set(block) != set(ranges)):
+        raise RadiologyAIError(f"{what}: '{name}' must hold {'exactly' if required else 'only'} {', '.join(ranges)}")
+    for key, value in block.items():
+        low, high = ranges[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+            raise RadiologyAIError(f"{what}: {name}.{key} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
 def load_calibration(path: str | Path | None = None) -> tuple[dict, dict]:
@@ -138,12 +154,16 @@ def load_calibration(path: str | Path | None = None) -> tuple[dict, dict]:
     return parse_calibration(data, f"recon calibration {path.name}")
 
 
-def calibration_document(models: dict, version: int, fitted_by: str, phantom_materials: dict | None = None, **metadata) -> dict:
-    """The JSON document for ``models`` (what ``bench_phantom_calibration.py --fit`` writes)."""
+def calibration_document(models: dict, version: int, fitted_by: str, phantom_materials: dict | None = None, physical: dict | None = None, **metadata) -> dict:
+    """The JSON document for ``models`` (what ``bench_phantom_calibration.py --fit`` writes).
+
+    ``physical`` defaults to the current file's physical constants (the fast fit leaves them alone).
+    """
     entries = {name: {f.name: getattr(m, f.name) for f in fields(ReconModel) if f.name != "name"} for name, m in models.items()}
     document = {"format": CALIBRATION_FORMAT, "version": int(version), "fitted_by": fitted_by, **metadata}
     if phantom_materials:
         document["phantom_materials"] = dict(phantom_materials)
+    document["physical"] = dict(physical if physical is not None else CALIBRATION_METADATA["physical"])
     return {**document, "models": entries}
 
 

@@ -79,8 +79,10 @@ def test_the_shipped_calibration_is_versioned_and_round_trips(tmp_path):
         (lambda d: d["models"]["fbp"].update(edge_cnr="high"), r"models.fbp.edge_cnr must be a number"),
         (lambda d: d["models"]["dlr"].pop("signal_fwhm_mm"), "models.dlr: missing field signal_fwhm_mm"),
         (lambda d: d["models"]["dlr"].update(__import__="os"), r"models.dlr: unknown field\(s\) __import__"),
-        (lambda d: d.update(phantom_materials={"vessel_hu": 300}), "'phantom_materials' may hold only vessel_texture_sd_hu, vessel_texture_fwhm_mm"),
+        (lambda d: d.update(phantom_materials={"vessel_hu": 300}), "'phantom_materials' must hold only vessel_texture_sd_hu, vessel_texture_fwhm_mm"),
         (lambda d: d.update(phantom_materials={"vessel_texture_sd_hu": -1}), r"phantom_materials.vessel_texture_sd_hu must be a number in \[0, 200\]"),
+        (lambda d: d["physical"].pop("i0_1mgy"), "'physical' must hold exactly i0_1mgy, system_fwhm_mm"),
+        (lambda d: d["physical"].update(ir_tv_factor=float("inf")), r"physical.ir_tv_factor must be a number in \[0, 100\]"),
     ],
 )
 def test_a_bad_calibration_file_gives_one_clear_error(tmp_path, edit, message):
