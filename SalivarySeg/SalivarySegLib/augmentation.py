@@ -13,7 +13,7 @@ and elastic deformation. Here, for each training volume (already preprocessed to
 5. elastic deformation: ``Rand3DElasticd``.
 
 Images are interpolated linearly, labels with nearest neighbour (``mode=("bilinear", "nearest")``).
-Every parameter is in :class:`AugmentationParams`; randomness comes from the seeded Compose.
+Every parameter is in :class:`AugmentationParameters`; randomness comes from the seeded Compose.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass
-class AugmentationParams:
+class AugmentationParameters:
     """Probabilities and ranges of the augmentation (angles in degrees, shifts in voxels of 2 mm)."""
 
     small_rotation_deg: float = 10.0  # about each axis
@@ -38,7 +38,7 @@ class AugmentationParams:
     elastic_magnitude: tuple[float, float] = (40.0, 100.0)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AugmentationParams":
+    def from_dict(cls, data: dict) -> "AugmentationParameters":
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("elastic_sigma", "elastic_magnitude"):
             if key in values:
@@ -76,7 +76,7 @@ def sampling_map(image, label, body_threshold: float = 0.05):
     return result
 
 
-def training_transforms(patch_size, samples_per_case: int, pos: float, neg: float, params: AugmentationParams,
+def training_transforms(patch_size, samples_per_case: int, pos: float, neg: float, params: AugmentationParameters,
                         augment: bool = True, mirror: float = 0.0):
     """Random patch sampling followed by the published augmentation (dictionary transforms).
 
@@ -136,7 +136,7 @@ def training_transforms(patch_size, samples_per_case: int, pos: float, neg: floa
     return Compose(transforms)
 
 
-def slice_transforms(params: AugmentationParams, augment: bool = True):
+def slice_transforms(params: AugmentationParameters, augment: bool = True):
     """2D augmentation of classifier slices (same family: rotations small and large, shift, scale, flip)."""
     from monai.transforms import Compose, RandAffine, RandFlip, RandRotate90
 

@@ -105,7 +105,7 @@ def _print_json(data) -> None:
 
 
 def run_synth(args, progress) -> int:
-    from .synthetic import SyntheticParams, generate_dataset
+    from .synthetic import SyntheticParameters, generate_dataset
 
     if args.cases < 1 or args.cases > 2000:
         raise RadiologyAIError(f"--cases must be between 1 and 2000, got {args.cases}")
@@ -114,7 +114,7 @@ def run_synth(args, progress) -> int:
     if any(f < 64 or f > 600 for f in args.fov):
         raise RadiologyAIError(f"--fov must be between 64 and 600 mm per axis, got {args.fov}")
     output = Path(args.output_dir)
-    params = SyntheticParams(fov_mm=tuple(args.fov), spacing_mm=tuple(args.spacing) if args.spacing else None)
+    params = SyntheticParameters(fov_mm=tuple(args.fov), spacing_mm=tuple(args.spacing) if args.spacing else None)
     rows = generate_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress,
                             overwrite=args.overwrite)
     _print_json({"output_dir": str(output), "cases": len(rows),
@@ -129,14 +129,14 @@ def run_train(args, progress) -> int:
     require("torch", "salivary")
     require("monai", "salivary")
     from .dataset import load_dataset
-    from .networks import ClassificationNetworkParams, SegmentationNetworkParams
-    from .training import TrainingParams, train
+    from .networks import ClassificationNetworkParameters, SegmentationNetworkParameters
+    from .training import TrainingParameters, train
 
     output = Path(args.output_dir)
     load_dataset(args.dataset)  # every input checked before anything is written
     if args.base_channels < 2 or args.base_channels > 64:
         raise RadiologyAIError(f"--base-channels must be between 2 and 64, got {args.base_channels}")
-    params = TrainingParams(
+    params = TrainingParameters(
         epochs=args.epochs, classifier_epochs=args.classifier_epochs, patience=args.patience,
         batch_size=args.batch_size, patch_size=tuple(args.patch_size), samples_per_case=args.samples_per_case,
         learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs,
@@ -144,8 +144,8 @@ def run_train(args, progress) -> int:
         threads=args.threads, max_minutes=args.max_minutes, pretrained_classifier=args.pretrained_resnet,
         augment=not args.no_augmentation, save_validation_masks=not args.no_validation_masks,
     ).validate()
-    segmentation = SegmentationNetworkParams(architecture=args.architecture, base_channels=args.base_channels)
-    classification = ClassificationNetworkParams(architecture=args.classifier)
+    segmentation = SegmentationNetworkParameters(architecture=args.architecture, base_channels=args.base_channels)
+    classification = ClassificationNetworkParameters(architecture=args.classifier)
     result = train(args.dataset, output, params, segmentation=segmentation, classification=classification,
                    progress=progress, overwrite=args.overwrite)
     metrics = result.metrics

@@ -28,14 +28,14 @@ from RadiologyAICommonLib.checksums import sha256_of, verify_checksums, write_ch
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .networks import (
-    ClassificationNetworkParams,
-    SegmentationNetworkParams,
+    ClassificationNetworkParameters,
+    SegmentationNetworkParameters,
     build_classifier,
     build_segmentation_network,
     read_state_dict,
 )
-from .preprocessing import PreprocessingParams
-from .slices import SliceParams
+from .preprocessing import PreprocessingParameters
+from .slices import SliceParameters
 
 FORMAT = "radiologyai.salivaryseg.model"
 FORMAT_VERSION = 1
@@ -46,7 +46,7 @@ METRICS_FILE = "metrics.json"
 
 
 @dataclass
-class InferenceParams:
+class InferenceParameters:
     """How the segmentation network is applied to a whole volume."""
 
     roi_size: tuple[int, int, int] = (192, 192, 192)  # sliding-window size (multiple of 16; a 2 mm head CT fits one window)
@@ -57,7 +57,7 @@ class InferenceParams:
     #                                     "largest" (the published largest-connected-component option) or "all"
 
     @classmethod
-    def from_dict(cls, data: dict) -> "InferenceParams":
+    def from_dict(cls, data: dict) -> "InferenceParameters":
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "roi_size" in values:
             values["roi_size"] = tuple(int(v) for v in values["roi_size"])
@@ -74,11 +74,11 @@ class InferenceParams:
 class ModelPackage:
     folder: Path
     config: dict
-    preprocessing: PreprocessingParams
-    segmentation_params: SegmentationNetworkParams
-    classification_params: ClassificationNetworkParams
-    slice_params: SliceParams
-    inference: InferenceParams
+    preprocessing: PreprocessingParameters
+    segmentation_params: SegmentationNetworkParameters
+    classification_params: ClassificationNetworkParameters
+    slice_params: SliceParameters
+    inference: InferenceParameters
     segmentation_net: object = None  # torch.nn.Module, eval mode
     classifier: object = None  # torch.nn.Module, eval mode
     metrics: dict = field(default_factory=dict)
@@ -88,8 +88,8 @@ class ModelPackage:
         return list(self.classification_params.class_names)
 
 
-def make_config(preprocessing: PreprocessingParams, segmentation: SegmentationNetworkParams,
-                classification: ClassificationNetworkParams, slices: SliceParams, inference: InferenceParams,
+def make_config(preprocessing: PreprocessingParameters, segmentation: SegmentationNetworkParameters,
+                classification: ClassificationNetworkParameters, slices: SliceParameters, inference: InferenceParameters,
                 training: dict | None = None) -> dict:
     import monai
     import torch
@@ -177,11 +177,11 @@ def load_model_package(folder: str | os.PathLike, device: str = "cpu", load_weig
     folder = Path(folder)
     config = read_config(folder)
     try:
-        preprocessing = PreprocessingParams.from_dict(config["preprocessing"]).validate()
-        seg = SegmentationNetworkParams.from_dict(config["segmentation"].get("network", {}))
-        cls = ClassificationNetworkParams.from_dict(config["classification"].get("network", {}))
-        slices = SliceParams.from_dict(config["classification"].get("slices", {}))
-        inference = InferenceParams.from_dict(config["segmentation"].get("inference", {}))
+        preprocessing = PreprocessingParameters.from_dict(config["preprocessing"]).validate()
+        seg = SegmentationNetworkParameters.from_dict(config["segmentation"].get("network", {}))
+        cls = ClassificationNetworkParameters.from_dict(config["classification"].get("network", {}))
+        slices = SliceParameters.from_dict(config["classification"].get("slices", {}))
+        inference = InferenceParameters.from_dict(config["segmentation"].get("inference", {}))
     except (TypeError, ValueError) as exc:
         raise RadiologyAIError(f"{folder / CONFIG_FILE}: malformed settings ({exc})") from None
     metrics = {}

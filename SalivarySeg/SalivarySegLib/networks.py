@@ -37,7 +37,7 @@ CLASSIFICATION_ARCHITECTURES = ("resnet50", "resnet34", "resnet18")  # resnet50 
 
 
 @dataclass
-class SegmentationNetworkParams:
+class SegmentationNetworkParameters:
     """Segmentation network description, stored in the model config."""
 
     architecture: str = "vnet_lite"  # "vnet_lite" (CPU-friendly modified V-Net) or "vnet" (MONAI VNet as is)
@@ -47,7 +47,7 @@ class SegmentationNetworkParams:
     out_channels: int = 2  # background + tumour
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SegmentationNetworkParams":
+    def from_dict(cls, data: dict) -> "SegmentationNetworkParameters":
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict:
@@ -55,7 +55,7 @@ class SegmentationNetworkParams:
 
 
 @dataclass
-class ClassificationNetworkParams:
+class ClassificationNetworkParameters:
     """Slice classifier description, stored in the model config."""
 
     architecture: str = "resnet50"  # as published; "resnet34"/"resnet18" are lighter options
@@ -65,7 +65,7 @@ class ClassificationNetworkParams:
     class_names: list[str] = field(default_factory=lambda: ["benign", "malignant"])
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClassificationNetworkParams":
+    def from_dict(cls, data: dict) -> "ClassificationNetworkParameters":
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict:
@@ -164,7 +164,7 @@ class LiteVNet(nn.Module):
         return self.out(x)
 
 
-def build_segmentation_network(params: SegmentationNetworkParams) -> nn.Module:
+def build_segmentation_network(params: SegmentationNetworkParameters) -> nn.Module:
     """The segmentation network a config describes (only whitelisted architectures)."""
     if params.architecture == "vnet_lite":
         if params.base_channels < 1 or params.kernel_size not in (3, 5):
@@ -183,7 +183,7 @@ def build_segmentation_network(params: SegmentationNetworkParams) -> nn.Module:
     )
 
 
-def build_classifier(params: ClassificationNetworkParams) -> nn.Module:
+def build_classifier(params: ClassificationNetworkParameters) -> nn.Module:
     """MONAI ResNet-50 (or a lighter ResNet) for 2D slices (not torchvision)."""
     if params.architecture not in CLASSIFICATION_ARCHITECTURES:
         raise RadiologyAIError(

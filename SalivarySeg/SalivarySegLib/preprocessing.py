@@ -23,7 +23,7 @@ from RadiologyAICommonLib.imageio import validate_geometry
 
 
 @dataclass
-class PreprocessingParams:
+class PreprocessingParameters:
     """Published preprocessing (defaults) plus the crop that V-Net needs."""
 
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)  # isotropic 2 mm (published)
@@ -34,7 +34,7 @@ class PreprocessingParams:
     body_margin_voxels: int = 4  # margin kept around the body when cropping
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PreprocessingParams":
+    def from_dict(cls, data: dict) -> "PreprocessingParameters":
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "spacing_mm" in values:
             values["spacing_mm"] = tuple(float(s) for s in values["spacing_mm"])
@@ -45,7 +45,7 @@ class PreprocessingParams:
         data["spacing_mm"] = list(self.spacing_mm)
         return data
 
-    def validate(self) -> "PreprocessingParams":
+    def validate(self) -> "PreprocessingParameters":
         if len(self.spacing_mm) != 3 or any(s <= 0 for s in self.spacing_mm):
             raise RadiologyAIError(f"preprocessing: spacing_mm must be three positive numbers, got {self.spacing_mm}")
         if not self.hu_min < self.hu_max:
@@ -122,7 +122,7 @@ def metatensor_to_image(tensor, pixel_type=None) -> sitk.Image:
     return array_to_image(array[0], np.asarray(tensor.affine), pixel_type)
 
 
-def _is_body(params: PreprocessingParams):
+def _is_body(params: PreprocessingParameters):
     threshold = float(params.body_threshold)
 
     def select(x):
@@ -131,7 +131,7 @@ def _is_body(params: PreprocessingParams):
     return select
 
 
-def preprocessing_transforms(params: PreprocessingParams, with_label: bool):
+def preprocessing_transforms(params: PreprocessingParameters, with_label: bool):
     """MONAI dictionary transforms: 2 mm resampling, HU clip + [0, 1] scaling, body crop / pad to 16."""
     from monai.transforms import Compose, CropForegroundd, EnsureTyped, ScaleIntensityRanged, Spacingd
 
@@ -150,10 +150,10 @@ def preprocessing_transforms(params: PreprocessingParams, with_label: bool):
     )
 
 
-def preprocess(image: sitk.Image, label: sitk.Image | None = None, params: PreprocessingParams | None = None,
+def preprocess(image: sitk.Image, label: sitk.Image | None = None, params: PreprocessingParameters | None = None,
                what: str = "image", ct_check: bool = True) -> dict:
     """Preprocess one CT (and its label): returns ``{"image": MetaTensor, "label": MetaTensor}`` on the 2 mm grid."""
-    params = params or PreprocessingParams()
+    params = params or PreprocessingParameters()
     if ct_check:
         check_ct(image, what)
     data = {"image": image_to_metatensor(image)}

@@ -18,21 +18,21 @@ import torch.nn.functional as F
 
 
 @dataclass
-class SliceParams:
+class SliceParameters:
     size: int = 64  # classifier input side (pixels)
     margin_mm: float = 10.0  # context around the lesion box
     min_area_voxels: int = 4  # slices with fewer lesion voxels (2 mm grid) are skipped
     max_slices: int = 48  # at most this many slices per case (the largest ones)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SliceParams":
+    def from_dict(cls, data: dict) -> "SliceParameters":
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def lesion_slices(image: torch.Tensor, mask: torch.Tensor, spacing_mm: float, params: SliceParams):
+def lesion_slices(image: torch.Tensor, mask: torch.Tensor, spacing_mm: float, params: SliceParameters):
     """Slices through the lesion of a preprocessed case.
 
     ``image`` and ``mask`` are (1, x, y, z) tensors on the 2 mm grid. Returns ``(slices, weights)``:

@@ -35,7 +35,7 @@ DIAGNOSES = ("benign", "malignant")
 
 
 @dataclass
-class SyntheticParams:
+class SyntheticParameters:
     """Field of view and voxel-size ranges of the synthetic CTs (mm)."""
 
     fov_mm: tuple[float, float, float] = (200.0, 200.0, 140.0)  # x, y, z
@@ -65,9 +65,9 @@ def _smooth_noise(rng, shape, sigma_vox):
 
 
 def generate_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
-                  params: SyntheticParams | None = None) -> SyntheticCase:
+                  params: SyntheticParameters | None = None) -> SyntheticCase:
     """One synthetic case; ``diagnosis`` None draws benign/malignant at random."""
-    params = params or SyntheticParams()
+    params = params or SyntheticParameters()
     rng = np.random.default_rng((int(seed), int(case_index)))
     if diagnosis is None:
         diagnosis = DIAGNOSES[int(rng.integers(2))]
@@ -176,7 +176,7 @@ def generate_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
     return SyntheticCase(f"case_{case_index:03d}", image, label, diagnosis, gland, volume_ml)
 
 
-def generate_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, params: SyntheticParams | None = None,
+def generate_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, params: SyntheticParameters | None = None,
                      splits: list[str] | None = None, start_index: int = 0,
                      progress: ProgressCallback | None = None, overwrite: bool = False) -> list[dict]:
     """Write a dataset folder (``images/``, ``labels/``, ``cases.csv``) with balanced diagnoses.

@@ -44,25 +44,25 @@ from RadiologyAICommonLib.imageio import write_image
 from RadiologyAICommonLib.outputs import staged_output_dir
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
-from .augmentation import AugmentationParams, sampling_map, slice_transforms, training_transforms
+from .augmentation import AugmentationParameters, sampling_map, slice_transforms, training_transforms
 from .dataset import CLASS_NAMES, load_dataset, stratified_split
 from .metrics import classification_metrics, segmentation_metrics, summarise
-from .model_package import InferenceParams, ModelPackage, make_config, save_model_package
+from .model_package import InferenceParameters, ModelPackage, make_config, save_model_package
 from .networks import (
-    ClassificationNetworkParams,
-    SegmentationNetworkParams,
+    ClassificationNetworkParameters,
+    SegmentationNetworkParameters,
     build_classifier,
     build_segmentation_network,
     count_parameters,
     load_pretrained_classifier,
 )
-from .preprocessing import PreprocessingParams, array_to_image, preprocess
+from .preprocessing import PreprocessingParameters, array_to_image, preprocess
 from .runtime import configure_threads, resolve_device, seed_everything
-from .slices import SliceParams, aggregate, lesion_slices
+from .slices import SliceParameters, aggregate, lesion_slices
 
 
 @dataclass
-class TrainingParams:
+class TrainingParameters:
     """Training settings; the defaults train a usable model on the synthetic data on 2 CPU cores in minutes."""
 
     epochs: int = 80  # segmentation epochs (maximum; early stopping may end sooner)
@@ -91,7 +91,7 @@ class TrainingParams:
     augment: bool = True
     save_validation_masks: bool = True
 
-    def validate(self) -> "TrainingParams":
+    def validate(self) -> "TrainingParameters":
         if self.epochs < 1 or self.classifier_epochs < 0:
             raise RadiologyAIError("--epochs must be at least 1 (and classifier epochs at least 0)")
         if any(int(s) % 16 or int(s) < 16 for s in self.patch_size):
@@ -134,28 +134,28 @@ class _Clock:
         return self.budget is not None and self.elapsed() > fraction * self.budget
 
 
-def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params: TrainingParams | None = None,
-          preprocessing: PreprocessingParams | None = None, segmentation: SegmentationNetworkParams | None = None,
-          augmentation: AugmentationParams | None = None, slices: SliceParams | None = None,
-          inference: InferenceParams | None = None, classification: ClassificationNetworkParams | None = None,
+def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params: TrainingParameters | None = None,
+          preprocessing: PreprocessingParameters | None = None, segmentation: SegmentationNetworkParameters | None = None,
+          augmentation: AugmentationParameters | None = None, slices: SliceParameters | None = None,
+          inference: InferenceParameters | None = None, classification: ClassificationNetworkParameters | None = None,
           progress: ProgressCallback | None = None, overwrite: bool = False) -> TrainingResult:
     """Train both networks on a dataset folder and write the model package to ``output_dir``.
 
     A non-empty ``output_dir`` is refused unless ``overwrite``, which replaces only an earlier
     RadiologyAI run's files there (and removes those of an earlier training it does not write again).
     """
-    params = (params or TrainingParams()).validate()
-    preprocessing = (preprocessing or PreprocessingParams()).validate()
-    segmentation = segmentation or SegmentationNetworkParams()
-    augmentation = augmentation or AugmentationParams()
-    slices = slices or SliceParams()
-    inference = inference or InferenceParams()
+    params = (params or TrainingParameters()).validate()
+    preprocessing = (preprocessing or PreprocessingParameters()).validate()
+    segmentation = segmentation or SegmentationNetworkParameters()
+    augmentation = augmentation or AugmentationParameters()
+    slices = slices or SliceParameters()
+    inference = inference or InferenceParameters()
     progress = progress or no_progress
     clock = _Clock(params.max_minutes)
     device = resolve_device(params.device)
     threads = configure_threads(params.threads)
     build_segmentation_network(segmentation)  # fail fast on a bad architecture
-    build_classifier(classification or ClassificationNetworkParams())
+    build_classifier(classification or ClassificationNetworkParameters())
 
     progress(0.0, "checking the dataset")
     records = load_dataset(dataset_dir)
@@ -175,7 +175,7 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
         seg_state, seg_summary = _train_segmentation(
             cases, params, segmentation, augmentation, inference, device, staging, history, val_rows, clock,
             subprogress(progress, 0.08, 0.68))
-        cls_params = classification or ClassificationNetworkParams()
+        cls_params = classification or ClassificationNetworkParameters()
         cls_state, cls_summary = _train_classifier(
             cases, params, cls_params, slices, augmentation, preprocessing, device, history, val_rows, clock,
             subprogress(progress, 0.68, 0.9))

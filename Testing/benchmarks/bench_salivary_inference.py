@@ -37,17 +37,17 @@ def main() -> int:
     import torch
 
     from SalivarySegLib.inference import predict
-    from SalivarySegLib.model_package import InferenceParams, load_model_package, make_config, save_model_package
+    from SalivarySegLib.model_package import InferenceParameters, load_model_package, make_config, save_model_package
     from SalivarySegLib.networks import (
-        ClassificationNetworkParams,
-        SegmentationNetworkParams,
+        ClassificationNetworkParameters,
+        SegmentationNetworkParameters,
         build_classifier,
         build_segmentation_network,
     )
-    from SalivarySegLib.preprocessing import PreprocessingParams
+    from SalivarySegLib.preprocessing import PreprocessingParameters
     from SalivarySegLib.runtime import configure_threads
-    from SalivarySegLib.slices import SliceParams
-    from SalivarySegLib.synthetic import SyntheticParams, generate_case
+    from SalivarySegLib.slices import SliceParameters
+    from SalivarySegLib.synthetic import SyntheticParameters, generate_case
 
     configure_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-salivary-inference-"))
@@ -55,15 +55,15 @@ def main() -> int:
         model = args.model
         if model is None:
             torch.manual_seed(0)
-            seg, cls = SegmentationNetworkParams(), ClassificationNetworkParams()
-            config = make_config(PreprocessingParams(), seg, cls, SliceParams(), InferenceParams(), {"note": "random"})
+            seg, cls = SegmentationNetworkParameters(), ClassificationNetworkParameters()
+            config = make_config(PreprocessingParameters(), seg, cls, SliceParameters(), InferenceParameters(), {"note": "random"})
             save_model_package(work / "model", config, build_segmentation_network(seg).state_dict(),
                                build_classifier(cls).state_dict())
             model = work / "model"
         package = load_model_package(model, device=args.device)
         if args.roi:
             package.inference.roi_size = (args.roi,) * 3
-        case = generate_case(7, seed=11, params=SyntheticParams(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0)))
+        case = generate_case(7, seed=11, params=SyntheticParameters(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0)))
         print(f"SalivarySeg inference benchmark ({args.threads} threads, device {args.device}, "
               f"model {'random weights' if args.model is None else model})")
         print(f"  input CT {case.image.GetSize()} voxels at {case.image.GetSpacing()} mm; sliding window "

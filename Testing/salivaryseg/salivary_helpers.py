@@ -25,9 +25,9 @@ def _root() -> Path:
 
 
 def tiny_synth_params():
-    from SalivarySegLib.synthetic import SyntheticParams
+    from SalivarySegLib.synthetic import SyntheticParameters
 
-    return SyntheticParams(fov_mm=TINY_FOV, spacing_mm=(2.0, 2.0, 2.0))
+    return SyntheticParameters(fov_mm=TINY_FOV, spacing_mm=(2.0, 2.0, 2.0))
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,7 @@ import torch
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from SalivarySegLib.model_package import (
-    InferenceParams,
+    InferenceParameters,
     load_model_package,
     make_config,
     read_config,
@@ -19,23 +19,23 @@ from SalivarySegLib.model_package import (
 )
 from RadiologyAICommonLib.checksums import write_checksums
 from SalivarySegLib.networks import (
-    ClassificationNetworkParams,
-    SegmentationNetworkParams,
+    ClassificationNetworkParameters,
+    SegmentationNetworkParameters,
     build_classifier,
     build_segmentation_network,
     load_pretrained_classifier,
 )
-from SalivarySegLib.preprocessing import PreprocessingParams
-from SalivarySegLib.slices import SliceParams
+from SalivarySegLib.preprocessing import PreprocessingParameters
+from SalivarySegLib.slices import SliceParameters
 
-SEG = SegmentationNetworkParams(base_channels=2)
-CLS = ClassificationNetworkParams(architecture="resnet18")
+SEG = SegmentationNetworkParameters(base_channels=2)
+CLS = ClassificationNetworkParameters(architecture="resnet18")
 
 
 def write_package(folder, seed=0):
     torch.manual_seed(seed)
     seg, cls = build_segmentation_network(SEG), build_classifier(CLS)
-    config = make_config(PreprocessingParams(), SEG, CLS, SliceParams(), InferenceParams(), {"note": "test"})
+    config = make_config(PreprocessingParameters(), SEG, CLS, SliceParameters(), InferenceParameters(), {"note": "test"})
     save_model_package(folder, config, seg.state_dict(), cls.state_dict(), {"dice": {"mean": 0.5}})
     return seg, cls
 

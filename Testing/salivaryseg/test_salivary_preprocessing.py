@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from SalivarySegLib.preprocessing import (
-    PreprocessingParams,
+    PreprocessingParameters,
     check_ct,
     metatensor_to_image,
     preprocess,
@@ -82,12 +82,12 @@ def test_oblique_direction_is_preserved():
 
 def test_custom_window_and_spacing():
     image, _ = phantom_ct()
-    params = PreprocessingParams(spacing_mm=(3.0, 3.0, 3.0), hu_min=-100, hu_max=100)
+    params = PreprocessingParameters(spacing_mm=(3.0, 3.0, 3.0), hu_min=-100, hu_max=100)
     tensor = preprocess(image, None, params)["image"]
     assert np.allclose(np.linalg.norm(np.asarray(tensor.affine)[:3, :3], axis=0), 3.0)
     assert np.isclose(tensor.numpy(), 0.5, atol=1e-3).mean() > 0.2  # water is still mid-window
     with pytest.raises(RadiologyAIError, match="hu_min"):
-        preprocess(image, None, PreprocessingParams(hu_min=10, hu_max=0))
+        preprocess(image, None, PreprocessingParameters(hu_min=10, hu_max=0))
 
 
 @pytest.mark.parametrize("kind", ["mri", "unit", "mask"])
@@ -105,11 +105,11 @@ def test_wrong_dimensionality_is_refused():
 
 
 def test_augmentation_keeps_labels_binary_and_patches_sized():
-    from SalivarySegLib.augmentation import AugmentationParams, training_transforms
+    from SalivarySegLib.augmentation import AugmentationParameters, training_transforms
 
     image, label = phantom_ct()
     data = preprocess(image, label)
-    params = AugmentationParams(small_rotation_prob=1.0, large_rotation_prob=1.0, flip_prob=1.0, elastic_prob=1.0)
+    params = AugmentationParameters(small_rotation_prob=1.0, large_rotation_prob=1.0, flip_prob=1.0, elastic_prob=1.0)
     transforms = training_transforms((32, 32, 32), 3, 0.7, 0.3, params)
     transforms.set_random_state(seed=1)
     samples = transforms({"image": data["image"], "label": data["label"]})
@@ -127,7 +127,7 @@ def test_augmentation_keeps_labels_binary_and_patches_sized():
 def test_sampling_map_marks_the_contralateral_mirror_of_the_tumour():
     import torch
 
-    from SalivarySegLib.augmentation import AugmentationParams, sampling_map, training_transforms
+    from SalivarySegLib.augmentation import AugmentationParameters, sampling_map, training_transforms
 
     image = torch.zeros((1, 40, 20, 10))
     image[:, 5:35] = 0.5  # body spans x = 5..34: mid-plane at x = 19.5
@@ -139,7 +139,7 @@ def test_sampling_map_marks_the_contralateral_mirror_of_the_tumour():
     assert mirror[:, 0].min() == 39 - 30 and mirror[:, 0].max() == 39 - 28  # x -> 39 - x
     assert set(mirror[:, 1]) == {8, 9, 10} and set(mirror[:, 2]) == {4, 5}
     # Crops centred on each class, labels intact.
-    transforms = training_transforms((16, 16, 16), 6, 0.5, 0.25, AugmentationParams(), False, 0.25)
+    transforms = training_transforms((16, 16, 16), 6, 0.5, 0.25, AugmentationParameters(), False, 0.25)
     transforms.set_random_state(seed=0)
     samples = transforms({"image": image, "label": label, "sampling": sampling_map(image, label)})
     assert len(samples) == 6 and all("sampling" not in s for s in samples)

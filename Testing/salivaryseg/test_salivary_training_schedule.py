@@ -5,7 +5,7 @@ import math
 import pytest
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from SalivarySegLib.training import TrainingParams, _lr_factor
+from SalivarySegLib.training import TrainingParameters, _lr_factor
 
 
 def test_warmup_then_cosine():
@@ -36,10 +36,10 @@ def test_warmup_capped_for_short_runs_and_validated():
     assert factor(0) == pytest.approx(0.5) and factor(1) == pytest.approx(1.0)
     assert _lr_factor(1, 3)(0) == pytest.approx(1.0)
     with pytest.raises(RadiologyAIError, match="warmup"):
-        TrainingParams(warmup_epochs=-1).validate()
+        TrainingParameters(warmup_epochs=-1).validate()
 
 
 def test_selection_window_validated():
-    assert TrainingParams().selection_window >= 1
+    assert TrainingParameters().selection_window >= 1
     with pytest.raises(RadiologyAIError, match="selection window"):
-        TrainingParams(selection_window=0).validate()
+        TrainingParameters(selection_window=0).validate()
