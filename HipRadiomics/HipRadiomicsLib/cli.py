@@ -141,8 +141,8 @@ def run_train(args, progress) -> int:
     for module in ("xgboost", "sklearn", "boruta"):
         require(module, EXTRA)
     from .features_table import load_feature_table
-    from .model import ModelConfig
-    from .training import TrainingOptions, train_model, write_outputs
+    from .model import ModelParameters
+    from .training import TrainingParameters, train_model, write_outputs
 
     from RadiologyAICommonLib.outputs import check_output_dir
 
@@ -159,11 +159,11 @@ def run_train(args, progress) -> int:
     step = int(args.rfecv_step) if args.rfecv_step >= 1 else args.rfecv_step
     if step <= 0:
         raise RadiologyAIError("--rfecv-step must be positive")
-    config = ModelConfig(collinearity_threshold=args.collinearity, selector=args.selector,
+    config = ModelParameters(collinearity_threshold=args.collinearity, selector=args.selector,
                          selector_estimator=args.selector_estimator, boruta_max_iter=args.boruta_max_iter,
                          rfecv_step=step, rfecv_folds=args.cv_folds, seed=args.seed, n_jobs=max(1, args.n_jobs)).validate()
     table = load_feature_table(args.features, args.positive_class, _list(args.readers), _list(args.exclude))
-    options = TrainingOptions(test_size=args.test_size, threshold=threshold, cv_folds=args.cv_folds, cv_repeats=args.cv_repeats,
+    options = TrainingParameters(test_size=args.test_size, threshold=threshold, cv_folds=args.cv_folds, cv_repeats=args.cv_repeats,
                               model=config)
     result = train_model(table, options, progress)
     write_outputs(result, output_dir, progress, overwrite=args.overwrite)
@@ -204,13 +204,13 @@ def run_predict(args, progress) -> int:
 def run_synth(args, progress) -> int:
     from RadiologyAICommonLib.outputs import staged_output_dir
 
-    from .synthetic import SynthConfig, generate_cohort
+    from .synthetic import SyntheticParameters, generate_cohort
 
     if args.cases < 2:
         raise RadiologyAIError("--cases must be at least 2")
     if not 24 <= args.size <= 256:
         raise RadiologyAIError("--size must be between 24 and 256 voxels")
-    config = SynthConfig(n_cases=args.cases, size=args.size, seed=args.seed)
+    config = SyntheticParameters(n_cases=args.cases, size=args.size, seed=args.seed)
     radius_max = args.size / 2 - 4
     if config.radius_range[1] > radius_max:
         config.radius_range = (min(config.radius_range[0], radius_max * 0.7), radius_max)

@@ -23,7 +23,7 @@ import pandas as pd
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .radiomics_params import RadiomicsParams
+from .radiomics_params import RadiomicsParameters
 
 REQUIRED_COLUMNS = ("case_id", "image", "mask", "label")
 OPTIONAL_COLUMNS = ("mask_label",)
@@ -135,7 +135,7 @@ def _label_value(text: str):
     return int(number) if number.is_integer() else text
 
 
-def _extract_one(case: CohortCase, params: RadiomicsParams, label_override: int | None):
+def _extract_one(case: CohortCase, params: RadiomicsParameters, label_override: int | None):
     """Worker task: never raises; returns (case, features or None, diagnostics, error or None, seconds)."""
     start = time.perf_counter()
     try:
@@ -165,7 +165,7 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def extract_cohort(cases: list[CohortCase], params: RadiomicsParams, workers: int | None = None, scheduler: str | None = None,
+def extract_cohort(cases: list[CohortCase], params: RadiomicsParameters, workers: int | None = None, scheduler: str | None = None,
                    label: int | None = None, strict: bool = False, progress: ProgressCallback = no_progress) -> CohortResult:
     """Extract every case (in parallel); failed cases are collected (or fatal with ``strict``)."""
     start = time.perf_counter()

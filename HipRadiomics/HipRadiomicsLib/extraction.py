@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import read_volume, same_geometry, validate_scalar_volume
 
-from .radiomics_params import RadiomicsParams, load_params
+from .radiomics_params import RadiomicsParameters, load_params
 
 DIAGNOSTICS_PREFIX = "diagnostics_"
 
@@ -39,7 +39,7 @@ class CaseFeatures:
 _EXTRACTORS: dict[str, object] = {}
 
 
-def get_extractor(params: RadiomicsParams):
+def get_extractor(params: RadiomicsParameters):
     """A PyRadiomics extractor for ``params``, cached per process (building one re-validates the params)."""
     extractor = _EXTRACTORS.get(params.sha256)
     if extractor is None:
@@ -119,7 +119,7 @@ def prepare_mask(image: sitk.Image, mask: sitk.Image, label: int | None = None, 
     return resampled, label, True
 
 
-def extract_features(image: sitk.Image, mask: sitk.Image, params: RadiomicsParams | None = None, label: int | None = None,
+def extract_features(image: sitk.Image, mask: sitk.Image, params: RadiomicsParameters | None = None, label: int | None = None,
                      what: str = "case") -> CaseFeatures:
     """PyRadiomics features of ``image`` inside ``mask == label``.
 
@@ -147,7 +147,7 @@ def extract_features(image: sitk.Image, mask: sitk.Image, params: RadiomicsParam
     return CaseFeatures(features, diagnostics, label, resampled, time.perf_counter() - start)
 
 
-def extract_files(image_path, mask_path, params: RadiomicsParams | None = None, label: int | None = None,
+def extract_files(image_path, mask_path, params: RadiomicsParameters | None = None, label: int | None = None,
                   what: str | None = None) -> CaseFeatures:
     """:func:`extract_features` on files (any format SimpleITK reads, or DICOM series folders)."""
     image = read_volume(image_path, "image")

@@ -32,7 +32,7 @@ PIPELINE_FORMAT_VERSION = 1
 
 
 @dataclass
-class ModelConfig:
+class ModelParameters:
     """Settings of the selection + classifier pipeline (defaults: the hip study's configuration)."""
 
     near_constant_freq_ratio: float = 95 / 5  # caret nearZeroVar defaults
@@ -53,7 +53,7 @@ class ModelConfig:
     seed: int = 0
     n_jobs: int = 1
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> "ModelParameters":
         if self.selector not in ("boruta", "rfecv", "none"):
             raise RadiologyAIError(f"selector '{self.selector}' unknown: use boruta, rfecv or none")
         if self.selector_estimator not in ("rf", "xgboost"):
@@ -65,7 +65,7 @@ class ModelConfig:
         return self
 
 
-def build_pipeline(config: ModelConfig):
+def build_pipeline(config: ModelParameters):
     """The unfitted sklearn Pipeline for ``config``."""
     from sklearn.pipeline import Pipeline
     from xgboost import XGBClassifier
@@ -126,7 +126,7 @@ def _jsonable(value):
     return str(value)
 
 
-def save_model_folder(folder: Path, pipeline, config: ModelConfig, class_names: list[str], threshold: float,
+def save_model_folder(folder: Path, pipeline, config: ModelParameters, class_names: list[str], threshold: float,
                       threshold_mode: str, input_features: list[str], extraction: dict | None, training: dict) -> dict:
     """Write ``model.json`` and ``pipeline.json`` into ``folder`` (a staging folder); return the pipeline record."""
     folder = Path(folder)

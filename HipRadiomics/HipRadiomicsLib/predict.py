@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .model import LoadedModel, load_model_folder
-from .radiomics_params import RadiomicsParams, validate_params
+from .radiomics_params import RadiomicsParameters, validate_params
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Prediction:
         }
 
 
-def model_params(model: LoadedModel) -> RadiomicsParams:
+def model_params(model: LoadedModel) -> RadiomicsParameters:
     """The PyRadiomics params the model's training features were extracted with."""
     extraction = model.record.get("extraction")
     if not extraction or "params" not in extraction:

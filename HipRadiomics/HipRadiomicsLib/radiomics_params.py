@@ -27,7 +27,7 @@ ALLOWED_SECTIONS = ("setting", "imageType", "featureClass", "voxelSetting")
 
 
 @dataclass
-class RadiomicsParams:
+class RadiomicsParameters:
     """A validated PyRadiomics parameter dictionary, where it came from, and its hash."""
 
     params: dict
@@ -44,7 +44,7 @@ def params_hash(params: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def validate_params(params, source: str = "params") -> RadiomicsParams:
+def validate_params(params, source: str = "params") -> RadiomicsParameters:
     """Validate a params dictionary with PyRadiomics' schema; raise RadiologyAIError naming ``source``."""
     if params is None:
         params = {}
@@ -67,7 +67,7 @@ def validate_params(params, source: str = "params") -> RadiomicsParams:
     except Exception as exc:  # pykwalify SchemaError / CoreError, or ValueError/TypeError from radiomics' checks
         raise RadiologyAIError(f"{source}: invalid PyRadiomics parameters: {_schema_message(exc)}") from None
     validated = {k: v for k, v in validated.items() if v is not None} if isinstance(validated, dict) else {}
-    return RadiomicsParams(params=validated, source=source, sha256=params_hash(validated))
+    return RadiomicsParameters(params=validated, source=source, sha256=params_hash(validated))
 
 
 def _schema_message(exc: Exception) -> str:
@@ -77,7 +77,7 @@ def _schema_message(exc: Exception) -> str:
     return "; ".join(lines[:5]) or type(exc).__name__
 
 
-def load_params(path: str | Path | None = None) -> RadiomicsParams:
+def load_params(path: str | Path | None = None) -> RadiomicsParameters:
     """Load and validate a params YAML file (``None``: the shipped MRI default)."""
     path = Path(path) if path is not None else DEFAULT_PARAMS_FILE
     if not path.is_file():

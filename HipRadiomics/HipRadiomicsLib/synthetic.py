@@ -38,7 +38,7 @@ CLASS_NAMES = {0: "transient osteoporosis", 1: "avascular necrosis"}
 
 
 @dataclass
-class SynthConfig:
+class SyntheticParameters:
     """Synthetic cohort settings (defaults: the benchmark cohort)."""
 
     n_cases: int = 100
@@ -68,7 +68,7 @@ class SynthCase:
     truth: dict
 
 
-def oracle_auc(config: SynthConfig | None = None) -> float:
+def oracle_auc(config: SyntheticParameters | None = None) -> float:
     """AUC of the ideal observer that knows the three class-dependent latent parameters of every case.
 
     Independent Gaussian parameters with equal variance in both classes: the log-likelihood ratio
@@ -77,7 +77,7 @@ def oracle_auc(config: SynthConfig | None = None) -> float:
     """
     from scipy.stats import norm
 
-    cfg = config or SynthConfig()
+    cfg = config or SyntheticParameters()
     d2 = ((cfg.texture_sigma_mm[1] - cfg.texture_sigma_mm[0]) / cfg.texture_sigma_sd) ** 2
     d2 += ((cfg.texture_amplitude[1] - cfg.texture_amplitude[0]) / cfg.texture_amplitude_sd) ** 2
     d2 += ((cfg.intensity_drop[1] - cfg.intensity_drop[0]) / cfg.intensity_drop_sd) ** 2
@@ -90,9 +90,9 @@ def _smooth_noise(rng, shape, sigma_vox):
     return field / sd if sd > 0 else field
 
 
-def make_case(label: int, seed: int, config: SynthConfig | None = None, case_id: str = "case") -> SynthCase:
+def make_case(label: int, seed: int, config: SyntheticParameters | None = None, case_id: str = "case") -> SynthCase:
     """One synthetic case of class ``label`` (0 or 1), fully determined by ``seed``."""
-    cfg = config or SynthConfig()
+    cfg = config or SyntheticParameters()
     rng = np.random.default_rng(seed)
     n = cfg.size
     shape = (n, n, n)
@@ -127,7 +127,7 @@ def make_case(label: int, seed: int, config: SynthConfig | None = None, case_id:
     return SynthCase(case_id, int(label), image, mask, truth)
 
 
-def _reader_scores(rng, cases: list[SynthCase], cfg: SynthConfig) -> list[list[int]]:
+def _reader_scores(rng, cases: list[SynthCase], cfg: SyntheticParameters) -> list[list[int]]:
     """Likert 1-5 reader scores from the latent texture scale and intensity drop, plus reader noise."""
     scores = []
     for r in range(cfg.readers):
@@ -141,12 +141,12 @@ def _reader_scores(rng, cases: list[SynthCase], cfg: SynthConfig) -> list[list[i
     return scores
 
 
-def generate_cohort(output_dir: str | Path, config: SynthConfig | None = None, progress: ProgressCallback = no_progress) -> Path:
+def generate_cohort(output_dir: str | Path, config: SyntheticParameters | None = None, progress: ProgressCallback = no_progress) -> Path:
     """Write ``images/``, ``masks/`` (NRRD), ``cohort.csv`` and ``truth.csv`` into ``output_dir``; return the CSV path.
 
     ``cohort.csv`` has ``case_id, image, mask, label, reader1, reader2`` (paths relative to the CSV).
     """
-    cfg = config or SynthConfig()
+    cfg = config or SyntheticParameters()
     output_dir = Path(output_dir)
     (output_dir / "images").mkdir(parents=True, exist_ok=True)
     (output_dir / "masks").mkdir(parents=True, exist_ok=True)

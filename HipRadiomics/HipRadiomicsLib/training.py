@@ -25,16 +25,16 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprog
 
 from . import stats
 from .features_table import FeatureTable
-from .model import ModelConfig, build_pipeline, save_model_folder, selected_features
+from .model import ModelParameters, build_pipeline, save_model_folder, selected_features
 
 
 @dataclass
-class TrainingOptions:
+class TrainingParameters:
     test_size: float = 0.3
     threshold: float | str = 0.5  # a probability, or "youden"
     cv_folds: int = 5  # for the optional repeated k-fold CV and for the Youden out-of-fold predictions
     cv_repeats: int = 0  # 0: no repeated cross-validation
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelParameters = field(default_factory=ModelParameters)
 
 
 @dataclass
@@ -44,7 +44,7 @@ class TrainingResult:
     test_predictions: pd.DataFrame
     importance: pd.DataFrame
     table: FeatureTable
-    options: TrainingOptions
+    options: TrainingParameters
     train_index: np.ndarray
     test_index: np.ndarray
     reader_curves: dict = field(default_factory=dict)
@@ -89,7 +89,7 @@ def _fit(pipeline, X, y, what: str):
         raise RadiologyAIError(f"{what}: {str(exc).strip().splitlines()[0]}") from None
 
 
-def out_of_fold_probabilities(config: ModelConfig, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int,
+def out_of_fold_probabilities(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int,
                               progress: ProgressCallback = no_progress) -> np.ndarray:
     """Predicted P(positive) of each training case by a Pipeline fitted without it (stratified k-fold)."""
     from sklearn.model_selection import StratifiedKFold
@@ -106,7 +106,7 @@ def out_of_fold_probabilities(config: ModelConfig, X: pd.DataFrame, y: np.ndarra
     return oof
 
 
-def repeated_cv(config: ModelConfig, X: pd.DataFrame, y: np.ndarray, folds: int, repeats: int, seed: int,
+def repeated_cv(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: int, repeats: int, seed: int,
                 progress: ProgressCallback = no_progress) -> dict:
     """AUC of the whole Pipeline under repeated stratified k-fold CV (every fold refits every step)."""
     from sklearn.model_selection import RepeatedStratifiedKFold
@@ -132,9 +132,9 @@ def _proportion_fields(name: str, entry: dict) -> dict:
     return {name: entry["value"], f"{name}_ci95": entry["ci95"], f"{name}_n": entry["n"]}
 
 
-def train_model(table: FeatureTable, options: TrainingOptions | None = None,
+def train_model(table: FeatureTable, options: TrainingParameters | None = None,
                 progress: ProgressCallback = no_progress) -> TrainingResult:
-    options = options or TrainingOptions()
+    options = options or TrainingParameters()
     config = options.model.validate()
     seed = config.seed
     threshold_mode = "youden" if options.threshold == "youden" else "fixed"

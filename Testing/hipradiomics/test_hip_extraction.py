@@ -9,9 +9,9 @@ import SimpleITK as sitk
 from RadiologyAICommonLib.errors import RadiologyAIError
 from HipRadiomicsLib import radiomics_params
 from HipRadiomicsLib.extraction import extract_features, prepare_mask
-from HipRadiomicsLib.synthetic import SynthConfig, make_case
+from HipRadiomicsLib.synthetic import SyntheticParameters, make_case
 
-CFG = SynthConfig(size=32, radius_range=(9.0, 11.0))
+CFG = SyntheticParameters(size=32, radius_range=(9.0, 11.0))
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,14 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from HipRadiomicsLib.extraction import extract_features
 from HipRadiomicsLib.model import load_model_folder
 from HipRadiomicsLib.predict import model_params
-from HipRadiomicsLib.synthetic import SynthConfig, make_case
+from HipRadiomicsLib.synthetic import SyntheticParameters, make_case
 
 
 @pytest.fixture()
 def scene_case(mrml_scene):
     from RadiologyAICommonLib import mrml
 
-    case = make_case(1, seed=77, config=SynthConfig(size=data.SIZE, radius_range=(9.0, 11.0)))
+    case = make_case(1, seed=77, config=SyntheticParameters(size=data.SIZE, radius_range=(9.0, 11.0)))
     direction = sitk.Euler3DTransform()
     direction.SetRotation(0.1, -0.05, 0.2)
     case.image.SetDirection(direction.GetMatrix())  # oblique, to exercise LPS/RAS handling

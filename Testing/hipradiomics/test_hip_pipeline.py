@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from HipRadiomicsLib.features_table import validate_feature_table
-from HipRadiomicsLib.model import ModelConfig, build_pipeline, selected_features
+from HipRadiomicsLib.model import ModelParameters, build_pipeline, selected_features
 from HipRadiomicsLib.selection import BorutaSelector, CollinearityFilter, NearConstantFilter, RFECVSelector
-from HipRadiomicsLib.training import TrainingOptions, repeated_cv, train_model
+from HipRadiomicsLib.training import TrainingParameters, repeated_cv, train_model
 
 
 def _toy(n=80, seed=0):
@@ -78,7 +78,7 @@ def test_test_split_never_influences_fitting():
     X, y = _toy(n=60, seed=4)
     frame = pd.concat([X, pd.DataFrame(np.random.default_rng(1).normal(size=(60, 8)), columns=[f"n{i}" for i in range(8)])], axis=1)
     frame.insert(0, "label", y)
-    options = TrainingOptions(model=ModelConfig(boruta_max_iter=10, seed=2))
+    options = TrainingParameters(model=ModelParameters(boruta_max_iter=10, seed=2))
     first = train_model(validate_feature_table(frame, "toy"), options)
     tampered = frame.copy()
     feature_columns = [c for c in frame.columns if c != "label"]
@@ -96,7 +96,7 @@ def test_test_split_never_influences_fitting():
 def test_cross_validation_on_pure_noise_is_not_optimistic():
     """With selection inside the Pipeline, CV on random labels gives AUC ~ 0.5; selecting on all data first would not."""
     table = validate_feature_table(_noise_table(), "noise")
-    config = ModelConfig(boruta_max_iter=6, selector_estimator="rf", seed=0)
+    config = ModelParameters(boruta_max_iter=6, selector_estimator="rf", seed=0)
     config.xgb_params = {**config.xgb_params, "n_estimators": 40}
     cv = repeated_cv(config, table.X, table.y, folds=4, repeats=1, seed=0)
     assert 0.3 < cv["auc_mean"] < 0.7
@@ -113,6 +113,6 @@ def test_cross_validation_on_pure_noise_is_not_optimistic():
 
 def test_pipeline_is_deterministic_for_a_seed():
     X, y = _toy(n=60, seed=7)
-    a = build_pipeline(ModelConfig(boruta_max_iter=10, seed=5)).fit(X, y)
-    b = build_pipeline(ModelConfig(boruta_max_iter=10, seed=5)).fit(X, y)
+    a = build_pipeline(ModelParameters(boruta_max_iter=10, seed=5)).fit(X, y)
+    b = build_pipeline(ModelParameters(boruta_max_iter=10, seed=5)).fit(X, y)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
