@@ -227,7 +227,7 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     with slicer.util.tryWithErrorDisplay(_("Could not load the VesselQuant results."), waitCursor=True):
                         from VesselQuantLib.resultio import read_result
 
-                        nodes = self.logic.load_result(read_result(outDir), ctNode)
+                        nodes = self.logic.loadResult(read_result(outDir), ctNode)
                         self._showResults(nodes, ctNode)
             finally:
                 self.ui.cancelButton.enabled = False
@@ -244,7 +244,7 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._runner.cancel()
 
     def _showResults(self, nodes, ctNode) -> None:
-        slicer.util.setSliceViewerLayers(background=ctNode, foreground=nodes.radius_volume, foregroundOpacity=0.4)
+        slicer.util.setSliceViewerLayers(background=ctNode, foreground=nodes.radiusVolume, foregroundOpacity=0.4)
         layoutManager = slicer.app.layoutManager()
         if layoutManager is not None:
             layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)

@@ -29,17 +29,17 @@ def test_logic_creates_segmentation_radius_table_and_chart(small_phantom, mrml_s
     assert np.array_equal(np.asarray(vessels) > 0, label > 0)
     assert (np.asarray(lungs) > 0)[label > 0].all()  # the Lungs segment includes the vessels
 
-    radius = mrml.volume_node_to_image(nodes.radius_volume)
+    radius = mrml.volume_node_to_image(nodes.radiusVolume)
     assert np.allclose(sitk.GetArrayFromImage(radius), sitk.GetArrayFromImage(nodes.result.vessel_radius))
     assert np.allclose(radius.GetDirection(), small_phantom.image.GetDirection())
-    assert nodes.radius_volume.GetDisplayNode().GetColorNodeID() == "vtkMRMLColorTableNodeRainbow"
+    assert nodes.radiusVolume.GetDisplayNode().GetColorNodeID() == "vtkMRMLColorTableNodeRainbow"
 
     table = nodes.table.GetTable()
     columns = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
     assert columns == ["radius_mm", "voxel_count", "volume_ml", "median_hu", "iqr_hu"]
     assert table.GetNumberOfRows() == len(nodes.result.per_radius)
     assert nodes.chart.GetNumberOfPlotSeriesNodes() == 2
-    assert nodes.summary_table.GetTable().GetNumberOfRows() >= 8
+    assert nodes.summaryTable.GetTable().GetNumberOfRows() >= 8
 
 
 def test_logic_uses_lung_segment(small_phantom, mrml_scene):

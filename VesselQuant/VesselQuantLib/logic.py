@@ -36,10 +36,10 @@ class VesselQuantNodes:
     """The nodes one run creates (or fills)."""
 
     segmentation: object  # vtkMRMLSegmentationNode with segments "Vessels", "Lungs" and maybe "Nodule-like"
-    radius_volume: object  # vtkMRMLScalarVolumeNode, mm, 0 outside vessels
+    radiusVolume: object  # vtkMRMLScalarVolumeNode, mm, 0 outside vessels
     table: object  # vtkMRMLTableNode: radius_mm, voxel_count, volume_ml, median_hu, iqr_hu
     chart: object  # vtkMRMLPlotChartNode: volume and IQR against radius
-    summary_table: object  # vtkMRMLTableNode: one row per summary measure
+    summaryTable: object  # vtkMRMLTableNode: one row per summary measure
     result: VesselQuantResult
 
 
@@ -51,29 +51,29 @@ class VesselQuantLogic(LogicBase):
 
     def process(
         self,
-        ct_node,
-        lung_segmentation_node=None,
-        lung_segment: str | None = None,
+        ctNode,
+        lungSegmentationNode=None,
+        lungSegment: str | None = None,
         parameters: VesselQuantParameters | None = None,
         progress: ProgressCallback | None = None,
         name: str | None = None,
     ) -> VesselQuantNodes:
-        """Segment and quantify the lung vessels of ``ct_node``; return the new nodes."""
+        """Segment and quantify the lung vessels of ``ctNode``; return the new nodes."""
         from .pipeline import run_vessel_quant
 
-        if ct_node is None:
+        if ctNode is None:
             raise RadiologyAIError("select a CT volume")
-        ct = mrml.volume_node_to_image(ct_node)
+        ct = mrml.volume_node_to_image(ctNode)
         lung = None
-        if lung_segmentation_node is not None:
-            segment = lung_segment or _first_segment_id(lung_segmentation_node)
-            lung = mrml.segment_to_image(lung_segmentation_node, segment, ct_node)
+        if lungSegmentationNode is not None:
+            segment = lungSegment or _first_segment_id(lungSegmentationNode)
+            lung = mrml.segment_to_image(lungSegmentationNode, segment, ctNode)
         result = run_vessel_quant(ct, lung, parameters, progress)
-        return self.load_result(result, ct_node, name)
+        return self.loadResult(result, ctNode, name)
 
-    def load_result(self, result: VesselQuantResult, ct_node, name: str | None = None) -> VesselQuantNodes:
+    def loadResult(self, result: VesselQuantResult, ctNode, name: str | None = None) -> VesselQuantNodes:
         """Turn a :class:`VesselQuantResult` (computed here or by the worker process) into nodes."""
-        base = name or f"{ct_node.GetName()} vessels"
+        base = name or f"{ctNode.GetName()} vessels"
         label = sitk.GetArrayViewFromImage(result.lung_mask).astype(np.uint8)  # 1 = lung
         label = np.where(sitk.GetArrayViewFromImage(result.vessel_label) > 0, 2, label).astype(np.uint8)
         segments = {2: ("Vessels", VESSEL_COLOR), 1: ("Lungs", LUNG_COLOR)}
@@ -84,8 +84,8 @@ class VesselQuantLogic(LogicBase):
         label_image.CopyInformation(result.lung_mask)
         segmentation = mrml.labelmap_to_segmentation_node(label_image, segments, f"{base} segmentation")
         # "Lungs" holds the whole lung, vessels included (labels are exclusive, segments need not be)
-        _add_vessels_to_lungs(segmentation, result, ct_node)
-        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+        _add_vessels_to_lungs(segmentation, result, ctNode)
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(ctNode)
 
         radius_volume = mrml.image_to_volume_node(result.vessel_radius, f"{base} radius (mm)")
         radius_volume.CreateDefaultDisplayNodes()
