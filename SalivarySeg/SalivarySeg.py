@@ -227,17 +227,17 @@ class SalivarySegTest(ScriptedLoadableModuleTest):
 
         ensure_module_requirements(__file__, "SalivarySeg")  # as Apply does: the requirements before their imports
         from RadiologyAICommonLib.mrml import image_to_volume_node
-        from SalivarySegLib.synthetic import SyntheticParameters, generate_case, generate_dataset
+        from SalivarySegLib.synthetic import SyntheticParameters, make_case, make_dataset
         from SalivarySegLib.training import TrainingParameters, train
 
         workDir = Path(tempfile.mkdtemp(prefix="SalivarySegTest-"))
         try:
             params = SyntheticParameters(fov_mm=(160.0, 160.0, 96.0), spacing_mm=(2.0, 2.0, 2.0))
-            generate_dataset(workDir / "data", 6, seed=3, params=params)
+            make_dataset(workDir / "data", 6, seed=3, params=params)
             train(workDir / "data", workDir / "model",
                   TrainingParameters(epochs=1, classifier_epochs=1, patch_size=(32, 32, 32), samples_per_case=1,
                                  save_validation_masks=False))
-            case = generate_case(99, seed=3, params=params)
+            case = make_case(99, seed=3, params=params)
             volume = image_to_volume_node(case.image, "TestCT")
             result = SalivarySegLogic().process(volume, str(workDir / "model"), inProcess=True)
             segmentation = result.segmentationNode.GetSegmentation()

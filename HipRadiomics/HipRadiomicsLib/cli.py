@@ -204,7 +204,7 @@ def run_predict(args, progress) -> int:
 def run_synth(args, progress) -> int:
     from RadiologyAICommonLib.outputs import staged_output_dir
 
-    from .synthetic import SyntheticParameters, generate_cohort
+    from .synthetic import SyntheticParameters, make_cohort
 
     if args.cases < 2:
         raise RadiologyAIError("--cases must be at least 2")
@@ -215,6 +215,6 @@ def run_synth(args, progress) -> int:
     if config.radius_range[1] > radius_max:
         config.radius_range = (min(config.radius_range[0], radius_max * 0.7), radius_max)
     with staged_output_dir(args.output_dir, command="hip synth", overwrite=args.overwrite) as stage:
-        generate_cohort(stage, config, progress)
+        make_cohort(stage, config, progress)
     print(json.dumps({"output_dir": str(args.output_dir), "cohort": str(Path(args.output_dir) / "cohort.csv"), "cases": args.cases}))
     return 0

@@ -141,7 +141,7 @@ def _reader_scores(rng, cases: list[SynthCase], cfg: SyntheticParameters) -> lis
     return scores
 
 
-def generate_cohort(output_dir: str | Path, config: SyntheticParameters | None = None, progress: ProgressCallback = no_progress) -> Path:
+def make_cohort(output_dir: str | Path, config: SyntheticParameters | None = None, progress: ProgressCallback = no_progress) -> Path:
     """Write ``images/``, ``masks/`` (NRRD), ``cohort.csv`` and ``truth.csv`` into ``output_dir``; return the CSV path.
 
     ``cohort.csv`` has ``case_id, image, mask, label, reader1, reader2`` (paths relative to the CSV).

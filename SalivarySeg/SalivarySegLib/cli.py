@@ -105,7 +105,7 @@ def _print_json(data) -> None:
 
 
 def run_synth(args, progress) -> int:
-    from .synthetic import SyntheticParameters, generate_dataset
+    from .synthetic import SyntheticParameters, make_dataset
 
     if args.cases < 1 or args.cases > 2000:
         raise RadiologyAIError(f"--cases must be between 1 and 2000, got {args.cases}")
@@ -115,7 +115,7 @@ def run_synth(args, progress) -> int:
         raise RadiologyAIError(f"--fov must be between 64 and 600 mm per axis, got {args.fov}")
     output = Path(args.output_dir)
     params = SyntheticParameters(fov_mm=tuple(args.fov), spacing_mm=tuple(args.spacing) if args.spacing else None)
-    rows = generate_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress,
+    rows = make_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress,
                             overwrite=args.overwrite)
     _print_json({"output_dir": str(output), "cases": len(rows),
                  "benign": sum(r["diagnosis"] == "benign" for r in rows),

@@ -64,7 +64,7 @@ def _smooth_noise(rng, shape, sigma_vox):
     return field / (field.std() + 1e-6)
 
 
-def generate_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
+def make_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
                   params: SyntheticParameters | None = None) -> SyntheticCase:
     """One synthetic case; ``diagnosis`` None draws benign/malignant at random."""
     params = params or SyntheticParameters()
@@ -176,7 +176,7 @@ def generate_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
     return SyntheticCase(f"case_{case_index:03d}", image, label, diagnosis, gland, volume_ml)
 
 
-def generate_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, params: SyntheticParameters | None = None,
+def make_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, params: SyntheticParameters | None = None,
                      splits: list[str] | None = None, start_index: int = 0,
                      progress: ProgressCallback | None = None, overwrite: bool = False) -> list[dict]:
     """Write a dataset folder (``images/``, ``labels/``, ``cases.csv``) with balanced diagnoses.
@@ -199,7 +199,7 @@ def generate_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, p
         (staging / "labels").mkdir()
         for i in range(cases):
             index = start_index + i
-            case = generate_case(index, seed, diagnoses[i], params)
+            case = make_case(index, seed, diagnoses[i], params)
             write_image(case.image, staging / "images" / f"{case.case_id}.nrrd")
             write_image(case.label, staging / "labels" / f"{case.case_id}.nrrd")
             row = {"case_id": case.case_id, "diagnosis": case.diagnosis}

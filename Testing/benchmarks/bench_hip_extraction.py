@@ -39,13 +39,13 @@ def main() -> None:
 
     from HipRadiomicsLib.extraction import extract_files
     from HipRadiomicsLib.radiomics_params import load_params
-    from HipRadiomicsLib.synthetic import SyntheticParameters, generate_cohort
+    from HipRadiomicsLib.synthetic import SyntheticParameters, make_cohort
 
     radiomics.setVerbosity(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="bench_hip_") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        cohort = generate_cohort(tmp / "cohort", SyntheticParameters(n_cases=args.cases, seed=args.seed))
+        cohort = make_cohort(tmp / "cohort", SyntheticParameters(n_cases=args.cases, seed=args.seed))
         print(f"synthetic cohort: {args.cases} cases of 48^3 voxels in {time.perf_counter() - t0:.1f} s")
 
         # 1. overhead vs direct PyRadiomics (same params, same files, single process)

@@ -47,7 +47,7 @@ def main() -> int:
     from SalivarySegLib.preprocessing import PreprocessingParameters
     from SalivarySegLib.runtime import configure_threads
     from SalivarySegLib.slices import SliceParameters
-    from SalivarySegLib.synthetic import SyntheticParameters, generate_case
+    from SalivarySegLib.synthetic import SyntheticParameters, make_case
 
     configure_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-salivary-inference-"))
@@ -63,7 +63,7 @@ def main() -> int:
         package = load_model_package(model, device=args.device)
         if args.roi:
             package.inference.roi_size = (args.roi,) * 3
-        case = generate_case(7, seed=11, params=SyntheticParameters(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0)))
+        case = make_case(7, seed=11, params=SyntheticParameters(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0)))
         print(f"SalivarySeg inference benchmark ({args.threads} threads, device {args.device}, "
               f"model {'random weights' if args.model is None else model})")
         print(f"  input CT {case.image.GetSize()} voxels at {case.image.GetSpacing()} mm; sliding window "

@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--train-args", default="", help="extra arguments for 'train', e.g. \"--epochs 20\"")
     args = parser.parse_args()
 
-    from SalivarySegLib.synthetic import generate_dataset
+    from SalivarySegLib.synthetic import make_dataset
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-salivary-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -52,9 +52,9 @@ def main() -> int:
     try:
         start = time.perf_counter()
         n = args.train_cases + args.val_cases
-        generate_dataset(work / "data", n, seed=args.seed,
+        make_dataset(work / "data", n, seed=args.seed,
                          splits=["train"] * args.train_cases + ["val"] * args.val_cases)
-        generate_dataset(work / "unseen", args.unseen, seed=args.seed, start_index=1000)
+        make_dataset(work / "unseen", args.unseen, seed=args.seed, start_index=1000)
         timings["synthetic_data_s"] = time.perf_counter() - start
 
         t = time.perf_counter()

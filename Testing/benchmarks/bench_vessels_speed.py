@@ -67,7 +67,7 @@ def child(kind: str, path: str) -> None:
 REAL_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "chest-ct-2mm" / "dicom"
 
 
-def build_case(case: str, size, work: Path) -> Path:
+def make_case_ct(case: str, size, work: Path) -> Path:
     """The CT of one case (built once into ``work``; the real CT is read where it lies)."""
     import SimpleITK as sitk
 
@@ -108,7 +108,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}")
     met = True
     for case in args.case:
-        path = build_case(case, args.size, work)
+        path = make_case_ct(case, args.size, work)
         results = {}
         for kind in ("vesselquant", "objectness"):
             done = subprocess.run([sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True)

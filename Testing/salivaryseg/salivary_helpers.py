@@ -32,10 +32,10 @@ def tiny_synth_params():
 
 @functools.lru_cache(maxsize=None)
 def tiny_dataset() -> Path:
-    from SalivarySegLib.synthetic import generate_dataset
+    from SalivarySegLib.synthetic import make_dataset
 
     folder = _root() / "dataset"
-    generate_dataset(folder, 6, seed=5, params=tiny_synth_params())
+    make_dataset(folder, 6, seed=5, params=tiny_synth_params())
     return folder
 
 
@@ -55,6 +55,6 @@ def tiny_model() -> Path:
 
 
 def tiny_case(index: int = 50, seed: int = 5, diagnosis: str | None = None):
-    from SalivarySegLib.synthetic import generate_case
+    from SalivarySegLib.synthetic import make_case
 
-    return generate_case(index, seed, diagnosis, tiny_synth_params())
+    return make_case(index, seed, diagnosis, tiny_synth_params())

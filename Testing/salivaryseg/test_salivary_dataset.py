@@ -12,7 +12,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from SalivarySegLib.dataset import CaseRecord, load_dataset, stratified_split
 
 
-def make_dataset(folder, n=4, shape=(8, 10, 12)):
+def _write_dataset(folder, n=4, shape=(8, 10, 12)):
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir()
     rows = ["case_id,diagnosis"]
@@ -31,13 +31,13 @@ def make_dataset(folder, n=4, shape=(8, 10, 12)):
 
 
 def test_valid_dataset_is_read(tmp_path):
-    records = load_dataset(make_dataset(tmp_path / "d"))
+    records = load_dataset(_write_dataset(tmp_path / "d"))
     assert [r.case_id for r in records] == ["p0", "p1", "p2", "p3"]
     assert records[0].diagnosis == "malignant" and records[0].label.name == "p0.nii.gz"
 
 
 def test_missing_label_and_unlisted_image(tmp_path):
-    folder = make_dataset(tmp_path / "d")
+    folder = _write_dataset(tmp_path / "d")
     (folder / "labels" / "p1.nii.gz").unlink()
     shutil.copy(folder / "images" / "p0.nrrd", folder / "images" / "extra.nrrd")
     with pytest.raises(RadiologyAIError) as error:
@@ -48,14 +48,14 @@ def test_missing_label_and_unlisted_image(tmp_path):
 
 
 def test_unknown_diagnosis_and_duplicate_rows(tmp_path):
-    folder = make_dataset(tmp_path / "d")
+    folder = _write_dataset(tmp_path / "d")
     (folder / "cases.csv").write_text("case_id,diagnosis\np0,malignant\np1,tumour\np2,benign\np3,benign\np0,benign\n")
     with pytest.raises(RadiologyAIError, match=r"unknown diagnosis 'tumour'.*listed twice"):
         load_dataset(folder)
 
 
 def test_geometry_mismatch(tmp_path):
-    folder = make_dataset(tmp_path / "d")
+    folder = _write_dataset(tmp_path / "d")
     label = sitk.ReadImage(str(folder / "labels" / "p2.nii.gz"))
     label.SetSpacing((1.0, 0.9, 2.0))
     sitk.WriteImage(label, str(folder / "labels" / "p2.nii.gz"))
@@ -64,7 +64,7 @@ def test_geometry_mismatch(tmp_path):
 
 
 def test_empty_label(tmp_path):
-    folder = make_dataset(tmp_path / "d")
+    folder = _write_dataset(tmp_path / "d")
     label = sitk.ReadImage(str(folder / "labels" / "p3.nii.gz"))
     sitk.WriteImage(label * 0, str(folder / "labels" / "p3.nii.gz"))
     with pytest.raises(RadiologyAIError, match=r"p3.nii.gz: the label is empty"):
@@ -72,7 +72,7 @@ def test_empty_label(tmp_path):
 
 
 def test_missing_parts(tmp_path):
-    folder = make_dataset(tmp_path / "d")
+    folder = _write_dataset(tmp_path / "d")
     (folder / "cases.csv").unlink()
     with pytest.raises(RadiologyAIError, match="missing 'cases.csv'"):
         load_dataset(folder)
@@ -84,7 +84,7 @@ def test_missing_parts(tmp_path):
 
 
 def test_unreadable_image(tmp_path):
-    folder = make_dataset(tmp_path / "d")
+    folder = _write_dataset(tmp_path / "d")
     (folder / "images" / "p0.nrrd").write_bytes(b"not an image")
     with pytest.raises(RadiologyAIError, match="p0.nrrd"):
         load_dataset(folder)
