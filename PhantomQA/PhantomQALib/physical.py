@@ -20,11 +20,12 @@ system blur of focal spot and detector aperture):
 
 The TV strengths follow the expected noise level (see :class:`PhysicalParameters`).
 
-Calibration (``Testing/benchmarks/bench_phantom_calibration.py --fit-physical``), on the
-published 3 mm IQR at 0.2 and 4.0 mGy: ``i0_1mgy`` and ``system_fwhm_mm`` (scanner
-properties) on FBP, then the TV factor and post-filter of IR and of DLR. The calibrated values
-live in ``Resources/recon_calibration.json`` ("physical"), beside the fast models', and are the
-defaults of :class:`PhysicalParameters`. Noise follows dose through the Poisson statistics, not by construction (FBP:
+Calibration (``Testing/benchmarks/bench_phantom_calibration.py --fit-physical``): the residuals
+of the fast models' proxy stage (3 mm MPV against the published range and IQR where published,
+at 0.2, 1.0 and 4 mGy), ``scipy.optimize.least_squares``: ``i0_1mgy`` and ``system_fwhm_mm``
+(scanner properties) on FBP, then the TV factor and post-filter of IR and of DLR. The calibrated
+values live in ``Resources/recon_calibration.json`` ("physical"), beside the fast models', and
+are the defaults of :class:`PhysicalParameters`. Noise follows dose through the Poisson statistics, not by construction (FBP:
 SD ∝ 1/sqrt(dose); the TV steps are non-linear).
 
 It is slow (seconds per slice): use it for a few acquisitions, not the 60-scan demo.
