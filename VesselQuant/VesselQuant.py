@@ -289,7 +289,7 @@ class VesselQuantTest(ScriptedLoadableModuleTest):
         ensure_module_requirements(__file__, "VesselQuant")  # as Apply does: the requirements before their imports
         from RadiologyAICommonLib import mrml
         from VesselQuantLib.evaluation import evaluate
-        from VesselQuantLib.phantom import make_vessel_phantom
+        from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
         phantom = make_vessel_phantom(size_xyz=(100, 100, 48), seed=3, root_radius_mm=2.5)
         ctNode = mrml.image_to_volume_node(phantom.image, "VesselQuant phantom")

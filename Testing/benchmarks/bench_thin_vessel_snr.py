@@ -28,7 +28,7 @@ from scipy import ndimage as ndi
 from scipy.stats import norm
 
 from VesselQuantLib.evaluation import physical_to_index
-from VesselQuantLib.phantom import make_vessel_phantom
+from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
 from vessel_phantom_args import add_phantom_arguments, phantom_geometry  # beside this script
 

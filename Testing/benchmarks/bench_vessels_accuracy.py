@@ -24,7 +24,7 @@ import pandas as pd
 
 from VesselQuantLib.evaluation import evaluate, frangi_oracle
 from VesselQuantLib.parameters import VesselQuantParameters
-from VesselQuantLib.phantom import make_vessel_phantom
+from VesselQuantLib.vessel_phantom import make_vessel_phantom
 from VesselQuantLib.pipeline import run_vessel_quant
 
 from vessel_phantom_args import add_phantom_arguments, phantom_geometry  # beside this script

@@ -1,6 +1,6 @@
 """VesselQuant on a phantom family it was not tuned on (``branching_phantom.py``), against the goals of issue 13.
 
-The family differs from ``VesselQuantLib/phantom.py`` in every rule that made VesselQuant look good there:
+The family differs from ``VesselQuantLib/vessel_phantom.py`` in every rule that made VesselQuant look good there:
 Murray-law trees with short segments and dense junctions, in-plane runs, roots entering the holder wall,
 FBP-like ramp noise, 0.62 x 0.62 x 0.8 mm voxels with a flipped direction, and solid nodules on vessels
 and on the wall. Each case runs twice: with VesselQuant's own lung mask, and with the true one (which

@@ -2,7 +2,7 @@
 
 Cases (``--case``; each CT built once and cached):
 
-* ``chest``: a 512 x 512 x 400 phantom CT (``VesselQuantLib/phantom.py``, 0.7 x 0.7 x 1 mm): a body with two lungs;
+* ``chest``: a 512 x 512 x 400 phantom CT (``VesselQuantLib/vessel_phantom.py``, 0.7 x 0.7 x 1 mm): a body with two lungs;
 * ``parenchyma``: a 512 x 512 x 400 CT of the independent family (``branching_phantom.py``) whose whole interior
   (34 l) is noisy parenchyma (30 HU, ramp noise spectrum) holding 14 dense trees entering through the wall: the
   lung volume, not the vessels, sets the cost there;
@@ -80,7 +80,7 @@ def make_case_ct(case: str, size, work: Path) -> Path:
         return path
     print(f"building the {case} CT {size} (once) ...", flush=True)
     if case == "chest":
-        from VesselQuantLib.phantom import make_vessel_phantom
+        from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
         image = make_vessel_phantom(size_xyz=tuple(size), noise_sd_hu=30.0, seed=0).image
     else:

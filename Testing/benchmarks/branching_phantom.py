@@ -1,6 +1,6 @@
-"""A second vessel phantom family, written to other rules than ``VesselQuantLib/phantom.py``.
+"""A second vessel phantom family, written to other rules than ``VesselQuantLib/vessel_phantom.py``.
 
-VesselQuant was tuned on ``phantom.py``; this family is for confirming, not tuning. What differs:
+VesselQuant was tuned on ``vessel_phantom.py``; this family is for confirming, not tuning. What differs:
 
 * **Anatomy**: a printed-phantom-like holder (a PMMA cylinder wall around foam parenchyma), not a
   body with lungs; every tree **enters through the wall** (its root starts 2 mm inside it).
@@ -31,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from VesselQuantLib.phantom import VesselPhantom
+from VesselQuantLib.vessel_phantom import VesselPhantom
 
 RADII_MM = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 ROOT_RADIUS_MM = 4.25

@@ -119,7 +119,7 @@ def test_vessels_on_any_small_image(example):
 def small_ct(tmp_path_factory):
     import SimpleITK as sitk
 
-    from VesselQuantLib.phantom import make_vessel_phantom
+    from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
     path = tmp_path_factory.mktemp("sweep") / "ct.nrrd"
     sitk.WriteImage(make_vessel_phantom(size_xyz=(48, 48, 24), seed=1, root_radius_mm=1.5).image, str(path))

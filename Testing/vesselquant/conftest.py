@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from VesselQuantLib.phantom import make_vessel_phantom
+from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
 
 @pytest.fixture(scope="session")

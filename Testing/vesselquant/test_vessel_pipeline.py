@@ -56,7 +56,7 @@ def test_accuracy_on_small_phantom(small_phantom, small_result):
 def test_thin_vessels_are_grown_at_low_dose_and_not_at_normal_dose():
     """The growth threshold is half the contrast of a 0.25 mm vessel after the measured blur: at three times the
     noise it finds more of the thin vessels at little cost; at normal dose it is far above the noise."""
-    from VesselQuantLib.phantom import make_vessel_phantom
+    from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
     measures = {}
     for noise in (30.0, 90.0):
