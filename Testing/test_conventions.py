@@ -1,4 +1,4 @@
-"""Static checks that every module follows Slicer's scripted-module conventions and DESIGN.md's layers.
+"""Static checks that every module follows Slicer's scripted-module conventions and ARCHITECTURE.md's layers.
 
 The widget layer cannot run here (no Slicer application, no Qt), so it is checked by
 parsing: classes and methods of the template, valid Qt Designer XML, every Lib file and

@@ -1,4 +1,4 @@
-"""The executor a study maps its acquisitions over (DESIGN.md, "Batch").
+"""The executor a study maps its acquisitions over (ARCHITECTURE.md: a process pool, or dask when given a scheduler).
 
 - ``workers == 1`` and no scheduler: run in this process (no pool; easiest to debug);
 - default: a local ``concurrent.futures.ProcessPoolExecutor`` with ``workers`` processes;

@@ -6,7 +6,7 @@ arguments (or its own sub-commands) and sets ``handler=func`` with
 heavy dependencies load inside the handlers), so ``radiologyai --help`` is instant and a
 module that is not installed gives a clear error instead of breaking the others.
 
-Contract (DESIGN.md): a :class:`RadiologyAIError` prints one ``error: <message>`` line on
+Contract (ARCHITECTURE.md, "Contracts"): a :class:`RadiologyAIError` prints one ``error: <message>`` line on
 stderr and exits 2, without a traceback. ``--progress lines`` prints machine-readable
 progress lines for the Slicer worker process (:mod:`.worker`).
 """
