@@ -98,7 +98,7 @@ def test_cancel_lets_the_command_clean_up(tmp_path):
     """Slicer's Cancel sends SIGTERM first: the run removes its staging folder (SIGKILL left it behind)."""
     out = tmp_path / "sim"
     args = ["phantom", "simulate", "--output-dir", str(out), "--doses", "0.5,1,2,4", "--recons", "fbp,ir,dlr",
-            "--repetitions", "8", "--workers", "1", "--size", "84,84,74", "--spacing", "0.9,0.9,1.0"]
+            "--repetitions", "8", "--workers", "1", "--phantom", "small", "--size", "84,84,74", "--spacing", "0.9,0.9,1.0"]
     seen = []
     worker = WorkerProcess(args, on_progress=lambda f, m: seen.append(m)).start()
     deadline = time.time() + 240
