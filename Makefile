@@ -1,19 +1,22 @@
 # Two user-facing targets; each sets everything up on a fresh machine (Python 3.11).
 #   make demo   create .venv, install everything, run the PhantomQA dose x reconstruction demo
-#   make test   create/refresh .venv and run the whole pytest suite
+#   make test   create/refresh .venv, lint (ruff) and run the whole pytest suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test
+.PHONY: demo test lint
 
 demo: $(STAMP)
 	$(BIN)/radiologyai phantom demo --output-dir $(DEMO_DIR)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # torch is installed first and pinned: the pin takes the CPU build; an unpinned torch pulls CUDA.
 $(STAMP): pyproject.toml

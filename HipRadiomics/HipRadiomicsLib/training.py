@@ -13,7 +13,7 @@ cross-validated with repeated stratified k-fold on all cases.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -315,7 +315,7 @@ def design_hu_image(design, spacing_mm: float = 1.0) -> sitk.Image:
     if isinstance(design, PhantomDesign):
         lo, hi = design.bounds_mm()
         lo, hi = lo - 6.0, hi + 6.0
-        size = [int(np.ceil((h - l) / spacing_mm)) for l, h in zip(lo, hi)]
+        size = [int(np.ceil((b - a) / spacing_mm)) for a, b in zip(lo, hi)]
         ref = sitk.Image(size, sitk.sitkUInt8)
         ref.SetSpacing([spacing_mm] * 3)
         ref.SetOrigin([float(v) for v in lo])

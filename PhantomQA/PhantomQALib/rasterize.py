@@ -160,7 +160,7 @@ def _rasterise_segments(design: PhantomDesign, reference: sitk.Image, rigid: Rig
         hi = np.minimum(np.ceil(corners.max(0) + pad).astype(int) + 1, shape)
         if np.any(hi <= lo):
             continue
-        kk, jj, ii = np.meshgrid(*[np.arange(l, h) for l, h in zip(lo, hi)], indexing="ij")
+        kk, jj, ii = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
         kji = np.stack([kk.ravel(), jj.ravel(), ii.ravel()], axis=1)
         pts = physical_points(reference, kji)
         dist = _distance_to_segment(pts, a, b)
@@ -237,7 +237,7 @@ def render_design_image(design: PhantomDesign, spacing_mm: float, margin_mm: flo
     """
     lo, hi = design.bounds_mm()
     lo, hi = lo - margin_mm, hi + margin_mm
-    size = [int(np.ceil((h - l) / spacing_mm)) for l, h in zip(lo, hi)]
+    size = [int(np.ceil((b - a) / spacing_mm)) for a, b in zip(lo, hi)]
     ref = sitk.Image(size, sitk.sitkUInt8)
     ref.SetSpacing([spacing_mm] * 3)
     ref.SetOrigin([float(v) + spacing_mm / 2 for v in lo])

@@ -63,7 +63,7 @@ def main() -> int:
         timings["training_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        predicted = cli("predict", work / "unseen", "--model", work / "model", "--output-dir", work / "pred",
+        cli("predict", work / "unseen", "--model", work / "model", "--output-dir", work / "pred",
                         "--threads", args.threads)
         timings["prediction_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - start

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from imagetestdata import make_image, oblique_direction
 from RadiologyAICommonLib import RadiologyAIError
-from RadiologyAICommonLib.atomic import write_csv, write_json
+from RadiologyAICommonLib.atomic import write_json
 from RadiologyAICommonLib.outputs import staged_output_dir
 from RadiologyAICommonLib.imageio import (
     list_dicom_series,

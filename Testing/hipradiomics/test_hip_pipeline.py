@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from HipRadiomicsLib.features_table import validate_feature_table
 from HipRadiomicsLib.model import ModelParameters, build_pipeline, selected_features

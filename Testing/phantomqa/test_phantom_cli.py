@@ -90,7 +90,7 @@ def test_study_on_a_dicom_folder(simulated, tmp_path, capsys):
 
 def _assert_refused(code, err, out_dir, *fragments):
     assert code == 2
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     for fragment in fragments:
         assert fragment in lines[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +54,7 @@ def test_cli_subprocess_progress_lines(tmp_path, phantom_files):
     done = subprocess.run(command + ["--progress", "lines", "vessels", str(ct), "--output-dir", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    lines = [l for l in done.stderr.splitlines() if l.startswith("PROGRESS")]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("PROGRESS")]
     assert len(lines) > 5 and lines[-1].startswith("PROGRESS 1.0000")
     assert (out / "summary.json").is_file()
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage as ndi
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
