@@ -56,10 +56,11 @@ from PhantomQALib.published import CALIBRATION_RADIUS_MM, RELATIVE_TOLERANCE, ST
 from PhantomQALib.rasterize import rasterise_design
 from PhantomQALib.recon import CALIBRATION_FILE, CALIBRATION_METADATA, RECON_MODELS, calibration_document
 from PhantomQALib.simulate import FastSimulator, ScanGeometry, acquisition_seed
+
+from phantom_comparison import FIT_DOSES, print_comparison_table  # beside this script
 from PhantomQALib.study import DesignRef, SimulationSpec, StudyParameters, run_study
 
 LOW, HIGH = 0.2, 4.0
-FIT_DOSES = (0.2, 1.0, 4.0)
 HELD_OUT_DOSES = (0.5, 2.1)
 # Fitted fields and their bounds; the regularisation fields only for regularised recons.
 BOUNDS = {
@@ -267,17 +268,7 @@ def print_comparison(study, fit_doses=FIT_DOSES) -> dict:
     summary = summarise(study.per_acquisition)
     vols = volumes(study.acquisitions)
     table = published_comparison(study.per_acquisition, study.acquisitions)
-    print("\n| quantity | recon | CTDIvol (mGy) | dose used for | simulated (mean ± SD) | worst repetition | published | off | within 15 % |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for row in table.itertuples(index=False):
-        role = "fit" if any(np.isclose(row.ctdivol_mgy, d) for d in fit_doses) else "held out"
-        digits = 2 if row.quantity.startswith("volume") else 0
-        print(f"| {row.quantity} | {row.recon.upper()} | {row.ctdivol_mgy:g} | {role} | {row.mean:.{digits}f} ± {row.sd:.{digits}f} | {row.worst:.{digits}f} | {row.published} | {row.off_pct:+.1f} % | {'yes' if row.within else 'no'} |")
-    for role, pick in (("fit doses", True), ("held-out doses", False)):
-        part = table[[any(np.isclose(d, f) for f in fit_doses) == pick for d in table["ctdivol_mgy"]]]
-        hu = part[part["quantity"].str.startswith(("MPV", "IQR"))]
-        if len(hu):
-            print(f"{role}: MPV/IQR within 15 %: {int(hu['within'].sum())}/{len(hu)}; mean |off| {hu['off_pct'].abs().mean():.1f} %, worst {hu['off_pct'].abs().max():.1f} %")
+    print_comparison_table(table, fit_doses)
     goals = study_goals(table, summary, vols)
     print("goals: " + json.dumps(goals))
     return goals

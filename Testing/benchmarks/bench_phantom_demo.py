@@ -33,12 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from PhantomQALib.aggregate import trends
 
-FIT_DOSES = (0.2, 1.0, 4.0)
+from phantom_comparison import FIT_DOSES, print_comparison_table  # beside this script
+
 
 
 def main(argv=None) -> int:
@@ -71,17 +71,7 @@ def main(argv=None) -> int:
     print(f"\nwall time {wall:.1f} s, CPU time {cpu:.1f} s (goal: wall <= 180 s on 2 cores); load average after: {os.getloadavg()[0]:.2f}")
     print(f"reconstruction constants: recon_calibration.json version {study['recon_calibration'].get('version')} ({study['recon_calibration'].get('fitted_by')})")
     comparison = pd.DataFrame(study["published_comparison"])
-    print("\n| quantity | recon | CTDIvol (mGy) | dose used for | demo (mean ± SD) | worst repetition | published | off | within 15 % |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for row in comparison.itertuples(index=False):
-        role = "fit" if any(np.isclose(row.ctdivol_mgy, d) for d in FIT_DOSES) else "held out"
-        digits = 2 if row.quantity.startswith("volume") else 0
-        print(f"| {row.quantity} | {row.recon.upper()} | {row.ctdivol_mgy:g} | {role} | {row.mean:.{digits}f} ± {row.sd:.{digits}f} | {row.worst:.{digits}f} | {row.published} | {row.off_pct:+.1f} % | {'yes' if row.within else 'no'} |")
-    hu = comparison[comparison["quantity"].str.startswith(("MPV", "IQR"))]
-    for role, pick in (("fit doses", True), ("held-out doses", False)):
-        part = hu[[any(np.isclose(d, f) for f in FIT_DOSES) == pick for d in hu["ctdivol_mgy"]]]
-        if len(part):
-            print(f"{role}: MPV/IQR within 15 %: {int(part['within'].sum())}/{len(part)}; mean |off| {part['off_pct'].abs().mean():.1f} %, worst {part['off_pct'].abs().max():.1f} %")
+    print_comparison_table(comparison, FIT_DOSES, measured="demo")
     goals = study["goals"]
     rho = trends(summary, volumes)
     print("\ntrends (Spearman rho vs dose): " + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items()))
