@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("PhantomQALib.cli", "CT dose x reconstruction study on a lung-vessel phantom"),
     "salivary": ("SalivarySegLib.cli", "salivary-gland tumour segmentation (V-Net) and classification (ResNet-50)"),
     "hip": ("HipRadiomicsLib.cli", "radiomics classifier: PyRadiomics, Boruta, XGBoost, AUC with DeLong CI"),
+    "web": ("RadiologyAIWeb.cli", "the browser front-end (trame-slicer): all four modules on a local web server"),
 }
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,202 @@
+"""What the four panels share: state keys under the panel's name, the error banner, progress, Cancel, jobs, and the
+small widgets (buttons, file pickers, tables) with their stable ``data-testid`` (``<panel>-<what>``).
+
+A click schedules an asyncio task and returns at once, so the page stays live while a job runs; the task
+reports through the trame state. A :class:`RadiologyAIError` shows its message in the panel's error banner
+(``<panel>-error``); any other exception shows one line naming it (the traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+
+from RadiologyAICommonLib.errors import RadiologyAIError
+
+from ..jobs import Job, raise_for_result
+from ..security import save_uploads, uploaded_path
+
+log = logging.getLogger("RadiologyAIWeb")
+
+
+def testid(value: str) -> list[str]:
+    return [f'data-testid="{value}"']
+
+
+class Panel:
+    name = "panel"  # prefix of state keys and test ids
+    title = "Panel"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.state = ctx.state
+        self.viewer = ctx.viewer
+        self._job: Job | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.init_state(busy=False, progress=0, status="", error="")
+
+    # ------------------------------------------------------------------ state
+    def key(self, what: str) -> str:
+        return f"{self.name}_{what}"
+
+    def init_state(self, **values) -> None:
+        for what, value in values.items():
+            self.state.setdefault(self.key(what), value)
+
+    def set(self, **values) -> None:
+        with self.state:
+            for what, value in values.items():
+                self.state[self.key(what)] = value
+
+    def get(self, what: str):
+        return self.state[self.key(what)]
+
+    # ------------------------------------------------------------------ actions
+    def action(self, coroutine_function):
+        """A click handler that runs ``coroutine_function(*args)`` as a task, guarded by the error banner."""
+
+        def handler(*args):
+            task = asyncio.get_event_loop().create_task(self._guarded(coroutine_function, *args))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return handler
+
+    async def _guarded(self, coroutine_function, *args) -> None:
+        self.set(error="")
+        try:
+            await coroutine_function(*args)
+        except RadiologyAIError as exc:
+            self.set(error=str(exc), busy=False, status="")
+        except Exception as exc:  # a bug: one line in the banner and the log, never a crash of the server
+            if self.ctx.debug:
+                log.exception("%s: internal error", self.name)
+            else:
+                log.error("%s: internal error (%s: %s)", self.name, type(exc).__name__, exc)
+            self.set(error=f"internal error ({type(exc).__name__}: {exc})", busy=False, status="")
+
+    async def run_job(self, args: list[str], what: str):
+        """Run ``radiologyai ARGS`` in the worker process; returns its result, or None when cancelled."""
+        if self._job is not None:
+            raise RadiologyAIError(f"{self.title} is already running; cancel it first")
+
+        def progress(fraction: float, message: str) -> None:
+            self.set(progress=round(100 * max(0.0, min(1.0, fraction)), 1), status=message)
+
+        self._job = Job(args, on_progress=progress)
+        self.set(busy=True, progress=0, status=f"{what}: starting")
+        try:
+            result = await self._job.run()
+        finally:
+            self._job = None
+            self.set(busy=False)
+        if result.cancelled:
+            self.set(status=f"{what}: cancelled", progress=0)
+            return None
+        raise_for_result(result, what)
+        self.set(progress=100, status=f"{what}: done")
+        return result
+
+    async def cancel(self) -> None:
+        if self._job is not None:
+            self.set(status="cancelling")
+            await self._job.cancel()
+
+    # ------------------------------------------------------------------ inputs
+    def read_upload(self, files, what: str, reader):
+        """Save an upload (size-limited) in a temporary folder, read it with ``reader(path)``, remove the copy."""
+        folder = save_uploads(files, self.ctx.max_upload_bytes, parent=self.ctx.workspace)
+        try:
+            return reader(uploaded_path(folder))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def data_path(self, what_key: str, what: str) -> Path:
+        return self.ctx.data_dir.resolve(self.get(what_key) or "", what)
+
+    # ------------------------------------------------------------------ widgets
+    def error_banner(self) -> None:
+        v3.VAlert(
+            v_if=self.key("error"),
+            type="error",
+            variant="tonal",
+            density="compact",
+            closable=True,
+            text=(self.key("error"),),
+            click_close=f"{self.key('error')} = ''",
+            raw_attrs=testid(f"{self.name}-error"),
+            classes="my-2",
+        )
+
+    def progress_bar(self) -> None:
+        v3.VProgressLinear(
+            model_value=(self.key("progress"),),
+            active=(f"{self.key('busy')} || {self.key('progress')} > 0",),
+            height=8,
+            color="primary",
+            raw_attrs=testid(f"{self.name}-progress") + [f':data-value="{self.key("progress")}"'],
+            classes="my-1",
+        )
+        html.Div("{{ %s }}" % self.key("status"), classes="text-caption", raw_attrs=testid(f"{self.name}-status"))
+
+    def button(self, what: str, label: str, click, disabled: str | None = None, **kwargs) -> None:
+        v3.VBtn(
+            label,
+            click=click,
+            disabled=(disabled,) if disabled else False,
+            density="comfortable",
+            classes="mr-2 my-1",
+            raw_attrs=testid(f"{self.name}-{what}"),
+            **kwargs,
+        )
+
+    def cancel_button(self) -> None:
+        self.button("cancel", "Cancel", self.action(self.cancel), disabled=f"!{self.key('busy')}", color="warning",
+                    variant="outlined")
+
+    def upload_input(self, what: str, label: str, handler, multiple: bool = False) -> None:
+        """A plain file input; the browser refuses files over the limit before sending anything."""
+        limit = self.ctx.max_upload_bytes
+        trigger = self.ctx.server.controller.trigger_name(handler)
+        error = self.key("error")
+        message = f"upload over the limit of this server ({limit / 1e6:.0f} MB): put the file in its data folder"
+        change = (  # inside a double-quoted HTML attribute: single quotes only
+            f"Array.from($event.target.files).reduce((a, f) => a + f.size, 0) > {limit} "
+            f"? ({error} = '{message}') : trigger('{trigger}', [$event.target.files])"
+        )
+        with html.Div(classes="my-1"):
+            html.Label(label, classes="text-body-2 mr-2")
+            html.Input(type="file", change=change, multiple=multiple, raw_attrs=testid(f"{self.name}-{what}"))
+
+    def path_input(self, what: str, label: str) -> None:
+        """A text field for a path inside the data folder, with the folder's files as suggestions."""
+        with html.Div(classes="my-1 d-flex align-center"):
+            html.Label(label, classes="text-body-2 mr-2")
+            html.Input(
+                v_model=(self.key(what), ""),
+                list="radiologyai-data-files",
+                placeholder="path inside the data folder",
+                style="border: 1px solid #999; padding: 2px 6px; flex: 1",
+                raw_attrs=testid(f"{self.name}-{what}"),
+            )
+
+    def table(self, what: str, state_name: str) -> None:
+        """A table whose body rows are ``state[<panel>_<state_name>].rows``."""
+        data = self.key(state_name)
+        self.init_state(**{state_name: {"headers": [], "rows": []}})
+        with v3.VTable(density="compact", v_if=f"{data}.rows.length", raw_attrs=testid(f"{self.name}-{what}"),
+                       classes="my-2", style="max-height: 320px; overflow-y: auto"):
+            with html.Thead():
+                with html.Tr():
+                    html.Th("{{ h }}", v_for=f"h in {data}.headers", key=("h",))
+            with html.Tbody():
+                with html.Tr(v_for=f"(row, i) in {data}.rows", key=("i",)):
+                    html.Td("{{ cell }}", v_for="(cell, j) in row", key=("j",))
+
+    def build(self) -> None:  # the panel's content, inside its tab
+        raise NotImplementedError

@@ -1,0 +1,9 @@
+from .base import Panel
+
+
+class HipRadiomicsPanel(Panel):
+    name = "hipradiomics"
+    title = "HipRadiomics"
+
+    def build(self):
+        pass

@@ -1,0 +1,9 @@
+from .base import Panel
+
+
+class PhantomQAPanel(Panel):
+    name = "phantomqa"
+    title = "PhantomQA"
+
+    def build(self):
+        pass

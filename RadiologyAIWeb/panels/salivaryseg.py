@@ -1,0 +1,9 @@
+from .base import Panel
+
+
+class SalivarySegPanel(Panel):
+    name = "salivaryseg"
+    title = "SalivarySeg"
+
+    def build(self):
+        pass
