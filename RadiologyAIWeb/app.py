@@ -98,7 +98,11 @@ def serve(host: str, port: int, data_dir: DataDir, max_upload_bytes: int, debug:
         app = WebApp(data_dir, max_upload_bytes, workspace, debug=debug)
         print(f"RadiologyAI web: http://{host}:{port}/ (data folder: {data_dir.root or 'none'}); Ctrl-C stops it",
               file=sys.stderr, flush=True)
-        app.start(host, port)
+        try:
+            app.start(host, port)
+        finally:
+            for panel in app.panels:
+                panel.stop()
     finally:
         sys.argv = saved_argv
         shutil.rmtree(workspace, ignore_errors=True)

@@ -34,6 +34,10 @@ class Job:
             await asyncio.sleep(POLL_S)
         return self._worker.result
 
+    def stop(self) -> None:
+        """Cancel, blocking (for shutdown, when no event loop runs any more)."""
+        self._worker.cancel(grace_s=2.0)
+
     async def cancel(self) -> None:
         if self._cancelling:
             return

@@ -102,6 +102,11 @@ class Panel:
         self.set(progress=100, status=f"{what}: done")
         return result
 
+    def stop(self) -> None:
+        """Server shutdown: stop a running job's worker (it runs in its own process group)."""
+        if self._job is not None:
+            self._job.stop()
+
     async def cancel(self) -> None:
         if self._job is not None:
             self.set(status="cancelling")
@@ -111,15 +116,39 @@ class Panel:
     def read_upload(self, files, what: str, reader):
         """Save an upload (size-limited) in a temporary folder, read it with ``reader(path)``, remove the copy."""
         folder = save_uploads(files, self.ctx.max_upload_bytes, parent=self.ctx.workspace)
+        path = uploaded_path(folder)
         try:
-            return reader(uploaded_path(folder))
+            return reader(path)
+        except RadiologyAIError as exc:  # the message names the upload, not the server's temporary folder
+            shown = path.name if path.is_file() else f"the {len(list(folder.iterdir()))} uploaded files"
+            raise RadiologyAIError(str(exc).replace(str(path), shown)) from None
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def data_path(self, what_key: str, what: str) -> Path:
         return self.ctx.data_dir.resolve(self.get(what_key) or "", what)
 
+    def show_volume(self, image, name: str, window: tuple[float, float] | None = None):
+        """A SimpleITK image as a new volume node, shown in the slice views; returns the node."""
+        from RadiologyAICommonLib import mrml
+
+        node = mrml.image_to_volume_node(image, name)
+        node.CreateDefaultDisplayNodes()
+        if window is not None:
+            display = node.GetDisplayNode()
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*window)
+        self.viewer.show_volume(node)
+        return node
+
     # ------------------------------------------------------------------ widgets
+    def volume_source(self, what: str, label: str, load_upload, load_path) -> None:
+        """Upload (one file, or the files of a DICOM series) or a path in the data folder, then Load."""
+        self.upload_input(f"{what}-upload", f"{label} file(s):", self.action(load_upload), multiple=True)
+        with html.Div(classes="d-flex align-center"):
+            self.path_input(f"{what}_path", "or in the data folder:")
+            self.button(f"load-{what}", "Load", self.action(load_path), disabled=self.key("busy"))
+
     def error_banner(self) -> None:
         v3.VAlert(
             v_if=self.key("error"),
@@ -182,7 +211,7 @@ class Panel:
                 list="radiologyai-data-files",
                 placeholder="path inside the data folder",
                 style="border: 1px solid #999; padding: 2px 6px; flex: 1",
-                raw_attrs=testid(f"{self.name}-{what}"),
+                raw_attrs=testid(f"{self.name}-{what.replace('_', '-')}"),
             )
 
     def table(self, what: str, state_name: str) -> None:

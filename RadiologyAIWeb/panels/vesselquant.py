@@ -34,7 +34,7 @@ class VesselQuantPanel(Panel):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.init_state(ct="", summary="", plot="", downloads=[], data_path="")
+        self.init_state(ct="", summary="", plot="", downloads=[], path="")
         self._ct_node = None
         self._nodes = None
         self._output = None
@@ -55,21 +55,13 @@ class VesselQuantPanel(Panel):
         self._set_ct(image, _name_of(files, "uploaded CT"))
 
     async def load_data(self) -> None:
-        path = self.data_path("data_path", "CT")
+        path = self.data_path("path", "CT")
         self._set_ct(_read_ct(path), path.name)
 
     def _set_ct(self, image, name: str) -> None:
-        from RadiologyAICommonLib import mrml
-
         self._clear_results()
         self.viewer.remove(self._ct_node)
-        node = mrml.image_to_volume_node(image, name)
-        node.CreateDefaultDisplayNodes()
-        display = node.GetDisplayNode()
-        display.AutoWindowLevelOff()
-        display.SetWindowLevel(*LUNG_WINDOW)
-        self._ct_node = node
-        self.viewer.show_volume(node)
+        self._ct_node = self.show_volume(image, name, LUNG_WINDOW)
         size = "x".join(str(n) for n in image.GetSize())
         self.set(ct=f"{name} ({size} voxels)", status="CT loaded", progress=0)
 
@@ -132,7 +124,7 @@ class VesselQuantPanel(Panel):
         self.button("load-sample", "Load sample phantom", self.action(self.load_sample), disabled=k("busy"))
         self.upload_input("upload", "CT file(s):", self.action(self.load_upload), multiple=True)
         with html.Div(classes="d-flex align-center"):
-            self.path_input("data_path", "or in the data folder:")
+            self.path_input("path", "or in the data folder:")
             self.button("load-data", "Load", self.action(self.load_data), disabled=k("busy"))
         html.Div("CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("vesselquant-ct"))
         self.button("apply", "Apply", self.action(self.apply), disabled=f"{k('busy')} || !{k('ct')}", color="primary")

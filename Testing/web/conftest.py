@@ -1,0 +1,157 @@
+"""Fixtures of the browser tests: the ``radiologyai web`` server on a free loopback port, and headless Chromium.
+
+The server runs as a subprocess (``python -m RadiologyAICommonLib web``), one per test session, with a data
+folder the tests fill; it is stopped by its PID. The browser is Debian's Chromium driven by Playwright
+(``executable_path=/usr/bin/chromium``; ``playwright install`` is never needed). Without Chromium, Playwright,
+trame-slicer or EGL the browser tests skip and say which is missing; CI (.ci/run) installs all of them.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("RADIOLOGYAI_CHROMIUM", "/usr/bin/chromium")
+MAX_UPLOAD_MB = 5
+SERVER_START_S = 120
+
+
+def _missing() -> str | None:
+    for module, what in (("trame", "trame (pip install 'radiologyai[web]')"),
+                         ("trame_slicer", "trame-slicer (pip install 'radiologyai[web]')"),
+                         ("playwright", "playwright (pip install 'radiologyai[test]')")):
+        if importlib.util.find_spec(module) is None:
+            return f"{what} is not installed"
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    if ctypes.util.find_library("EGL") is None:
+        return "no EGL library for headless rendering (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env() -> dict:
+    env = dict(os.environ)
+    paths = [str(ROOT)] + [str(ROOT / m) for m in ("RadiologyAICommon", "VesselQuant", "PhantomQA", "SalivarySeg",
+                                                   "HipRadiomics")]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
+    env["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
+    return env
+
+
+@pytest.fixture(scope="session")
+def browser_requirements():
+    reason = _missing()
+    if reason:
+        pytest.skip(f"browser tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def warm_numba():
+    """Compile VesselQuant's numba kernels once (they are cached on disk), so a run in the server takes seconds."""
+    from VesselQuantLib.pipeline import run_vessel_quant
+    from VesselQuantLib.vessel_phantom import make_vessel_phantom
+
+    run_vessel_quant(make_vessel_phantom(size_xyz=(48, 48, 24), seed=1, root_radius_mm=1.5).image)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("web-data")
+
+
+class WebServer:
+    def __init__(self, process: subprocess.Popen, url: str, data_dir: Path, log: Path):
+        self.process, self.url, self.data_dir, self.log = process, url, data_dir, log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stderr(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def children(self) -> list[int]:
+        """PIDs of the server's child processes (the worker of a running job)."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+    def stop(self) -> None:
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def web_server(browser_requirements, data_dir, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("web-server") / "stderr.txt"
+    command = [sys.executable, "-m", "RadiologyAICommonLib", "web", "--port", str(port), "--data-dir", str(data_dir),
+               "--max-upload-mb", str(MAX_UPLOAD_MB)]
+    with open(log, "w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(command, cwd=ROOT, env=server_env(), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    server = WebServer(process, f"http://127.0.0.1:{port}/", data_dir, log)
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
+        if not server.alive():
+            pytest.fail(f"the web server exited with {process.returncode}:\n{server.stderr()}")
+        try:
+            with urllib.request.urlopen(server.url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"the web server did not answer within {SERVER_START_S} s:\n{server.stderr()}")
+        time.sleep(0.5)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(browser_requirements):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"))
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, web_server):
+    """A fresh tab on the app, once its first panel is on screen."""
+    context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+    tab = context.new_page()
+    tab.goto(web_server.url)
+    tab.wait_for_selector('[data-testid="tab-vesselquant"]', timeout=60_000)
+    tab.click('[data-testid="tab-vesselquant"]')  # the open tab is server state, shared by all pages
+    tab.wait_for_selector('[data-testid="vesselquant-load-sample"]', timeout=30_000)
+    yield tab
+    context.close()

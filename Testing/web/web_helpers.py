@@ -1,0 +1,54 @@
+"""Helpers of the browser tests: test ids, waiting for the server-rendered views, comparing their pixels."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+
+# The axial slice view is the first cell of trame-slicer's layout grid inside the app's viewer.
+SLICE_VIEW = '[data-testid="viewer"] .layout-grid-item >> nth=0'
+
+
+def tid(value: str) -> str:
+    return f'[data-testid="{value}"]'
+
+
+def view_pixels(page, selector: str = SLICE_VIEW) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB")).astype(np.int16)
+
+
+def changed_fraction(a: np.ndarray, b: np.ndarray, threshold: int = 30) -> float:
+    """Fraction of pixels whose colour changed by more than ``threshold`` (0-255) in any channel."""
+    if a.shape != b.shape:
+        return 1.0
+    return float((np.abs(a - b).max(axis=-1) > threshold).mean())
+
+
+def wait_for_view(page, condition, timeout_s: float = 30.0, selector: str = SLICE_VIEW) -> np.ndarray:
+    """Screenshots of the view until ``condition(pixels)`` holds; the last one (or AssertionError on time-out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pixels = view_pixels(page, selector)
+        if condition(pixels):
+            return pixels
+        if time.monotonic() > deadline:
+            raise AssertionError("the view did not show what was expected in time")
+        time.sleep(0.5)
+
+
+def wait_for_stable_view(page, timeout_s: float = 30.0, selector: str = SLICE_VIEW) -> np.ndarray:
+    """The view once it shows an image (not all dark) and two screenshots a second apart agree."""
+    deadline = time.monotonic() + timeout_s
+    previous = None
+    while True:
+        pixels = view_pixels(page, selector)
+        if previous is not None and (pixels > 60).any(axis=-1).mean() > 0.05 and changed_fraction(previous, pixels) < 1e-3:
+            return pixels
+        if time.monotonic() > deadline:
+            raise AssertionError("the view did not settle on an image in time")
+        previous = pixels
+        time.sleep(1.0)
