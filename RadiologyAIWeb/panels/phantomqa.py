@@ -4,8 +4,6 @@ manifest from the data folder, in the worker process (``radiologyai phantom demo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
@@ -51,15 +49,24 @@ class PhantomQAPanel(Panel):
                         "PhantomQA study")
 
     def _check_manifest(self, manifest) -> None:
-        """The scans a manifest lists must be in the data folder too (the server reads nothing else)."""
-        from PhantomQALib.acquisitions import read_manifest
+        """The scans a manifest lists must be in the data folder too (the server reads nothing else).
+
+        Checked on the CSV's ``path`` column before PhantomQA's own reader (run by the study) looks at the files,
+        so the server does not even say whether a file outside exists; the reader validates everything else.
+        """
+        import csv
 
         if manifest.is_dir():
             return  # a DICOM folder, already inside the data folder
         root = self.ctx.data_dir.root
-        for acquisition in read_manifest(manifest):
-            if not Path(acquisition.path).resolve().is_relative_to(root):
-                raise RadiologyAIError(f"manifest {manifest.name}: {acquisition.path} is outside the data folder")
+        try:
+            with open(manifest, newline="", encoding="utf-8-sig") as handle:
+                paths = [(row.get("path") or "").strip() for row in csv.DictReader(handle)]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise RadiologyAIError(f"manifest {manifest.name}: cannot read it as CSV ({exc})") from None
+        for text in filter(None, paths):
+            if not (manifest.parent / text).resolve().is_relative_to(root):  # an absolute path replaces the parent
+                raise RadiologyAIError(f"manifest {manifest.name}: {text} is outside the data folder")
 
     async def _run(self, args, work, what: str) -> None:
         self._clear()

@@ -1,0 +1,104 @@
+"""The web server's input rules without a browser: data-folder containment, upload limits, result files, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAIWeb.context import ResultStore
+from RadiologyAIWeb.security import DataDir, safe_filename, save_uploads, uploaded_path
+
+from conftest import ROOT, server_env
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = tmp_path / "data"
+    (root / "cases" / "a").mkdir(parents=True)
+    (root / "cases" / "a" / "ct.nrrd").write_bytes(b"x")
+    (tmp_path / "secret.txt").write_text("outside")
+    return DataDir.from_option(root)
+
+
+def test_paths_inside_the_data_folder_resolve(data):
+    assert data.resolve("cases/a/ct.nrrd") == data.root / "cases" / "a" / "ct.nrrd"
+    assert data.resolve("cases/./a/../a") == data.root / "cases" / "a"
+    assert "cases/a/ct.nrrd" in data.listing()
+
+
+@pytest.mark.parametrize("path", ["../secret.txt", "cases/../../secret.txt", "/etc/passwd", "", "nope.nrrd", "a\x00b"])
+def test_paths_outside_or_missing_are_refused(data, path):
+    with pytest.raises(RadiologyAIError):
+        data.resolve(path)
+
+
+def test_a_symlink_pointing_out_is_refused(data, tmp_path):
+    os.symlink(tmp_path / "secret.txt", data.root / "link.txt")
+    with pytest.raises(RadiologyAIError, match="outside the data folder"):
+        data.resolve("link.txt")
+
+
+def test_no_data_folder_reads_nothing(tmp_path):
+    empty = DataDir.from_option(None)
+    assert empty.listing() == []
+    with pytest.raises(RadiologyAIError, match="without --data-dir"):
+        empty.resolve("ct.nrrd")
+    with pytest.raises(RadiologyAIError, match="not a folder"):
+        DataDir.from_option(tmp_path / "missing")
+
+
+def test_uploads_are_written_under_safe_names_in_a_new_folder(tmp_path):
+    folder = save_uploads([{"name": "../../evil.nrrd", "size": 3, "content": b"abc"}], 10, parent=tmp_path)
+    assert folder.parent == tmp_path
+    assert [p.name for p in folder.iterdir()] == ["evil.nrrd"]
+    assert uploaded_path(folder) == folder / "evil.nrrd"
+    several = save_uploads([{"name": "1.dcm", "content": b"a"}, {"name": "1.dcm", "content": [b"b", b"c"]}], 10,
+                           parent=tmp_path)
+    assert uploaded_path(several) == several and len(list(several.iterdir())) == 2
+    assert safe_filename("C:\\x\\.hidden name.nii.gz") == "hidden_name.nii.gz"
+
+
+def test_uploads_over_the_limit_are_refused_before_and_after_receiving(tmp_path):
+    with pytest.raises(RadiologyAIError, match="over this server's limit"):
+        save_uploads([{"name": "a.nrrd", "size": 11, "content": b"x"}], 10, parent=tmp_path)
+    with pytest.raises(RadiologyAIError, match="over this server's limit"):  # the declared size lied
+        save_uploads([{"name": "a.nrrd", "size": 1, "content": b"x" * 11}], 10, parent=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RadiologyAIError, match="choose a file"):
+        save_uploads([], 10, parent=tmp_path)
+    with pytest.raises(RadiologyAIError, match="no file content"):
+        save_uploads([{"name": "a.nrrd"}], 10, parent=tmp_path)
+
+
+def test_result_files_are_served_only_from_published_folders(tmp_path):
+    store = ResultStore(tmp_path)
+    folder = store.new_folder("run")
+    (folder / "table.csv").write_text("a\n")
+    (tmp_path / "other.txt").write_text("no")
+    token = store.publish(folder)
+    assert store.file(token, "table.csv") == (folder / "table.csv").resolve()
+    assert store.url(token, "table.csv").endswith(f"/{token}/table.csv")
+    for token_, name in ((token, "../other.txt"), (token, "missing.csv"), ("unknown", "table.csv"), (token, "")):
+        assert store.file(token_, name) is None
+    store.discard(folder)
+    assert store.file(token, "table.csv") is None and not folder.exists()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "RadiologyAICommonLib", *args], cwd=ROOT, env=server_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_help_and_clear_errors(tmp_path):
+    done = _cli("web", "--help")
+    assert done.returncode == 0 and "--data-dir" in done.stdout and "127.0.0.1" in done.stdout
+    for args, message in ((["--data-dir", str(tmp_path / "missing")], "not a folder"),
+                          (["--port", "70000"], "not a port number"),
+                          (["--max-upload-mb", "0"], "must be positive")):
+        done = _cli("web", *args)
+        assert done.returncode == 2, args
+        assert done.stderr.strip().splitlines() == [f"error: {done.stderr.strip()[7:]}"] and message in done.stderr
