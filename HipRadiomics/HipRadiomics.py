@@ -212,11 +212,11 @@ class HipRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not result.ok:
             return
         metrics = self.logic.loadMetrics(str(self._parameterNode.trainOutputDirectory))
-        text = (f"AUC {metrics['auc']:.3f} (95% CI {metrics['auc_ci95'][0]:.3f}-{metrics['auc_ci95'][1]:.3f}, DeLong) on "
-                f"{metrics['n_test']} test cases; {metrics['n_selected']} features selected.")
-        for reader in metrics.get("readers", []):
-            if "auc" in reader:
-                text += f"<br>{html.escape(reader['name'])}: AUC {reader['auc']:.3f}, paired DeLong p = {reader['p_value']:.3f}"
+        text = (f"AUC {metrics.auc:.3f} (95% CI {metrics.auc_ci95[0]:.3f}-{metrics.auc_ci95[1]:.3f}, DeLong) on "
+                f"{metrics.n_test} test cases; {metrics.n_selected} features selected.")
+        for reader in metrics.readers:
+            if reader.auc is not None:
+                text += f"<br>{html.escape(reader.name)}: AUC {reader.auc:.3f}, paired DeLong p = {reader.p_value:.3f}"
         self.ui.trainResultLabel.text = text
         self._parameterNode.modelDirectory = self._parameterNode.trainOutputDirectory
 

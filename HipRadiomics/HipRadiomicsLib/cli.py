@@ -168,12 +168,12 @@ def run_train(args, progress) -> int:
     result = train_model(table, options, progress)
     write_outputs(result, output_dir, progress, overwrite=args.overwrite)
     m = result.metrics
-    summary = {"output_dir": str(output_dir), "auc": m["auc"], "auc_ci95": m["auc_ci95"], "accuracy": m["accuracy"],
-               "sensitivity": m["sensitivity"], "specificity": m["specificity"], "threshold": m["threshold"],
-               "n_selected": m["n_selected"], "selected_features": m["selected_features"],
-               "readers": [{k: r.get(k) for k in ("name", "auc", "auc_ci95", "p_value")} for r in m["readers"]]}
-    if m["cv"]:
-        summary["cv_auc_mean"], summary["cv_auc_sd"] = m["cv"]["auc_mean"], m["cv"]["auc_sd"]
+    summary = {"output_dir": str(output_dir), "auc": m.auc, "auc_ci95": m.auc_ci95, "accuracy": m.accuracy.value,
+               "sensitivity": m.sensitivity.value, "specificity": m.specificity.value, "threshold": m.threshold,
+               "n_selected": m.n_selected, "selected_features": m.selected_features,
+               "readers": [{"name": r.name, "auc": r.auc, "auc_ci95": r.auc_ci95, "p_value": r.p_value} for r in m.readers]}
+    if m.cv:
+        summary["cv_auc_mean"], summary["cv_auc_sd"] = m.cv.auc_mean, m.cv.auc_sd
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -145,12 +145,16 @@ class HipRadiomicsLogic(LogicBase):
         return [extract, train]
 
     @staticmethod
-    def loadMetrics(modelDir: str) -> dict:
-        """metrics.json of a trained model folder."""
+    def loadMetrics(modelDir: str):
+        """metrics.json of a trained model folder, as a :class:`HipRadiomicsLib.training.TrainingMetrics`."""
         import json
+
+        from HipRadiomicsLib.training import TrainingMetrics
 
         path = Path(modelDir) / "metrics.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return TrainingMetrics.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             raise RadiologyAIError(f"{path}: cannot read the model metrics ({exc})") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise RadiologyAIError(f"{path}: not a HipRadiomics metrics file ({type(exc).__name__}: {exc})") from None

@@ -13,7 +13,7 @@ cross-validated with repeated stratified k-fold on all cases.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +38,145 @@ class TrainingParameters:
 
 
 @dataclass
+class Proportion:
+    """A proportion of the test cases at the threshold: its value, Wilson 95 % CI and denominator."""
+
+    value: float
+    ci95: list[float]
+    n: int
+
+
+@dataclass
+class ReaderComparison:
+    """One reader's scores against the model on the same test cases (AUCs with DeLong CIs, paired DeLong test).
+
+    With too few scored test cases of a class, only ``name``, ``n`` and ``note`` are set.
+    """
+
+    name: str
+    n: int  # scored test cases
+    auc: float | None = None
+    auc_ci95: list[float] | None = None
+    auc_se: float | None = None
+    model_auc_same_cases: float | None = None
+    auc_difference_model_minus_reader: float | None = None
+    z: float | None = None
+    p_value: float | None = None
+    test: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.note is not None:
+            return {"name": self.name, "n": self.n, "note": self.note}
+        data = asdict(self)
+        del data["note"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReaderComparison:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass
+class CrossValidation:
+    """AUC of the whole Pipeline under repeated stratified k-fold cross-validation on all cases."""
+
+    folds: int
+    repeats: int
+    auc_mean: float
+    auc_sd: float
+    auc_per_fold: list[float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CrossValidation:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+PROPORTIONS = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
+
+
+@dataclass
+class TrainingMetrics:
+    """The validation of a trained model, as ``metrics.json`` holds it (:meth:`to_dict` gives its keys, in order).
+
+    The held-out test set's AUC and proportions at the threshold, the split, the feature selection,
+    the readers and the optional cross-validation. ``params_sha256`` and ``versions`` (provenance)
+    are set when the model folder is written.
+    """
+
+    auc: float
+    auc_ci95: list[float]
+    auc_se: float
+    auc_ci_method: str
+    threshold: float
+    threshold_mode: str  # "fixed" or "youden"
+    accuracy: Proportion
+    sensitivity: Proportion
+    specificity: Proportion
+    ppv: Proportion
+    npv: Proportion
+    proportion_ci_method: str
+    confusion: dict[str, int]  # tp, fp, tn, fn
+    class_names: list[str]  # [negative, positive]
+    positive_class: str
+    n_cases: int
+    n_train: int
+    n_test: int
+    n_train_by_class: dict[str, int]
+    n_test_by_class: dict[str, int]
+    n_input_features: int
+    n_after_near_constant: int
+    n_after_collinearity: int
+    selector: str
+    selected_features: list[str]
+    n_selected: int
+    test_size: float
+    seed: int
+    readers: list[ReaderComparison] = field(default_factory=list)
+    cv: CrossValidation | None = None
+    params_sha256: str | None = None
+    versions: dict[str, str] | None = None
+
+    def to_dict(self) -> dict:
+        """The ``metrics.json`` form: each proportion as three keys (``accuracy``, ``accuracy_ci95``, ``accuracy_n``)."""
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in PROPORTIONS:
+                data.update({f.name: value.value, f"{f.name}_ci95": value.ci95, f"{f.name}_n": value.n})
+            elif f.name == "readers":
+                data[f.name] = [reader.to_dict() for reader in value]
+            elif f.name == "cv":
+                data[f.name] = value.to_dict() if value is not None else None
+            else:
+                data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingMetrics:
+        """Read back :meth:`to_dict`'s form; a missing key raises ``KeyError``."""
+        values = {}
+        for f in fields(cls):
+            if f.name in PROPORTIONS:
+                values[f.name] = Proportion(data[f.name], data[f"{f.name}_ci95"], data[f"{f.name}_n"])
+            elif f.name == "readers":
+                values[f.name] = [ReaderComparison.from_dict(reader) for reader in data.get("readers") or []]
+            elif f.name == "cv":
+                values[f.name] = CrossValidation.from_dict(data["cv"]) if data.get("cv") else None
+            elif f.name in ("params_sha256", "versions"):
+                values[f.name] = data.get(f.name)
+            else:
+                values[f.name] = data[f.name]
+        return cls(**values)
+
+
+@dataclass
 class TrainingResult:
     pipeline: object
-    metrics: dict
+    metrics: TrainingMetrics
     test_predictions: pd.DataFrame
     importance: pd.DataFrame
     table: FeatureTable
@@ -107,7 +243,7 @@ def out_of_fold_probabilities(config: ModelParameters, X: pd.DataFrame, y: np.nd
 
 
 def repeated_cv(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: int, repeats: int, seed: int,
-                progress: ProgressCallback = no_progress) -> dict:
+                progress: ProgressCallback = no_progress) -> CrossValidation:
     """AUC of the whole Pipeline under repeated stratified k-fold CV (every fold refits every step)."""
     from sklearn.model_selection import RepeatedStratifiedKFold
 
@@ -124,12 +260,7 @@ def repeated_cv(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: 
         aucs.append(stats.roc_auc(yh, p) if 0 < yh.sum() < len(yh) else float("nan"))
         progress((k + 1) / total, f"cross-validation fold {k + 1}/{total}")
     aucs = np.array(aucs)
-    return {"folds": folds, "repeats": repeats, "auc_mean": float(np.nanmean(aucs)), "auc_sd": float(np.nanstd(aucs, ddof=1)),
-            "auc_per_fold": [float(a) for a in aucs]}
-
-
-def _proportion_fields(name: str, entry: dict) -> dict:
-    return {name: entry["value"], f"{name}_ci95": entry["ci95"], f"{name}_n": entry["n"]}
+    return CrossValidation(folds, repeats, float(np.nanmean(aucs)), float(np.nanstd(aucs, ddof=1)), [float(a) for a in aucs])
 
 
 def train_model(table: FeatureTable, options: TrainingParameters | None = None,
@@ -161,45 +292,40 @@ def train_model(table: FeatureTable, options: TrainingParameters | None = None,
     at_threshold = stats.threshold_metrics(yte, probability, threshold)
     features = selected_features(pipeline)
     steps = dict(pipeline.named_steps)
-    metrics = {
-        "auc": auc["auc"], "auc_ci95": auc["ci"], "auc_se": auc["se"], "auc_ci_method": "DeLong (fast midrank, Sun & Xu 2014)",
-        "threshold": float(threshold), "threshold_mode": threshold_mode,
-        **_proportion_fields("accuracy", at_threshold["accuracy"]),
-        **_proportion_fields("sensitivity", at_threshold["sensitivity"]),
-        **_proportion_fields("specificity", at_threshold["specificity"]),
-        **_proportion_fields("ppv", at_threshold["ppv"]),
-        **_proportion_fields("npv", at_threshold["npv"]),
-        "proportion_ci_method": "Wilson score",
-        "confusion": at_threshold["counts"],
-        "class_names": table.class_names, "positive_class": table.class_names[1],
-        "n_cases": int(len(y)), "n_train": int(len(train)), "n_test": int(len(test)),
-        "n_train_by_class": _class_counts(ytr, table.class_names), "n_test_by_class": _class_counts(yte, table.class_names),
-        "n_input_features": int(X.shape[1]),
-        "n_after_near_constant": len(steps["near_constant"].selected_features_),
-        "n_after_collinearity": len(steps["collinearity"].selected_features_),
-        "selector": config.selector,
-        "selected_features": features, "n_selected": len(features),
-        "test_size": options.test_size, "seed": seed,
-        "readers": [], "cv": None,
-    }
+    names = table.class_names
+    proportions = {name: Proportion(at_threshold[name]["value"], at_threshold[name]["ci95"], at_threshold[name]["n"])
+                   for name in PROPORTIONS}
+    metrics = TrainingMetrics(
+        auc=auc["auc"], auc_ci95=auc["ci"], auc_se=auc["se"], auc_ci_method="DeLong (fast midrank, Sun & Xu 2014)",
+        threshold=float(threshold), threshold_mode=threshold_mode, **proportions,
+        proportion_ci_method="Wilson score", confusion=at_threshold["counts"],
+        class_names=names, positive_class=names[1],
+        n_cases=int(len(y)), n_train=int(len(train)), n_test=int(len(test)),
+        n_train_by_class=_class_counts(ytr, names), n_test_by_class=_class_counts(yte, names),
+        n_input_features=int(X.shape[1]),
+        n_after_near_constant=len(steps["near_constant"].selected_features_),
+        n_after_collinearity=len(steps["collinearity"].selected_features_),
+        selector=config.selector, selected_features=features, n_selected=len(features),
+        test_size=options.test_size, seed=seed,
+    )
     reader_curves = {}
     for name in table.readers.columns:
         scores = table.readers[name].to_numpy(dtype=float)[test]
         ok = np.isfinite(scores)
         yr = yte[ok]
         if yr.sum() < 2 or (1 - yr).sum() < 2:
-            metrics["readers"].append({"name": name, "n": int(ok.sum()), "note": "too few scored test cases of each class"})
+            metrics.readers.append(ReaderComparison(name, int(ok.sum()), note="too few scored test cases of each class"))
             continue
         reader_auc = stats.auc_ci(yr, scores[ok])
         paired = stats.delong_paired_test(yr, probability[ok], scores[ok])
-        metrics["readers"].append({"name": name, "n": int(ok.sum()), "auc": reader_auc["auc"], "auc_ci95": reader_auc["ci"],
-                                   "auc_se": reader_auc["se"], "model_auc_same_cases": paired["auc_a"],
-                                   "auc_difference_model_minus_reader": paired["difference"], "z": paired["z"],
-                                   "p_value": paired["p_value"], "test": "paired DeLong"})
+        metrics.readers.append(ReaderComparison(name, int(ok.sum()), auc=reader_auc["auc"], auc_ci95=reader_auc["ci"],
+                                                auc_se=reader_auc["se"], model_auc_same_cases=paired["auc_a"],
+                                                auc_difference_model_minus_reader=paired["difference"], z=paired["z"],
+                                                p_value=paired["p_value"], test="paired DeLong"))
         reader_curves[name] = (yr, scores[ok])
     if options.cv_repeats > 0:
         start = 0.9 - cv_share
-        metrics["cv"] = repeated_cv(config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, start, 0.9))
+        metrics.cv = repeated_cv(config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, start, 0.9))
     booster = pipeline.named_steps["xgboost"].get_booster()
     gain = booster.get_score(importance_type="gain")
     total_gain = sum(gain.values()) or 1.0
@@ -222,6 +348,10 @@ def train_model(table: FeatureTable, options: TrainingParameters | None = None,
     return TrainingResult(pipeline, metrics, predictions, importance, table, options, train, test, reader_curves)
 
 
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
 def _fmt_ci(value, ci) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -242,56 +372,54 @@ def write_outputs(result: TrainingResult, output_dir: str | Path, progress: Prog
 
     metrics = result.metrics
     table = result.table
-    training = {"source": table.source, "n_train": metrics["n_train"], "n_test": metrics["n_test"], "seed": metrics["seed"],
-                "test_size": metrics["test_size"], "train_case_ids": [table.case_ids[i] for i in result.train_index],
+    training = {"source": table.source, "n_train": metrics.n_train, "n_test": metrics.n_test, "seed": metrics.seed,
+                "test_size": metrics.test_size, "train_case_ids": [table.case_ids[i] for i in result.train_index],
                 "test_case_ids": [table.case_ids[i] for i in result.test_index], "cv_folds": result.options.cv_folds,
                 "cv_repeats": result.options.cv_repeats}
     inputs = [table.source] if table.source else []
     with staged_output_dir(output_dir, command="hip train", inputs=inputs, overwrite=overwrite) as stage:
-        record = save_model_folder(stage, result.pipeline, result.options.model, table.class_names, metrics["threshold"],
-                                   metrics["threshold_mode"], list(table.X.columns), table.extraction, training)
-        metrics_out = dict(metrics)
-        metrics_out["params_sha256"] = (table.extraction or {}).get("params_sha256")
-        metrics_out["versions"] = record["versions"]
-        write_json(stage / "metrics.json", metrics_out)
+        record = save_model_folder(stage, result.pipeline, result.options.model, table.class_names, metrics.threshold,
+                                   metrics.threshold_mode, list(table.X.columns), table.extraction, training)
+        metrics = replace(metrics, params_sha256=(table.extraction or {}).get("params_sha256"), versions=record["versions"])
+        write_json(stage / "metrics.json", metrics.to_dict())
         write_csv(stage / "test_predictions.csv", result.test_predictions)
         write_csv(stage / "importance.csv", result.importance)
         yte = table.y[result.test_index]
-        auc = {"auc": metrics["auc"], "ci": metrics["auc_ci95"]}
-        save_figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics["readers"],
+        auc = {"auc": metrics.auc, "ci": metrics.auc_ci95}
+        save_figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics.readers,
                                result.reader_curves), stage / "roc.png")
         save_figure(importance_figure(result.importance), stage / "importance.png")
         progress(0.95, "writing the report")
         report = HtmlReport("HipRadiomics model report")
         report.paragraph(f"Features table: {table.source}. Classes: negative '{table.class_names[0]}', positive "
-                         f"'{table.class_names[1]}'. {metrics['n_cases']} cases, stratified split {metrics['n_train']} training / "
-                         f"{metrics['n_test']} test (seed {metrics['seed']}).")
+                         f"'{table.class_names[1]}'. {metrics.n_cases} cases, stratified split {metrics.n_train} training / "
+                         f"{metrics.n_test} test (seed {metrics.seed}).")
         report.heading("Held-out test performance")
-        rows = [("AUC (DeLong 95% CI)", _fmt_ci(metrics["auc"], metrics["auc_ci95"]))]
-        for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
-            rows.append((f"{key.upper() if len(key) == 3 else key} (Wilson 95% CI)", _fmt_ci(metrics[key], metrics[f"{key}_ci95"])))
-        rows.append(("threshold", f"{metrics['threshold']:.3f} ({metrics['threshold_mode']})"))
+        rows = [("AUC (DeLong 95% CI)", _fmt_ci(metrics.auc, metrics.auc_ci95))]
+        for key in PROPORTIONS:
+            proportion = getattr(metrics, key)
+            rows.append((f"{key.upper() if len(key) == 3 else key} (Wilson 95% CI)", _fmt_ci(proportion.value, proportion.ci95)))
+        rows.append(("threshold", f"{metrics.threshold:.3f} ({metrics.threshold_mode})"))
         report.table(pd.DataFrame(rows, columns=["measure", "value"]))
-        if metrics["readers"]:
+        if metrics.readers:
             report.heading("Comparison with readers (same test cases)")
-            reader_rows = [(r["name"], r["n"], _fmt_ci(r.get("auc"), r.get("auc_ci95", [0, 0])), r.get("model_auc_same_cases", float("nan")),
-                            r.get("p_value", float("nan"))) for r in metrics["readers"]]
+            reader_rows = [(r.name, r.n, _fmt_ci(r.auc, r.auc_ci95 or [0, 0]), _or_nan(r.model_auc_same_cases), _or_nan(r.p_value))
+                           for r in metrics.readers]
             report.table(pd.DataFrame(reader_rows, columns=["reader", "n", "reader AUC (95% CI)", "model AUC", "paired DeLong p"]))
-        if metrics["cv"]:
-            cv = metrics["cv"]
-            report.paragraph(f"Repeated stratified {cv['folds']}-fold cross-validation x {cv['repeats']} on all cases "
-                             f"(every step refitted per fold): AUC {cv['auc_mean']:.3f} +- {cv['auc_sd']:.3f} (SD).")
-        report.figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics["readers"], result.reader_curves),
+        if metrics.cv:
+            cv = metrics.cv
+            report.paragraph(f"Repeated stratified {cv.folds}-fold cross-validation x {cv.repeats} on all cases "
+                             f"(every step refitted per fold): AUC {cv.auc_mean:.3f} +- {cv.auc_sd:.3f} (SD).")
+        report.figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics.readers, result.reader_curves),
                       "ROC curve of the held-out test set")
         report.heading("Feature selection")
-        report.paragraph(f"{metrics['n_input_features']} input features -> {metrics['n_after_near_constant']} after removing constant/"
-                         f"near-constant -> {metrics['n_after_collinearity']} after the collinearity filter (|r| > "
-                         f"{result.options.model.collinearity_threshold}) -> {metrics['n_selected']} selected by {metrics['selector']}.")
+        report.paragraph(f"{metrics.n_input_features} input features -> {metrics.n_after_near_constant} after removing constant/"
+                         f"near-constant -> {metrics.n_after_collinearity} after the collinearity filter (|r| > "
+                         f"{result.options.model.collinearity_threshold}) -> {metrics.n_selected} selected by {metrics.selector}.")
         report.table(result.importance.head(40), caption="Selected features (XGBoost gain share, mean |SHAP| on the test set)")
         report.figure(importance_figure(result.importance), "Feature importance")
         report.heading("Provenance")
-        provenance = [("PyRadiomics params SHA-256", str(metrics_out["params_sha256"]))] + \
-            [(k, str(v)) for k, v in record["versions"].items()]
+        provenance = [("PyRadiomics params SHA-256", str(metrics.params_sha256))] + [(k, str(v)) for k, v in metrics.versions.items()]
         report.table(pd.DataFrame(provenance, columns=["item", "value"]))
         report.write(stage / "report.html")
     progress(1.0, "done")

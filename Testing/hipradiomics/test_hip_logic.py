@@ -91,3 +91,19 @@ def test_training_commands_run_through_the_worker(tmp_path):
     with pytest.raises(RadiologyAIError):
         HipRadiomicsLogic.trainingCommands(str(tmp_path / "none.csv"), str(tmp_path / "m"))
     assert np.isfinite(pd.read_csv(tmp_path / "model" / "features.csv")["original_glcm_Contrast"]).all()
+
+
+def test_load_metrics_reads_metrics_json_back(tmp_path):
+    """loadMetrics gives the typed metrics of a model folder; written out again they are the file's keys and values."""
+    import json
+
+    from HipRadiomicsLib.logic import HipRadiomicsLogic
+
+    stored = json.loads((data.model() / "metrics.json").read_text(encoding="utf-8"))
+    metrics = HipRadiomicsLogic.loadMetrics(str(data.model()))
+    assert metrics.to_dict() == stored and list(metrics.to_dict()) == list(stored)
+    assert metrics.n_test == stored["n_test"] and metrics.accuracy.ci95 == stored["accuracy_ci95"]
+    assert [r.name for r in metrics.readers] == [r["name"] for r in stored["readers"]]
+    (tmp_path / "metrics.json").write_text(json.dumps({"auc": 0.5}), encoding="utf-8")
+    with pytest.raises(RadiologyAIError, match="not a HipRadiomics metrics file"):
+        HipRadiomicsLogic.loadMetrics(str(tmp_path))

@@ -98,7 +98,7 @@ def test_cross_validation_on_pure_noise_is_not_optimistic():
     config = ModelParameters(boruta_max_iter=6, selector_estimator="rf", seed=0)
     config.xgb_params = {**config.xgb_params, "n_estimators": 40}
     cv = repeated_cv(config, table.X, table.y, folds=4, repeats=1, seed=0)
-    assert 0.3 < cv["auc_mean"] < 0.7
+    assert 0.3 < cv.auc_mean < 0.7
     # the leaky protocol (filter on all cases, then CV) on the same data is optimistic: the check above can fail
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from xgboost import XGBClassifier
@@ -107,7 +107,7 @@ def test_cross_validation_on_pure_noise_is_not_optimistic():
     leaky = table.X[relevance.sort_values(ascending=False).index[:5]]
     leaky_auc = cross_val_score(XGBClassifier(n_estimators=40, max_depth=2, random_state=0, n_jobs=1), leaky, table.y,
                                 cv=StratifiedKFold(4, shuffle=True, random_state=0), scoring="roc_auc").mean()
-    assert leaky_auc > cv["auc_mean"] + 0.1
+    assert leaky_auc > cv.auc_mean + 0.1
 
 
 def test_pipeline_is_deterministic_for_a_seed():
