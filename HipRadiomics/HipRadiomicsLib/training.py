@@ -265,6 +265,7 @@ def repeated_cv(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: 
 
 def train_model(table: FeatureTable, options: TrainingParameters | None = None,
                 progress: ProgressCallback = no_progress) -> TrainingResult:
+    """Split, fit on the training split, set the threshold, validate on the test split (and optionally by CV)."""
     options = options or TrainingParameters()
     config = options.model.validate()
     seed = config.seed
@@ -276,76 +277,102 @@ def train_model(table: FeatureTable, options: TrainingParameters | None = None,
     progress(0.0, "splitting cases")
     train, test = split_indices(table, options.test_size, seed)
     X, y = table.X, table.y
-    Xtr, ytr, Xte, yte = X.iloc[train], y[train], X.iloc[test], y[test]
 
     cv_share = 0.35 if options.cv_repeats > 0 else 0.0
     youden_share = 0.3 if threshold_mode == "youden" else 0.0
     fit_end = 0.9 - cv_share - youden_share
     progress(0.02, f"fitting the pipeline on {len(train)} training cases")
-    pipeline = _fit(build_pipeline(config), Xtr, ytr, "training")
+    pipeline = _fit(build_pipeline(config), X.iloc[train], y[train], "training")
     progress(fit_end, "pipeline fitted")
     if threshold_mode == "youden":
-        oof = out_of_fold_probabilities(config, Xtr, ytr, options.cv_folds, seed, subprogress(progress, fit_end, fit_end + youden_share))
-        threshold = stats.youden_threshold(ytr, oof)
-    probability = pipeline.predict_proba(Xte)[:, 1]
+        oof = out_of_fold_probabilities(config, X.iloc[train], y[train], options.cv_folds, seed,
+                                        subprogress(progress, fit_end, fit_end + youden_share))
+        threshold = stats.youden_threshold(y[train], oof)
+    probability = pipeline.predict_proba(X.iloc[test])[:, 1]
+    metrics = _test_metrics(table, options, pipeline, train, test, probability, threshold, threshold_mode)
+    metrics.readers, reader_curves = _compare_readers(table, test, probability)
+    if options.cv_repeats > 0:
+        metrics.cv = repeated_cv(config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, 0.9 - cv_share, 0.9))
+    importance = _feature_importance(pipeline, X.iloc[test], metrics.selected_features)
+    predictions = _test_predictions(table, test, probability, threshold)
+    progress(0.9, "model validated")
+    return TrainingResult(pipeline, metrics, predictions, importance, table, options, train, test, reader_curves)
+
+
+def _test_metrics(table: FeatureTable, options: TrainingParameters, pipeline, train: np.ndarray, test: np.ndarray,
+                  probability: np.ndarray, threshold: float, threshold_mode: str) -> TrainingMetrics:
+    """The fitted pipeline on the test split: AUC (DeLong CI), proportions at the threshold, what was selected."""
+    y, names = table.y, table.class_names
+    yte = y[test]
     auc = stats.auc_ci(yte, probability)
     at_threshold = stats.threshold_metrics(yte, probability, threshold)
-    features = selected_features(pipeline)
-    steps = dict(pipeline.named_steps)
-    names = table.class_names
     proportions = {name: Proportion(at_threshold[name]["value"], at_threshold[name]["ci95"], at_threshold[name]["n"])
                    for name in PROPORTIONS}
-    metrics = TrainingMetrics(
+    features = selected_features(pipeline)
+    steps = dict(pipeline.named_steps)
+    return TrainingMetrics(
         auc=auc["auc"], auc_ci95=auc["ci"], auc_se=auc["se"], auc_ci_method="DeLong (fast midrank, Sun & Xu 2014)",
         threshold=float(threshold), threshold_mode=threshold_mode, **proportions,
         proportion_ci_method="Wilson score", confusion=at_threshold["counts"],
         class_names=names, positive_class=names[1],
         n_cases=int(len(y)), n_train=int(len(train)), n_test=int(len(test)),
-        n_train_by_class=_class_counts(ytr, names), n_test_by_class=_class_counts(yte, names),
-        n_input_features=int(X.shape[1]),
+        n_train_by_class=_class_counts(y[train], names), n_test_by_class=_class_counts(yte, names),
+        n_input_features=int(table.X.shape[1]),
         n_after_near_constant=len(steps["near_constant"].selected_features_),
         n_after_collinearity=len(steps["collinearity"].selected_features_),
-        selector=config.selector, selected_features=features, n_selected=len(features),
-        test_size=options.test_size, seed=seed,
+        selector=options.model.selector, selected_features=features, n_selected=len(features),
+        test_size=options.test_size, seed=options.model.seed,
     )
-    reader_curves = {}
+
+
+def _compare_readers(table: FeatureTable, test: np.ndarray, probability: np.ndarray) -> tuple[list[ReaderComparison], dict]:
+    """Each reader against the model on the test cases it scored; also ``{reader: (labels, scores)}`` for the ROC plot."""
+    yte = table.y[test]
+    readers, curves = [], {}
     for name in table.readers.columns:
         scores = table.readers[name].to_numpy(dtype=float)[test]
         ok = np.isfinite(scores)
         yr = yte[ok]
         if yr.sum() < 2 or (1 - yr).sum() < 2:
-            metrics.readers.append(ReaderComparison(name, int(ok.sum()), note="too few scored test cases of each class"))
+            readers.append(ReaderComparison(name, int(ok.sum()), note="too few scored test cases of each class"))
             continue
         reader_auc = stats.auc_ci(yr, scores[ok])
         paired = stats.delong_paired_test(yr, probability[ok], scores[ok])
-        metrics.readers.append(ReaderComparison(name, int(ok.sum()), auc=reader_auc["auc"], auc_ci95=reader_auc["ci"],
-                                                auc_se=reader_auc["se"], model_auc_same_cases=paired["auc_a"],
-                                                auc_difference_model_minus_reader=paired["difference"], z=paired["z"],
-                                                p_value=paired["p_value"], test="paired DeLong"))
-        reader_curves[name] = (yr, scores[ok])
-    if options.cv_repeats > 0:
-        start = 0.9 - cv_share
-        metrics.cv = repeated_cv(config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, start, 0.9))
+        readers.append(ReaderComparison(name, int(ok.sum()), auc=reader_auc["auc"], auc_ci95=reader_auc["ci"],
+                                        auc_se=reader_auc["se"], model_auc_same_cases=paired["auc_a"],
+                                        auc_difference_model_minus_reader=paired["difference"], z=paired["z"],
+                                        p_value=paired["p_value"], test="paired DeLong"))
+        curves[name] = (yr, scores[ok])
+    return readers, curves
+
+
+def _feature_importance(pipeline, X_test: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Gain share of each selected feature and its mean |SHAP| on the test cases, largest gain first."""
+    import xgboost
+
     booster = pipeline.named_steps["xgboost"].get_booster()
     gain = booster.get_score(importance_type="gain")
     total_gain = sum(gain.values()) or 1.0
-    contributions = booster.predict(__import__("xgboost").DMatrix(Xte[features].to_numpy(dtype=float), feature_names=features,
-                                                                  missing=np.nan), pred_contribs=True)
-    importance = pd.DataFrame({
+    contributions = booster.predict(xgboost.DMatrix(X_test[features].to_numpy(dtype=float), feature_names=features,
+                                                    missing=np.nan), pred_contribs=True)
+    return pd.DataFrame({
         "feature": features,
         "gain": [gain.get(f, 0.0) / total_gain for f in features],
         "mean_abs_shap_test": np.abs(contributions[:, :-1]).mean(axis=0),
     }).sort_values("gain", ascending=False).reset_index(drop=True)
+
+
+def _test_predictions(table: FeatureTable, test: np.ndarray, probability: np.ndarray, threshold: float) -> pd.DataFrame:
+    """test_predictions.csv: each test case's label, P(positive), predicted class and reader scores."""
     predictions = pd.DataFrame({
         "case_id": [table.case_ids[i] for i in test],
-        "label": [table.label_values[v] for v in yte],
+        "label": [table.label_values[v] for v in table.y[test]],
         "probability": probability,
         "predicted": [table.class_names[int(p >= threshold)] for p in probability],
     })
     for name in table.readers.columns:
         predictions[name] = table.readers[name].to_numpy(dtype=float)[test]
-    progress(0.9, "model validated")
-    return TrainingResult(pipeline, metrics, predictions, importance, table, options, train, test, reader_curves)
+    return predictions
 
 
 def _or_nan(value: float | None) -> float:
