@@ -4,7 +4,7 @@ CSV columns: ``case_id, image, mask, label`` and optionally ``mask_label`` (the 
 value for that case) and reader-score columns whose names start with ``reader`` (a higher score
 means "more likely the positive class"). Relative paths are relative to the CSV's folder.
 
-Cases run on a ``concurrent.futures`` executor: a local process pool (``workers``) or, given a
+Cases run on the shared executor (:func:`RadiologyAICommonLib.executors.open_executor`): a local process pool (``workers``) or, given a
 scheduler address, a ``dask.distributed`` cluster (``Client.get_executor()``; the workers need
 this package installed and the image paths visible). A case that fails is recorded with its
 reason in the failed-cases log; ``strict`` turns the first failure into an error.
@@ -13,7 +13,6 @@ reason in the failed-cases log; ``strict`` turns the first failure into an error
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.executors import InlineExecutor, open_executor
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .radiomics_params import RadiomicsParameters
@@ -150,31 +150,15 @@ def _extract_one(case: CohortCase, params: RadiomicsParameters, label_override: 
         return case, None, None, f"row {case.row} (case {case.case_id}): {type(exc).__name__}: {exc}", time.perf_counter() - start
 
 
-def _make_executor(workers: int, scheduler: str | None):
-    if scheduler:
-        from RadiologyAICommonLib.cluster import connect_scheduler
-
-        client = connect_scheduler(scheduler)
-        return client.get_executor(), client
-    if workers <= 1:
-        return None, None
-    return concurrent.futures.ProcessPoolExecutor(max_workers=workers), None
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
 def extract_cohort(cases: list[CohortCase], params: RadiomicsParameters, workers: int | None = None, scheduler: str | None = None,
                    label: int | None = None, strict: bool = False, progress: ProgressCallback = no_progress) -> CohortResult:
     """Extract every case (in parallel); failed cases are collected (or fatal with ``strict``)."""
     start = time.perf_counter()
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = None if workers is None else max(1, int(workers))
     total = len(cases)
     results = {}
     failures = []
     progress(0.0, f"extracting {total} cases")
-    executor, client = _make_executor(workers, scheduler)
 
     def handle(outcome, done):
         case, features, used_label, error, _seconds = outcome
@@ -186,24 +170,14 @@ def extract_cohort(cases: list[CohortCase], params: RadiomicsParameters, workers
             results[case.case_id] = features
         progress(done / total, f"case {done}/{total}" + (f", {len(failures)} failed" if failures else ""))
 
-    try:
-        if executor is None:
-            for done, case in enumerate(cases, 1):
-                handle(_extract_one(case, params, label), done)
-        else:
+    with open_executor(workers, scheduler) as executor:
+        if isinstance(executor, InlineExecutor):  # one case at a time, so that --strict stops at the first failure
+            outcomes = (_extract_one(case, params, label) for case in cases)
+        else:  # leaving the block cancels what has not started
             futures = [executor.submit(_extract_one, case, params, label) for case in cases]
-            try:
-                for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-                    handle(future.result(), done)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True) if client is None else executor.shutdown(wait=False)
-        if client is not None:
-            client.close()
+            outcomes = (future.result() for future in concurrent.futures.as_completed(futures))
+        for done, outcome in enumerate(outcomes, 1):
+            handle(outcome, done)
     if not results:
         shown = "; ".join(f["error"] for f in failures[:3])
         raise RadiologyAIError(f"no case could be extracted ({len(failures)} failed): {shown}")

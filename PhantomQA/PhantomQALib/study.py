@@ -1,6 +1,6 @@
 """The study runner: every acquisition through VesselQuant, measured against the design.
 
-One *job* per acquisition, run by an executor (:mod:`.executors`): read the scan (or
+One *job* per acquisition, run by an executor (:mod:`RadiologyAICommonLib.executors`): read the scan (or
 simulate it, for simulated studies), put the design on the scan grid (registering it when
 needed, :mod:`.registration`), run VesselQuant with the phantom's known lung region (the
 holder interior), and measure per design radius (:mod:`.measure`). Jobs are plain
@@ -257,7 +257,7 @@ def make_jobs(acquisitions: list[Acquisition], design: DesignRef, parameters: St
 
 def run_jobs(jobs: list[Job], parameters: StudyParameters, progress: ProgressCallback | None = None, what: str = "analysing") -> list[JobResult]:
     """Map :func:`run_job` over the jobs with the study's executor; the first error stops the study."""
-    from .executors import open_executor
+    from RadiologyAICommonLib.executors import open_executor
 
     progress = progress or no_progress
     results: list[JobResult | None] = [None] * len(jobs)

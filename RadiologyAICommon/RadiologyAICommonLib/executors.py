@@ -1,4 +1,4 @@
-"""The executor a study maps its acquisitions over (ARCHITECTURE.md: a process pool, or dask when given a scheduler).
+"""The executor that PhantomQA's study and HipRadiomics' cohort extraction map their work over.
 
 - ``workers == 1`` and no scheduler: run in this process (no pool; easiest to debug);
 - default: a local ``concurrent.futures.ProcessPoolExecutor`` with ``workers`` processes;
@@ -15,7 +15,7 @@ import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Iterator
 
-from RadiologyAICommonLib.errors import RadiologyAIError
+from .errors import RadiologyAIError
 
 
 def default_workers() -> int:
@@ -66,9 +66,9 @@ def _limit_threads() -> None:
 
 @contextlib.contextmanager
 def open_executor(workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 20.0) -> Iterator[Executor]:
-    """Yield the executor for a study and close it afterwards."""
+    """Yield the executor for ``workers`` processes (or a dask ``scheduler``) and close it afterwards."""
     if scheduler:
-        from RadiologyAICommonLib.cluster import connect_scheduler
+        from .cluster import connect_scheduler
 
         client = connect_scheduler(scheduler, connect_timeout_s)
         try:

@@ -6,7 +6,7 @@ import pytest
 from phantomqa_helpers import small_geometry
 
 from PhantomQALib.acquisitions import Acquisition
-from PhantomQALib.executors import InlineExecutor, open_executor
+from RadiologyAICommonLib.executors import InlineExecutor, open_executor
 from PhantomQALib.phantom import build_phantom, preset_parameters
 from PhantomQALib.study import DesignRef, SimulationSpec, StudyParameters, make_jobs, run_jobs
 from RadiologyAICommonLib.errors import RadiologyAIError
