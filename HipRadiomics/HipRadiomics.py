@@ -13,6 +13,7 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 from slicer import vtkMRMLScalarVolumeNode
 
 from HipRadiomicsLib.logic import HipRadiomicsLogic
+from RadiologyAICommonLib.userinput import path_is_set
 
 
 #
@@ -149,15 +150,14 @@ class HipRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None) -> None:
         p = self._parameterNode
         segmentChosen = bool(self.ui.segmentSelector.currentNode() and self.ui.segmentSelector.currentSegmentID())
-        if p and p.inputVolume and segmentChosen and p.modelDirectory and str(p.modelDirectory) not in ("", "."):
+        if p and p.inputVolume and segmentChosen and path_is_set(p.modelDirectory):
             self.ui.applyButton.toolTip = _("Extract the segment's radiomics features and predict the class")
             self.ui.applyButton.enabled = True
         else:
             self.ui.applyButton.toolTip = _("Select the MRI volume, the femoral-head segment and a model folder")
             self.ui.applyButton.enabled = False
         training = self._runner is not None and self._runner.running
-        canTrain = bool(p and p.cohortCsv and str(p.cohortCsv) not in ("", ".") and p.trainOutputDirectory
-                        and str(p.trainOutputDirectory) not in ("", "."))
+        canTrain = bool(p and path_is_set(p.cohortCsv) and path_is_set(p.trainOutputDirectory))
         self.ui.trainButton.enabled = canTrain and not training
         self.ui.cancelTrainButton.enabled = training
 

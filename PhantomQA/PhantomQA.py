@@ -13,6 +13,7 @@ from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import parameterNodeWrapper, WithinRange
 
 from PhantomQALib.logic import PhantomQALogic
+from RadiologyAICommonLib.userinput import path_is_set
 
 
 #
@@ -80,6 +81,7 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._runner = None
         self._lastOutputDir = None
+        self._workDir = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -130,7 +132,7 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(PhantomQAParameterNode(self.logic.getParameterNode()))
-        if not str(self._parameterNode.outputDir or "").strip() or str(self._parameterNode.outputDir) == ".":
+        if not path_is_set(self._parameterNode.outputDir):
             self._parameterNode.outputDir = Path(tempfile.gettempdir()) / "PhantomQA"
 
     def setParameterNode(self, inputParameterNode: Optional[PhantomQAParameterNode]) -> None:
@@ -146,8 +148,8 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None) -> None:
         busy = self._runner is not None and self._runner.running
         p = self._parameterNode
-        source = str(p.sourcePath) if p and p.sourcePath else ""
-        hasSource = p is not None and (p.useSceneVolumes and self.ui.volumesTable.rowCount > 0 or (source not in ("", ".") and os.path.exists(source)))
+        hasSource = p is not None and (p.useSceneVolumes and self.ui.volumesTable.rowCount > 0
+                                       or (path_is_set(p.sourcePath) and os.path.exists(p.sourcePath)))
         if hasSource and not busy:
             self.ui.applyButton.toolTip = _("Run the study")
             self.ui.applyButton.enabled = True
@@ -192,29 +194,31 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return entries
 
     # -- running --------------------------------------------------------------------
-    def _start(self, args) -> None:
+    def _start(self, args, workDir=None) -> None:
         self._lastOutputDir = str(self._parameterNode.outputDir)
         self.ui.openReportButton.enabled = False
+        self._workDir = workDir
         self._runner.start(args, self._onFinished)
         self._checkCanApply()
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the phantom study."), waitCursor=True):
             from RadiologyAICommonLib.dependencies import ensure_module_requirements
+            from RadiologyAICommonLib.workdir import make_work_dir, remove_work_dir
 
             ensure_module_requirements(__file__, "PhantomQA")
             p = self._parameterNode
-            if p.useSceneVolumes:
-                folder = tempfile.mkdtemp(prefix="PhantomQA-scans-")
-                source = str(self.logic.writeManifest(self._sceneEntries(), folder))
-            else:
-                source = str(p.sourcePath)
-            # the folder the user chose is reused run after run: only RadiologyAI's own files in it are replaced
-            args = ["phantom", "study", source, "--output-dir", str(p.outputDir), "--workers", str(p.workers), "--overwrite"]
-            design = str(p.designPath) if p.designPath else ""
-            if design not in ("", "."):
-                args += ["--design", design]
-            self._start(args)
+            if not p.useSceneVolumes:
+                self._start(self.logic.studyArguments(str(p.sourcePath), str(p.outputDir), p.workers, p.designPath))
+                return
+            workDir = make_work_dir("PhantomQA")  # the scene's volumes, exported for the worker
+            try:
+                args = self.logic.sceneStudyArguments(self._sceneEntries(), workDir, str(p.outputDir), p.workers,
+                                                      p.designPath)
+            except Exception:
+                remove_work_dir(workDir)
+                raise
+            self._start(args, workDir)
 
     def onDemoButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the demo."), waitCursor=True):
@@ -222,13 +226,17 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
             ensure_module_requirements(__file__, "PhantomQA")
             p = self._parameterNode
-            self._start(["phantom", "demo", "--output-dir", str(p.outputDir), "--workers", str(p.workers), "--overwrite"])
+            self._start(self.logic.demoArguments(str(p.outputDir), p.workers))
 
     def onCancelButton(self) -> None:
         self._runner.cancel()
         self._checkCanApply()
 
     def _onFinished(self, result) -> None:
+        from RadiologyAICommonLib.workdir import remove_work_dir
+
+        remove_work_dir(self._workDir)
+        self._workDir = None
         self._checkCanApply()
         if result.ok:
             self.onLoadResults()
@@ -241,8 +249,8 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             folder = self._lastOutputDir or str(self._parameterNode.outputDir)
             nodes = self.logic.loadResults(folder)
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
-            slicer.modules.plots.logic().ShowChartInLayout(nodes["iqrChart"])
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes["summaryTable"].GetID())
+            slicer.modules.plots.logic().ShowChartInLayout(nodes.iqrChart)
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes.summaryTable.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
             self._lastOutputDir = folder
             self.ui.openReportButton.enabled = os.path.exists(os.path.join(folder, "report.html"))
@@ -293,7 +301,7 @@ class PhantomQATest(ScriptedLoadableModuleTest):
         outputs = self.logic_run(folder)
         self.assertIn("summary", outputs)
         nodes = PhantomQALogic().loadResults(str(folder / "results"))
-        self.assertIsNotNone(nodes["iqrChart"])
+        self.assertIsNotNone(nodes.iqrChart)
         self.delayDisplay("Test passed")
 
     def logic_run(self, folder):

@@ -14,6 +14,7 @@ from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from SalivarySegLib.logic import SalivarySegLogic
+from RadiologyAICommonLib.userinput import path_is_set
 
 
 #
@@ -146,7 +147,7 @@ class SalivarySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if running:
             self.ui.applyButton.toolTip = _("A prediction is running")
             self.ui.applyButton.enabled = False
-        elif self._parameterNode and self._parameterNode.inputVolume and folder and str(folder) not in ("", "."):
+        elif self._parameterNode and self._parameterNode.inputVolume and path_is_set(folder):
             self.ui.applyButton.toolTip = _("Segment the tumour and classify it")
             self.ui.applyButton.enabled = True
         else:

@@ -40,7 +40,9 @@ SLICER_BUNDLED_DISTRIBUTIONS = (
     "requests", "certifi", "idna", "charset-normalizer", "urllib3",
 )
 # Slicer's own Python packages. slicer-core (MRML) stands in for Slicer's `slicer`; vtk's wheel for Slicer's VTK.
-SLICER_OWN_IMPORTS = ("slicer", "slicer_core", "vtk", "vtkmodules", "vtkCommonCorePython")
+# slicer_layer_dm: the layer displayable managers (trame-slicer's web front-end installs them); once installed, the
+# slicer-core wheel's ``slicer`` package imports them as part of ``slicer``, as desktop Slicer has its own.
+SLICER_OWN_IMPORTS = ("slicer", "slicer_core", "slicer_layer_dm", "vtk", "vtkmodules", "vtkCommonCorePython")
 # The PyTorch extension (PyTorchUtils) installs torch on request; SalivarySeg asks for it on Apply.
 TORCH_FROM_EXTENSION = {"SalivarySeg": ("torch",)}
 

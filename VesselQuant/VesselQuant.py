@@ -1,6 +1,3 @@
-import os
-import shutil
-import tempfile
 from typing import Annotated, Optional
 
 import vtk
@@ -160,21 +157,15 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.applyButton.enabled = False
 
     def _parameters(self):
-        from RadiologyAICommonLib.errors import RadiologyAIError
         from VesselQuantLib.parameters import VesselQuantParameters
 
         p = self._parameterNode
-        text = (p.designRadii or "").replace(",", " ").split()
-        try:
-            radii = tuple(float(t) for t in text) or None
-        except ValueError:
-            raise RadiologyAIError(_("Design radii must be numbers in mm, e.g. 0.5, 1, 2")) from None
         return VesselQuantParameters(
             intensity_weight=p.intensityWeight,
             vessel_vesselness=p.vesselThreshold,
             smoothness_weight=p.smoothnessWeight,
             radius_bin_mm=p.radiusBinWidth,
-            radius_bins_mm=radii,
+            radius_bins_mm=self.logic.parseDesignRadii(p.designRadii),
             thin_vessel_min_radius_mm=_GROWN_THIN_VESSEL_RADIUS_MM if p.growThinVessels else None,
         ).validate()
 
@@ -198,40 +189,27 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._showResults(nodes, ctNode)
 
     def _startWorker(self, ctNode, lungNode, parameters) -> None:
-        import json
-
-        import SimpleITK as sitk
-
-        from RadiologyAICommonLib import mrml
         from RadiologyAICommonLib.slicerui import WorkerRunner
+        from RadiologyAICommonLib.workdir import make_work_dir, output_dir, remove_work_dir
 
-        self._workDir = tempfile.mkdtemp(prefix="VesselQuant-")
-        ctPath = os.path.join(self._workDir, "ct.nrrd")
-        sitk.WriteImage(mrml.volume_node_to_image(ctNode), ctPath, True)
-        parametersPath = os.path.join(self._workDir, "parameters.json")
-        with open(parametersPath, "w", encoding="utf-8") as f:
-            json.dump(parameters.to_dict(), f)
-        outDir = os.path.join(self._workDir, "out")
-        args = ["vessels", ctPath, "--output-dir", outDir, "--parameters", parametersPath]
-        if lungNode is not None:
-            segmentIds = list(lungNode.GetSegmentation().GetSegmentIDs())
-            if segmentIds:
-                lungPath = os.path.join(self._workDir, "lung.nrrd")
-                sitk.WriteImage(mrml.segment_to_image(lungNode, segmentIds[0], ctNode), lungPath, True)
-                args += ["--lung-mask", lungPath]
+        workDir = make_work_dir("VesselQuant")
+        try:
+            args = self.logic.processArguments(ctNode, lungNode, workDir, parameters)
+        except Exception:
+            remove_work_dir(workDir)
+            raise
+        self._workDir = workDir
         self._runner = WorkerRunner(self.ui.progressBar, self.ui.statusLabel)
 
         def finished(result):
             try:
                 if result.ok:
                     with slicer.util.tryWithErrorDisplay(_("Could not load the VesselQuant results."), waitCursor=True):
-                        from VesselQuantLib.resultio import read_result
-
-                        nodes = self.logic.loadResult(read_result(outDir), ctNode)
+                        nodes = self.logic.loadOutput(output_dir(workDir), ctNode)
                         self._showResults(nodes, ctNode)
             finally:
                 self.ui.cancelButton.enabled = False
-                shutil.rmtree(self._workDir, ignore_errors=True)
+                remove_work_dir(workDir)
                 self._workDir = None
                 self._checkCanApply()
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.userinput import parse_names
 
 EXTRA = "hip"
 
@@ -77,10 +78,6 @@ def configure_parser(parser) -> None:
     synth.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     add_overwrite_argument(synth)
     synth.set_defaults(handler=run_synth)
-
-
-def _list(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 def run_extract(args, progress) -> int:
@@ -162,7 +159,7 @@ def run_train(args, progress) -> int:
     config = ModelParameters(collinearity_threshold=args.collinearity, selector=args.selector,
                          selector_estimator=args.selector_estimator, boruta_max_iter=args.boruta_max_iter,
                          rfecv_step=step, rfecv_folds=args.cv_folds, seed=args.seed, n_jobs=max(1, args.n_jobs)).validate()
-    table = load_feature_table(args.features, args.positive_class, _list(args.readers), _list(args.exclude))
+    table = load_feature_table(args.features, args.positive_class, parse_names(args.readers), parse_names(args.exclude))
     options = TrainingParameters(test_size=args.test_size, threshold=threshold, cv_folds=args.cv_folds, cv_repeats=args.cv_repeats,
                               model=config)
     result = train_model(table, options, progress)

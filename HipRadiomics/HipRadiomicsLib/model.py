@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from RadiologyAICommonLib.atomic import read_json
+from RadiologyAICommonLib.atomic import json_ready, read_json
 from RadiologyAICommonLib.checksums import sha256_of, verify_checksums, write_checksums
 from RadiologyAICommonLib.errors import RadiologyAIError
 
@@ -93,8 +93,8 @@ def step_reports(pipeline) -> list[dict]:
     """JSON-able description of each fitted selection step."""
     out = []
     for name, step in pipeline.steps[:-1]:
-        out.append({"name": name, "class": type(step).__name__, "params": _jsonable(step.get_params()),
-                    "n_in": int(step.n_features_in_), "kept": list(step.selected_features_), "report": _jsonable(step.report_)})
+        out.append({"name": name, "class": type(step).__name__, "params": json_ready(step.get_params(), unknown=str),
+                    "n_in": int(step.n_features_in_), "kept": list(step.selected_features_), "report": json_ready(step.report_, unknown=str)})
     return out
 
 
@@ -108,22 +108,6 @@ def library_versions() -> dict:
         except md.PackageNotFoundError:
             versions[dist] = None
     return versions
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def save_model_folder(folder: Path, pipeline, config: ModelParameters, class_names: list[str], threshold: float,
@@ -142,12 +126,12 @@ def save_model_folder(folder: Path, pipeline, config: ModelParameters, class_nam
         "input_features": list(input_features),
         "threshold": float(threshold),
         "threshold_mode": threshold_mode,
-        "config": _jsonable(asdict(config)),
+        "config": json_ready(asdict(config), unknown=str),
         "steps": step_reports(pipeline),
         "model": {"file": "model.json", "sha256": sha256_of(folder / "model.json"), "n_features": len(features),
-                  "xgboost_params": _jsonable(pipeline.named_steps["xgboost"].get_params())},
+                  "xgboost_params": json_ready(pipeline.named_steps["xgboost"].get_params(), unknown=str)},
         "extraction": extraction,
-        "training": _jsonable(training),
+        "training": json_ready(training, unknown=str),
         "versions": library_versions(),
     }
     (folder / "pipeline.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

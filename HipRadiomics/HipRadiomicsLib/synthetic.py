@@ -31,7 +31,7 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from RadiologyAICommonLib.imageio import write_image
+from RadiologyAICommonLib.imageio import image_from_array, write_image
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 CLASS_NAMES = {0: "transient osteoporosis", 1: "avascular necrosis"}
@@ -120,8 +120,7 @@ def make_case(label: int, seed: int, config: SyntheticParameters | None = None, 
     image = sitk.GetImageFromArray(volume)
     image.SetSpacing((cfg.spacing,) * 3)
     image.SetOrigin((-n * cfg.spacing / 2.0, -n * cfg.spacing / 2.0, 0.0))
-    mask = sitk.GetImageFromArray(head.astype(np.uint8))
-    mask.CopyInformation(image)
+    mask = image_from_array(head.astype(np.uint8), image)
     truth = {"texture_sigma_mm": sigma_mm, "texture_amplitude": amplitude, "intensity_drop": drop, "radius_vox": radius,
              "gain": gain, "offset": offset, "noise_sd": noise_sd}
     return SynthCase(case_id, int(label), image, mask, truth)

@@ -11,36 +11,16 @@ import sys
 from pathlib import Path
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.userinput import parse_names, parse_numbers
 
 DEFAULT_DOSES = "0.2,0.5,1.0,2.1,4.0"
 DEFAULT_RECONS = "fbp,ir,dlr"
 
 
-def _float_list(text: str, what: str, unique: bool = True) -> list[float]:
-    import math
-
-    values = []
-    for item in str(text).replace(" ", ",").split(","):
-        if not item:
-            continue
-        try:
-            value = float(item)
-        except ValueError:
-            raise RadiologyAIError(f"{what}: '{item}' is not a number") from None
-        if not math.isfinite(value) or value <= 0:
-            raise RadiologyAIError(f"{what}: values must be positive, got '{item}'")
-        values.append(value)
-    if not values:
-        raise RadiologyAIError(f"{what}: give at least one value")
-    if unique and len(set(values)) != len(values):
-        raise RadiologyAIError(f"{what}: repeated value in '{text}'")
-    return values
-
-
 def _recon_list(text: str) -> list[str]:
     from .recon import normalise_recon
 
-    names = [normalise_recon(item, "--recons") for item in str(text).split(",") if item.strip()]
+    names = [normalise_recon(item, "--recons") for item in parse_names(text) or []]
     if not names:
         raise RadiologyAIError("--recons: give at least one of fbp, ir, dlr")
     if len(set(names)) != len(names):
@@ -113,12 +93,12 @@ def _simulation_setup(args):
     from .simulate import ScanGeometry
     from .study import SimulationSpec
 
-    doses = _float_list(args.doses, "--doses")
+    doses = parse_numbers(args.doses, "--doses")
     recons = _recon_list(args.recons)
     if args.repetitions < MIN_REPETITIONS:
         raise RadiologyAIError(f"--repetitions must be at least {MIN_REPETITIONS} (the study reports mean ± SD), got {args.repetitions}")
     size = _int_triple(args.size, "--size") if args.size else PRESET_SCAN_SIZES[args.phantom]
-    spacing = tuple(_float_list(args.spacing, "--spacing", unique=False))
+    spacing = tuple(parse_numbers(args.spacing, "--spacing", unique=False))
     if len(spacing) != 3:
         raise RadiologyAIError("--spacing: expected three voxel sizes in mm, like 0.7,0.7,1.0")
     if args.workers is not None and args.workers < 1:
@@ -190,7 +170,7 @@ def handle_simulate(args, progress) -> int:
 def _resolve_design(args):
     from .study import DesignRef
 
-    radii = tuple(_float_list(args.design_radii, "--design-radii")) if args.design_radii else None
+    radii = tuple(parse_numbers(args.design_radii, "--design-radii")) if args.design_radii else None
     if args.design:
         ref = DesignRef(path=str(Path(args.design).absolute()), radius_path=str(Path(args.design_radius).absolute()) if args.design_radius else None, nominal_radii=radii)
     else:

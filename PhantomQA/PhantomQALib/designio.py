@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from RadiologyAICommonLib.atomic import write_csv, write_text
 from RadiologyAICommonLib.errors import RadiologyAIError
-from RadiologyAICommonLib.imageio import read_volume, write_image
+from RadiologyAICommonLib.imageio import image_from_array, read_volume, write_image
 
 from .phantom import Materials, PhantomDesign
 from .rasterize import LABEL_HOLDER, LABEL_LUNG, LABEL_VESSEL, GridDesign, RigidMap, continuous_index, physical_points, rasterise_design, reference_geometry, render_design_image
@@ -234,8 +234,7 @@ def rasterise_surface(
     label_img = sitk.GetImageFromArray(array.astype(np.uint8) * LABEL_VESSEL)
     label_img.SetSpacing(spacing)
     label_img.SetOrigin(tuple(float(v) for v in lo))
-    radius_img = sitk.GetImageFromArray(radius)
-    radius_img.CopyInformation(label_img)
+    radius_img = image_from_array(radius, label_img)
     return MapDesign(label_img, radius_img, name=f"surface {path}").validate()
 
 
@@ -284,8 +283,7 @@ def load_design(path: str | os.PathLike | None, radius_path: str | os.PathLike |
     if radius_path is None:
         vessel = sitk.GetArrayFromImage(label) == LABEL_VESSEL
         radius_arr = local_thickness_radius(vessel, label.GetSpacing()[::-1], nominal_radii)
-        radius = sitk.GetImageFromArray(radius_arr)
-        radius.CopyInformation(label)
+        radius = image_from_array(radius_arr, label)
     else:
         radius = read_volume(radius_path, "design radius map")
     label = sitk.Cast(label, sitk.sitkUInt8)
@@ -326,8 +324,7 @@ def design_hu_image(design, spacing_mm: float = 1.0) -> sitk.Image:
     hu = np.full(labels.shape, m.background_hu, np.float32)
     hu[labels == LABEL_VESSEL] = m.vessel_hu
     hu[labels == LABEL_HOLDER] = m.holder_hu
-    image = sitk.GetImageFromArray(hu)
-    image.CopyInformation(design.label)
+    image = image_from_array(hu, design.label)
     factor = max(1, int(round(spacing_mm / max(design.label.GetSpacing()))))
     return sitk.BinShrink(image, [factor] * 3) if factor > 1 else image
 

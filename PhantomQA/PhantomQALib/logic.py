@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ import slicer
 from RadiologyAICommonLib import mrml
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.logicbase import LogicBase
+from RadiologyAICommonLib.userinput import path_is_set
 
 if TYPE_CHECKING:  # pandas is a requirement: imported on use, after ensure_requirements
     import pandas as pd
@@ -31,6 +33,23 @@ from .published import CALIBRATION_RADIUS_MM
 from .recon import RECON_MODELS, normalise_recon, recon_from_dicom
 
 _NAME_PATTERN = re.compile(r"(?P<recon>fbp|ir|dlr)[_\- ]+(?P<dose>\d+(?:\.\d+)?)\s*mGy(?:[_\- ]+rep(?P<rep>\d+))?", re.I)
+
+
+@dataclass
+class PhantomQANodes:
+    """The nodes of one study's results (:meth:`PhantomQALogic.loadResults`)."""
+
+    summaryTable: object  # vtkMRMLTableNode: one row per recon x dose x design radius (summary.csv)
+    volumesTable: object  # vtkMRMLTableNode: detected volume per recon x dose (volumes.csv)
+    acquisitionsTable: object | None  # vtkMRMLTableNode: one row per scan (acquisitions.csv), None when absent
+    iqrTable: object  # vtkMRMLTableNode: IQR at the calibration radius, CTDIvol x recon
+    iqrChart: object  # vtkMRMLPlotChartNode
+    mpvTable: object  # vtkMRMLTableNode: MPV at the calibration radius, CTDIvol x recon
+    mpvChart: object
+    volumeTable: object  # vtkMRMLTableNode: detected volume, CTDIvol x recon
+    volumeChart: object
+    detectionTable: object  # vtkMRMLTableNode: detection rate at the top dose, design radius x recon
+    detectionChart: object
 
 
 class PhantomQALogic(LogicBase):
@@ -126,8 +145,31 @@ class PhantomQALogic(LogicBase):
             outputs = write_study_outputs(staging, study)
         return outputs
 
+    # ------------------------------------------------------------------ worker path
+    @staticmethod
+    def studyArguments(source: str, outputDir: str, workers: int = 1, design: str | None = None) -> list[str]:
+        """The worker's arguments that run the study of ``source`` (manifest CSV or DICOM folder) into ``outputDir``.
+
+        The folder the user chose is reused run after run: only RadiologyAI's own files in it are replaced.
+        """
+        args = ["phantom", "study", str(source), "--output-dir", str(outputDir), "--workers", str(int(workers)),
+                "--overwrite"]
+        if path_is_set(design):
+            args += ["--design", str(design)]
+        return args
+
+    @staticmethod
+    def demoArguments(outputDir: str, workers: int = 1) -> list[str]:
+        """The worker's arguments that simulate and analyse the published study into ``outputDir``."""
+        return ["phantom", "demo", "--output-dir", str(outputDir), "--workers", str(int(workers)), "--overwrite"]
+
+    def sceneStudyArguments(self, entries: list, workDir, outputDir: str, workers: int = 1,
+                            design: str | None = None) -> list[str]:
+        """Export the scene volumes of ``entries`` (see :meth:`writeManifest`) into ``workDir``; the study's arguments."""
+        return self.studyArguments(str(self.writeManifest(entries, workDir)), outputDir, workers, design)
+
     # ------------------------------------------------------------------ results -> nodes
-    def loadResults(self, outputDir: str, radius_mm: float = CALIBRATION_RADIUS_MM) -> dict:
+    def loadResults(self, outputDir: str, radius_mm: float = CALIBRATION_RADIUS_MM) -> PhantomQANodes:
         """Tables and plots of a study folder (summary.csv, volumes.csv, acquisitions.csv)."""
         import pandas as pd
 
@@ -141,33 +183,36 @@ class PhantomQALogic(LogicBase):
         acquisitions = pd.read_csv(files["acquisitions"]) if files["acquisitions"].is_file() else None
         return self.resultsToNodes(summary, volumes, acquisitions, radius_mm)
 
-    def resultsToNodes(self, summary: pd.DataFrame, volumes: pd.DataFrame, acquisitions: pd.DataFrame | None = None, radius_mm: float = CALIBRATION_RADIUS_MM) -> dict:
-        nodes = {
-            "summaryTable": mrml.dataframe_to_table_node(summary, "PhantomQA summary"),
-            "volumesTable": mrml.dataframe_to_table_node(volumes, "PhantomQA volumes"),
-        }
-        if acquisitions is not None:
-            nodes["acquisitionsTable"] = mrml.dataframe_to_table_node(acquisitions, "PhantomQA acquisitions")
-        at_r = summary[np.isclose(summary["radius_mm"], radius_mm)]
+    def resultsToNodes(self, summary: pd.DataFrame, volumes: pd.DataFrame, acquisitions: pd.DataFrame | None = None,
+                       radius_mm: float = CALIBRATION_RADIUS_MM) -> PhantomQANodes:
         recons = [r for r in RECON_MODELS if r in set(summary["recon"])] + sorted(set(summary["recon"]) - set(RECON_MODELS))
+        at_r = summary[np.isclose(summary["radius_mm"], radius_mm)]
+        vs_dose = {}
         for key, frame, column, title, y_title in (
             ("iqr", at_r, "iqr_mean_hu", f"IQR of {radius_mm:g} mm vessels vs dose", "IQR (HU)"),
             ("mpv", at_r, "mpv_mean_hu", f"MPV of {radius_mm:g} mm vessels vs dose", "MPV (HU)"),
             ("volume", volumes, "volume_mean_ml", "Detected vessel volume vs dose", "volume (ml)"),
         ):
-            wide = frame.pivot_table(index="ctdivol_mgy", columns="recon", values=column).reindex(columns=recons).reset_index()
-            wide.columns = [str(c) for c in wide.columns]
-            table = mrml.dataframe_to_table_node(wide.astype(float), f"PhantomQA {key} vs dose")
-            nodes[f"{key}Table"] = table
-            nodes[f"{key}Chart"] = mrml.plot_chart_node(table, "ctdivol_mgy", recons, title, "CTDIvol (mGy)", y_title, name=f"PhantomQA {key} chart")
+            table = _wide_table(frame, "ctdivol_mgy", column, recons, f"PhantomQA {key} vs dose")
+            chart = mrml.plot_chart_node(table, "ctdivol_mgy", recons, title, "CTDIvol (mGy)", y_title,
+                                         name=f"PhantomQA {key} chart")
+            vs_dose[key] = (table, chart)
         top = summary["ctdivol_mgy"].max()
-        detection = summary[np.isclose(summary["ctdivol_mgy"], top)].pivot_table(index="radius_mm", columns="recon", values="detection_mean")
-        detection = detection.reindex(columns=recons).reset_index()
-        detection.columns = [str(c) for c in detection.columns]
-        table = mrml.dataframe_to_table_node(detection.astype(float), "PhantomQA detection vs radius")
-        nodes["detectionTable"] = table
-        nodes["detectionChart"] = mrml.plot_chart_node(table, "radius_mm", recons, f"Detection rate vs design radius at {top:g} mGy", "design radius (mm)", "detection rate", name="PhantomQA detection chart")
-        return nodes
+        detection = _wide_table(summary[np.isclose(summary["ctdivol_mgy"], top)], "radius_mm", "detection_mean", recons,
+                                "PhantomQA detection vs radius")
+        detection_chart = mrml.plot_chart_node(detection, "radius_mm", recons,
+                                               f"Detection rate vs design radius at {top:g} mGy", "design radius (mm)",
+                                               "detection rate", name="PhantomQA detection chart")
+        return PhantomQANodes(
+            summaryTable=mrml.dataframe_to_table_node(summary, "PhantomQA summary"),
+            volumesTable=mrml.dataframe_to_table_node(volumes, "PhantomQA volumes"),
+            acquisitionsTable=(mrml.dataframe_to_table_node(acquisitions, "PhantomQA acquisitions")
+                               if acquisitions is not None else None),
+            iqrTable=vs_dose["iqr"][0], iqrChart=vs_dose["iqr"][1],
+            mpvTable=vs_dose["mpv"][0], mpvChart=vs_dose["mpv"][1],
+            volumeTable=vs_dose["volume"][0], volumeChart=vs_dose["volume"][1],
+            detectionTable=detection, detectionChart=detection_chart,
+        )
 
     def loadAcquisitions(self, manifest: str) -> list:
         """Load the scans of a manifest as volume nodes named ``recon_<dose>mGy_rep<n>``."""
@@ -178,3 +223,10 @@ class PhantomQALogic(LogicBase):
             image = sitk.ReadImage(acq.path)
             nodes.append(mrml.image_to_volume_node(image, acq.key))
         return nodes
+
+
+def _wide_table(frame, index: str, column: str, recons: list, name: str):
+    """A table node with one row per ``index`` value and one ``column`` per reconstruction (in ``recons`` order)."""
+    wide = frame.pivot_table(index=index, columns="recon", values=column).reindex(columns=recons).reset_index()
+    wide.columns = [str(c) for c in wide.columns]
+    return mrml.dataframe_to_table_node(wide.astype(float), name)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from RadiologyAICommonLib.imageio import image_from_array
+
 from .phantom import Materials, PhantomDesign
 
 LABEL_BACKGROUND, LABEL_VESSEL, LABEL_LUNG, LABEL_HOLDER = 0, 1, 2, 3
@@ -95,8 +97,7 @@ class GridDesign:
         return image.astype(np.float32)
 
     def image(self, array: np.ndarray, pixel_type=None) -> sitk.Image:
-        img = sitk.GetImageFromArray(array)
-        img.CopyInformation(self.reference)
+        img = image_from_array(array, self.reference)
         return img if pixel_type is None else sitk.Cast(img, pixel_type)
 
 

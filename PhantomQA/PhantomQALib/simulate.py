@@ -33,6 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 
 from .recon import ReconModel
 
@@ -181,6 +182,5 @@ class FastSimulator:
 def to_ct_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     """Round to int16 HU (a scanner's output) with the reference geometry."""
     # No -1024 floor: like scanners with an extended HU range, air noise is kept symmetric.
-    image = sitk.GetImageFromArray(np.clip(np.rint(array), -3024, 3071).astype(np.int16))
-    image.CopyInformation(reference)
+    image = image_from_array(np.clip(np.rint(array), -3024, 3071).astype(np.int16), reference)
     return image

@@ -54,7 +54,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, data) -> Path:
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``data`` as strict JSON (see :func:`json_ready`) atomically."""
+    return write_text(path, json.dumps(json_ready(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike):
@@ -78,13 +79,28 @@ def write_csv(path: str | os.PathLike, dataframe) -> Path:
     return Path(path)
 
 
-def _json_default(value):
+def json_ready(value, unknown=None):
+    """``value`` made of what strict JSON holds, recursively.
+
+    numpy scalars and arrays become Python numbers and lists, tuples become lists, paths become
+    strings, NaN and infinities become None, and dict keys become strings. ``unknown`` is called on
+    any other object (``str`` to keep a description of it); without it, such an object is left as it
+    is, and ``json.dumps`` reports it.
+    """
+    import math
+
     import numpy as np
 
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): json_ready(v, unknown) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, unknown) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return unknown(value) if unknown is not None else value

@@ -289,6 +289,13 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool
     )
 
 
+def image_from_array(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """A SimpleITK image of the (z, y, x) ``array`` with the spacing, origin and direction of ``reference``."""
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    return image
+
+
 def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
     """Write ``image`` atomically: to a temporary name beside ``path``, then rename."""
     path = Path(path)

@@ -16,6 +16,7 @@ import slicer
 import vtk
 
 from .errors import RadiologyAIError
+from .imageio import image_from_array
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -133,8 +134,7 @@ def segment_to_image(segmentation_node, segment, reference_volume_node) -> sitk.
         raise RadiologyAIError(f"segmentation '{segmentation_node.GetName()}' has no segment '{segment}'")
     array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, segment_id, reference_volume_node)
     reference = volume_node_to_image(reference_volume_node)
-    image = sitk.GetImageFromArray((np.asarray(array) > 0).astype(np.uint8))
-    image.CopyInformation(reference)
+    image = image_from_array((np.asarray(array) > 0).astype(np.uint8), reference)
     return image
 
 

@@ -99,9 +99,9 @@ def configure_parser(parser) -> None:
 
 
 def _print_json(data) -> None:
-    from RadiologyAICommonLib.atomic import _json_default
+    from RadiologyAICommonLib.atomic import json_ready
 
-    print(json.dumps(data, indent=2, default=_json_default))
+    print(json.dumps(json_ready(data), indent=2))
 
 
 def run_synth(args, progress) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
+from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .model_package import ModelPackage
@@ -135,8 +136,7 @@ def predict(image: sitk.Image, package: ModelPackage, device: str = "cpu", compo
     reference.CopyInformation(image)
     native = sitk.GetArrayFromImage(resample_to_reference(prob_image, reference, sitk.sitkLinear, 0.0))
     mask = keep_one_component(native >= threshold, native, rule)
-    label = sitk.GetImageFromArray(mask.astype(np.uint8))
-    label.CopyInformation(image)
+    label = image_from_array(mask.astype(np.uint8), image)
     progress(0.85, "classifying (ResNet-50)")
     probabilities, n_slices = classify(package, tensor, mask_2mm, device)
     names = package.class_names

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from RadiologyAICommonLib.imageio import validate_geometry
+from RadiologyAICommonLib.imageio import image_from_array, validate_geometry
 
 
 @dataclass
@@ -109,11 +109,8 @@ def geometry_from_affine(affine, shape) -> sitk.Image:
 def array_to_image(array_xyz: np.ndarray, affine, pixel_type=None) -> sitk.Image:
     """A (x, y, z) numpy array on the grid of ``affine`` -> SimpleITK image."""
     reference = geometry_from_affine(affine, array_xyz.shape)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array_xyz).transpose(2, 1, 0)))
-    if pixel_type is not None:
-        image = sitk.Cast(image, pixel_type)
-    image.CopyInformation(reference)
-    return image
+    image = image_from_array(np.ascontiguousarray(np.asarray(array_xyz).transpose(2, 1, 0)), reference)
+    return sitk.Cast(image, pixel_type) if pixel_type is not None else image
 
 
 def metatensor_to_image(tensor, pixel_type=None) -> sitk.Image:

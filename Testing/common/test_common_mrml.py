@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from RadiologyAICommonLib.imageio import image_from_array
+
 from imagetestdata import make_image, oblique_direction
 
 pytestmark = pytest.mark.usefixtures("mrml_scene")
@@ -60,8 +62,7 @@ def test_labelmap_to_segmentation_named_coloured_segments():
     labels = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
     labels[2:5, 3:6, 4:8] = 1
     labels[7:9, 8:10, 9:12] = 2
-    label_image = sitk.GetImageFromArray(labels)
-    label_image.CopyInformation(reference)
+    label_image = image_from_array(labels, reference)
     segments = {1: ("Vessels", (0.8, 0.1, 0.1)), 2: ("Lungs", (0.2, 0.5, 0.9)), 3: ("Empty", (0, 1, 0))}
     node = mrml.labelmap_to_segmentation_node(label_image, segments, "result")
     segmentation = node.GetSegmentation()

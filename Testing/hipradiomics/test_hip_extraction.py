@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 from HipRadiomicsLib import radiomics_params
 from HipRadiomicsLib.extraction import extract_features, prepare_mask
 from HipRadiomicsLib.synthetic import SyntheticParameters, make_case
@@ -67,8 +68,7 @@ def test_mask_label_is_selectable(case):
     mask = sitk.GetArrayFromImage(case.mask).astype(np.uint8)
     half = mask.copy()
     half[:, :, : mask.shape[2] // 2][half[:, :, : mask.shape[2] // 2] == 1] = 2  # left half of the head: label 2
-    two = sitk.GetImageFromArray(half)
-    two.CopyInformation(case.mask)
+    two = image_from_array(half, case.mask)
     params = radiomics_params.load_params()
     f1 = extract_features(case.image, two, params, label=1)
     f2 = extract_features(case.image, two, params, label=2)

@@ -11,6 +11,7 @@ from PhantomQALib.phantom import DEFAULT_RADII_MM, PhantomParameters, build_phan
 from PhantomQALib.rasterize import LABEL_VESSEL, RigidMap, rasterise_design
 from PhantomQALib.simulate import ScanGeometry
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +154,7 @@ def test_label_and_radius_map_design(tmp_path):
     tube &= (zz > 5) & (zz < 54)
     label = sitk.GetImageFromArray(tube.astype(np.uint8))
     label.SetSpacing((spacing,) * 3)
-    radius = sitk.GetImageFromArray(np.where(tube, 1.5, 0).astype(np.float32))
-    radius.CopyInformation(label)
+    radius = image_from_array(np.where(tube, 1.5, 0).astype(np.float32), label)
     sitk.WriteImage(label, str(tmp_path / "label.nrrd"))
     sitk.WriteImage(radius, str(tmp_path / "radius.nrrd"))
     design = load_design(tmp_path / "label.nrrd", tmp_path / "radius.nrrd")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,15 +33,15 @@ def test_results_become_tables_and_plots(mrml_scene):
 
     summary, vols, acquisitions = _study_tables()
     nodes = PhantomQALogic().resultsToNodes(summary, vols, acquisitions)
-    assert nodes["summaryTable"].GetNumberOfRows() == len(summary)
-    assert nodes["volumesTable"].GetNumberOfRows() == 9
-    iqr = nodes["iqrTable"].GetTable()
+    assert nodes.summaryTable.GetNumberOfRows() == len(summary)
+    assert nodes.volumesTable.GetNumberOfRows() == 9
+    iqr = nodes.iqrTable.GetTable()
     assert [iqr.GetColumn(i).GetName() for i in range(iqr.GetNumberOfColumns())] == ["ctdivol_mgy", "fbp", "ir", "dlr"]
     assert iqr.GetNumberOfRows() == 3
     assert iqr.GetValueByName(0, "fbp").ToDouble() == pytest.approx(50 / np.sqrt(0.2) + 1.5)
-    chart = nodes["iqrChart"]
+    chart = nodes.iqrChart
     assert chart.IsA("vtkMRMLPlotChartNode") and chart.GetNumberOfPlotSeriesNodes() == 3
-    assert nodes["detectionChart"].GetNumberOfPlotSeriesNodes() == 3
+    assert nodes.detectionChart.GetNumberOfPlotSeriesNodes() == 3
 
 
 def test_load_results_from_a_folder(mrml_scene, tmp_path):
@@ -51,7 +53,7 @@ def test_load_results_from_a_folder(mrml_scene, tmp_path):
     summary.to_csv(tmp_path / "summary.csv", index=False)
     vols.to_csv(tmp_path / "volumes.csv", index=False)
     nodes = PhantomQALogic().loadResults(str(tmp_path))
-    assert "acquisitionsTable" not in nodes and nodes["volumeChart"] is not None
+    assert nodes.acquisitionsTable is None and nodes.volumeChart is not None
 
 
 def _volume_node(name, value):
@@ -82,3 +84,22 @@ def test_scene_volumes_become_a_manifest(mrml_scene, tmp_path):
     assert not (tmp_path / "single").exists() and not (tmp_path / "bad").exists()
     loaded = logic.loadAcquisitions(str(manifest))
     assert [n.GetName() for n in loaded] == ["ir_0.5mGy_rep1", "ir_0.5mGy_rep2"]
+
+
+def test_worker_arguments_are_the_cli_commands(mrml_scene, tmp_path):
+    """The logic builds the worker's arguments; they parse as the `radiologyai phantom` commands."""
+    from PhantomQALib.logic import PhantomQALogic
+    from RadiologyAICommonLib.cli import build_parser
+
+    logic = PhantomQALogic()
+    nodes = [_volume_node(f"fbp_1mGy_rep{k}", -1000 + k) for k in (1, 2)]
+    args = logic.sceneStudyArguments([(n, "fbp", 1.0, k) for k, n in enumerate(nodes, 1)], tmp_path / "work",
+                                     str(tmp_path / "results"), workers=2, design=Path())
+    assert args[:2] == ["phantom", "study"] and Path(args[2]) == tmp_path / "work" / "manifest.csv"
+    assert "--design" not in args  # an empty path field is no design
+    parsed = build_parser().parse_args(args)
+    assert parsed.output_dir == str(tmp_path / "results") and parsed.workers == 2 and parsed.overwrite
+    parsed = build_parser().parse_args(logic.studyArguments("scans/manifest.csv", "out", 1, "design"))
+    assert parsed.design == "design"
+    parsed = build_parser().parse_args(logic.demoArguments("out", 3))
+    assert parsed.output_dir == "out" and parsed.workers == 3

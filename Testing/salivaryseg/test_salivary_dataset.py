@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 from SalivarySegLib.dataset import CaseRecord, load_dataset, stratified_split
 
 
@@ -21,8 +22,7 @@ def _write_dataset(folder, n=4, shape=(8, 10, 12)):
         image.SetSpacing((0.9, 0.9, 2.0))
         label_array = np.zeros(shape, np.uint8)
         label_array[2:4, 3:5, 4:6] = 1
-        label = sitk.GetImageFromArray(label_array)
-        label.CopyInformation(image)
+        label = image_from_array(label_array, image)
         sitk.WriteImage(image, str(folder / "images" / f"p{i}.nrrd"))
         sitk.WriteImage(label, str(folder / "labels" / f"p{i}.nii.gz"))
         rows.append(f"p{i},{'benign' if i % 2 else 'malignant'}")

@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 from SalivarySegLib.preprocessing import (
     PreprocessingParameters,
     check_ct,
@@ -31,8 +32,7 @@ def phantom_ct(spacing=(0.8, 0.9, 2.5), size=(200, 180, 40), direction=None):
         image.SetDirection(direction)
     label_array = np.zeros_like(array, dtype=np.uint8)
     label_array[15:25, 80:95, 90:110] = 1
-    label = sitk.GetImageFromArray(label_array)
-    label.CopyInformation(image)
+    label = image_from_array(label_array, image)
     return image, label
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from RadiologyAICommonLib.imageio import image_from_array
+
 from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
 
@@ -45,6 +47,5 @@ def nodule_phantom(small_phantom):
     grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(hu.shape, spacing)], indexing="ij"), -1)
     ball = np.linalg.norm(grid - np.asarray(centre) * np.asarray(spacing), axis=-1) <= min(5.0, room.max() - 1.0)
     blurred = ndi.gaussian_filter(ball.astype(np.float32), 0.6)
-    image = sitk.GetImageFromArray(np.rint(hu + blurred * (40.0 + 850.0)).astype(np.int16))
-    image.CopyInformation(small_phantom.image)
+    image = image_from_array(np.rint(hu + blurred * (40.0 + 850.0)).astype(np.int16), small_phantom.image)
     return image, ball

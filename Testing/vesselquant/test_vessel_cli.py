@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from RadiologyAICommonLib.cli import main
 from RadiologyAICommonLib.outputs import MANIFEST
+from RadiologyAICommonLib.imageio import image_from_array
 from VesselQuantLib.cli import OUTPUT_FILES
 
 
@@ -135,8 +136,7 @@ def test_cli_bad_lung_mask_and_parameters(tmp_path, phantom_files, small_phantom
     shifted.SetSpacing((1.0, 1.0, 1.0))
     bad_mask = tmp_path / "bad_mask.nrrd"
     sitk.WriteImage(shifted, str(bad_mask))
-    body = sitk.GetImageFromArray((sitk.GetArrayFromImage(small_phantom.image) > -300).astype("uint8"))
-    body.CopyInformation(small_phantom.image)
+    body = image_from_array((sitk.GetArrayFromImage(small_phantom.image) > -300).astype("uint8"), small_phantom.image)
     soft_tissue_mask = tmp_path / "soft_tissue_mask.nrrd"  # holds no lung (issue 13's bad input)
     sitk.WriteImage(body, str(soft_tissue_mask))
     bad_json = tmp_path / "p.json"

@@ -75,3 +75,39 @@ def test_logic_adds_a_nodule_like_segment(nodule_phantom, mrml_scene):
     assert np.array_equal(nodule, sitk.GetArrayFromImage(nodes.result.nodule_label) > 0)
     lungs = segmentation.GetSegmentIdBySegmentName("Lungs")
     assert (np.asarray(slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, lungs, ct_node)) > 0)[nodule].all()
+
+
+def test_worker_arguments_round_trip_gives_the_in_process_result(small_phantom, mrml_scene, tmp_path):
+    """processArguments -> the `radiologyai vessels` command -> loadOutput equals process() on the same nodes."""
+    from RadiologyAICommonLib import mrml
+    from RadiologyAICommonLib.cli import main
+    from RadiologyAICommonLib.workdir import make_work_dir, output_dir, remove_work_dir
+    from VesselQuantLib.logic import VesselQuantLogic
+    from VesselQuantLib.parameters import VesselQuantParameters
+
+    logic = VesselQuantLogic()
+    ct_node = mrml.image_to_volume_node(small_phantom.image, "phantom CT")
+    parameters = VesselQuantParameters(radius_bins_mm=logic.parseDesignRadii("0.5, 1 2"))
+    work_dir = make_work_dir("VesselQuantTest")
+    try:
+        args = logic.processArguments(ct_node, None, work_dir, parameters)
+        assert sorted(p.name for p in work_dir.iterdir()) == ["ct.nrrd", "parameters.json"]
+        assert main(args) == 0
+        from_worker = logic.loadOutput(output_dir(work_dir), ct_node)
+    finally:
+        remove_work_dir(work_dir)
+    assert not work_dir.exists()
+    in_process = logic.process(ct_node, parameters=parameters)
+    assert np.array_equal(sitk.GetArrayFromImage(from_worker.result.vessel_label),
+                          sitk.GetArrayFromImage(in_process.result.vessel_label))
+    assert list(from_worker.result.per_radius["radius_mm"]) == list(in_process.result.per_radius["radius_mm"])
+
+
+def test_design_radii_text_is_parsed_in_the_logic():
+    from RadiologyAICommonLib.errors import RadiologyAIError
+    from VesselQuantLib.logic import VesselQuantLogic
+
+    assert VesselQuantLogic.parseDesignRadii(" 0.5, 1 2 ") == (0.5, 1.0, 2.0)
+    assert VesselQuantLogic.parseDesignRadii("  ") is None
+    with pytest.raises(RadiologyAIError, match="design radii .*'1mm' is not a number"):
+        VesselQuantLogic.parseDesignRadii("0.5, 1mm")

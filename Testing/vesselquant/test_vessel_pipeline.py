@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 from VesselQuantLib.evaluation import evaluate, evaluate_arrays, physical_to_index
 from VesselQuantLib.pipeline import VesselQuantParameters, VesselQuantResult, run_vessel_quant
 
@@ -143,8 +144,7 @@ def test_bad_images_raise(small_phantom, make, match):
 def _nan_image(ph):
     array = sitk.GetArrayFromImage(ph.image).astype(np.float32)
     array[3, 4, 5] = np.nan
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(ph.image)
+    image = image_from_array(array, ph.image)
     return image
 
 

@@ -80,8 +80,10 @@ def run(args, progress) -> int:
 
     require("maxflow", "vessels")
     require("skimage", "vessels")
+    from RadiologyAICommonLib.atomic import json_ready
+
     from .pipeline import run_vessel_quant, validate_ct, validate_lung_mask
-    from .resultio import json_ready, write_result
+    from .resultio import write_result
 
     # validate everything before any output exists
     parameters = _load_parameters(args)

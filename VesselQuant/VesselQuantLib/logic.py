@@ -9,6 +9,7 @@ on the slicer-core wheel (headless, tests); imports no Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,8 +18,10 @@ import slicer
 
 from RadiologyAICommonLib import mrml
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.logicbase import LogicBase
 from RadiologyAICommonLib.progress import ProgressCallback
+from RadiologyAICommonLib.userinput import parse_numbers
 
 from .parameters import VesselQuantParameters
 
@@ -71,6 +74,45 @@ class VesselQuantLogic(LogicBase):
         result = run_vessel_quant(ct, lung, parameters, progress)
         return self.loadResult(result, ctNode, name)
 
+    @staticmethod
+    def parseDesignRadii(text: str | None) -> tuple[float, ...] | None:
+        """Design radii typed by the user (mm, commas or spaces: ``"0.5, 1 2"``); blank -> None (bins of the data)."""
+        if not (text or "").strip():
+            return None
+        return tuple(parse_numbers(text, "design radii (mm)"))
+
+    # -- worker path -------------------------------------------------------------------------
+    def processArguments(self, ctNode, lungSegmentationNode, workDir, parameters: VesselQuantParameters | None = None,
+                         lungSegment: str | None = None) -> list[str]:
+        """Write the CT, the lung segment (if any) and the parameters into ``workDir``; the worker's arguments.
+
+        The worker writes its results into :func:`~RadiologyAICommonLib.workdir.output_dir` of ``workDir``;
+        :meth:`loadOutput` turns them into nodes.
+        """
+        from RadiologyAICommonLib.atomic import write_json
+        from RadiologyAICommonLib.imageio import write_image
+        from RadiologyAICommonLib.workdir import output_dir
+
+        if ctNode is None:
+            raise RadiologyAIError("select a CT volume")
+        workDir = Path(workDir)
+        workDir.mkdir(parents=True, exist_ok=True)
+        write_image(mrml.volume_node_to_image(ctNode), workDir / "ct.nrrd")
+        write_json(workDir / "parameters.json", (parameters or VesselQuantParameters()).to_dict())
+        args = ["vessels", str(workDir / "ct.nrrd"), "--output-dir", str(output_dir(workDir)),
+                "--parameters", str(workDir / "parameters.json")]
+        if lungSegmentationNode is not None:
+            segment = lungSegment or _first_segment_id(lungSegmentationNode)
+            write_image(mrml.segment_to_image(lungSegmentationNode, segment, ctNode), workDir / "lung.nrrd")
+            args += ["--lung-mask", str(workDir / "lung.nrrd")]
+        return args
+
+    def loadOutput(self, outputDir, ctNode, name: str | None = None) -> VesselQuantNodes:
+        """Nodes from the folder a ``radiologyai vessels`` run wrote (see :mod:`.resultio`)."""
+        from .resultio import read_result
+
+        return self.loadResult(read_result(outputDir), ctNode, name)
+
     def loadResult(self, result: VesselQuantResult, ctNode, name: str | None = None) -> VesselQuantNodes:
         """Turn a :class:`VesselQuantResult` (computed here or by the worker process) into nodes."""
         base = name or f"{ctNode.GetName()} vessels"
@@ -80,8 +122,7 @@ class VesselQuantLogic(LogicBase):
         if result.nodule_label is not None and sitk.GetArrayViewFromImage(result.nodule_label).any():
             label = np.where(sitk.GetArrayViewFromImage(result.nodule_label) > 0, 3, label).astype(np.uint8)
             segments[3] = ("Nodule-like", NODULE_COLOR)
-        label_image = sitk.GetImageFromArray(label)
-        label_image.CopyInformation(result.lung_mask)
+        label_image = image_from_array(label, result.lung_mask)
         segmentation = mrml.labelmap_to_segmentation_node(label_image, segments, f"{base} segmentation")
         # "Lungs" holds the whole lung, vessels included (labels are exclusive, segments need not be)
         _add_vessels_to_lungs(segmentation, result, ctNode)

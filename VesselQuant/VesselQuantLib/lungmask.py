@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .parameters import VesselQuantParameters
@@ -61,8 +62,7 @@ def _upsample_mask(coarse: sitk.Image, ct: sitk.Image, shrink, p: VesselQuantPar
     array = sitk.GetArrayViewFromImage(coarse).astype(bool)
     full = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.uint8)
     if not array.any():
-        out = sitk.GetImageFromArray(full)
-        out.CopyInformation(ct)
+        out = image_from_array(full, ct)
         return out
     lo, hi = [], []
     for axis in range(3):
@@ -81,8 +81,7 @@ def _upsample_mask(coarse: sitk.Image, ct: sitk.Image, shrink, p: VesselQuantPar
     edge = inside & (value < 0.999)
     inside[edge & (sitk.GetArrayViewFromImage(ct)[box] >= p.lung_threshold_hu)] = False
     full[box] = inside
-    out = sitk.GetImageFromArray(full)
-    out.CopyInformation(ct)
+    out = image_from_array(full, ct)
     return out
 
 
@@ -157,8 +156,7 @@ def segment_lungs_at_full_resolution(
         raise _no_lungs(p)
     lungs = keep[labels]
 
-    mask = sitk.GetImageFromArray(lungs.astype(np.uint8))
-    mask.CopyInformation(ct)
+    mask = image_from_array(lungs.astype(np.uint8), ct)
     progress(1.0, "lung mask: done")
     return mask
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from RadiologyAICommonLib.atomic import json_ready
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 
@@ -143,7 +144,7 @@ class VesselQuantParameters:
         return self
 
     def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return json_ready({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     @classmethod
     def from_dict(cls, values: dict) -> "VesselQuantParameters":
@@ -256,10 +257,6 @@ RANGES: dict[str, Range] = {
     "fit_min_count": Range(1, 1e6, kind="integer"),
     "small_vessel_area_mm2": Range(0, 1e4, low_open=True),
 }
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 __all__ = ["RANGES", "Range", "VesselQuantParameters"]

@@ -20,7 +20,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from RadiologyAICommonLib.imageio import same_geometry, validate_scalar_volume
+from RadiologyAICommonLib.imageio import image_from_array, same_geometry, validate_scalar_volume
 from RadiologyAICommonLib.memory import check_memory
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
@@ -115,12 +115,6 @@ def index_to_physical(image: sitk.Image, index_xyz: np.ndarray) -> np.ndarray:
     return np.asarray(image.GetOrigin(), float) + scaled @ direction.T
 
 
-def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image
-
-
 def run_vessel_quant(
     ct: sitk.Image,
     lung_mask: sitk.Image | None = None,
@@ -143,7 +137,7 @@ def run_vessel_quant(
         lung = sitk.GetArrayViewFromImage(lung_image).astype(bool)
     else:
         lung = validate_lung_mask(lung_mask, ct)
-        lung_image = _image_like(lung.astype(np.uint8), ct)
+        lung_image = image_from_array(lung.astype(np.uint8), ct)
 
     # Everything below works in the lung's bounding box plus the filters' reach.
     margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
@@ -227,10 +221,10 @@ def run_vessel_quant(
     progress(1.0, "done")
     return VesselQuantResult(
         lung_mask=lung_image,
-        vessel_label=_image_like(label, ct),
-        vessel_radius=_image_like(radius, ct),
+        vessel_label=image_from_array(label, ct),
+        vessel_radius=image_from_array(radius, ct),
         per_radius=table,
         summary=summary,
         centerline=centerline_table,
-        nodule_label=_image_like(nodule, ct),
+        nodule_label=image_from_array(nodule, ct),
     )

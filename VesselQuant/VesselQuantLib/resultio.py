@@ -8,7 +8,6 @@ back with :func:`read_result`.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -20,17 +19,6 @@ from RadiologyAICommonLib.imageio import write_image
 
 from .cli import OUTPUT_FILES
 from .pipeline import VesselQuantResult
-
-
-def json_ready(value):
-    """NaN/inf -> None (strict JSON), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
 
 
 def write_result(result: VesselQuantResult, folder: str | Path) -> None:
@@ -45,7 +33,7 @@ def write_result(result: VesselQuantResult, folder: str | Path) -> None:
     write_image(result.vessel_radius, folder / "vessel_radius.nrrd")
     write_image(result.lung_mask, folder / "lung_mask.nrrd")
     write_csv(folder / "per_radius.csv", result.per_radius)
-    write_json(folder / "summary.json", json_ready(result.summary))
+    write_json(folder / "summary.json", result.summary)
 
 
 def read_result(folder: str | Path) -> VesselQuantResult:
