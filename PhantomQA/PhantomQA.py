@@ -286,16 +286,16 @@ class PhantomQATest(ScriptedLoadableModuleTest):
 
         from PhantomQALib.acquisitions import Acquisition
         from PhantomQALib.designio import save_design
-        from PhantomQALib.phantom import PRESET_SCAN_SIZES, build_phantom, preset_parameters
+        from PhantomQALib.study_phantom import PRESET_SCAN_SIZES, make_study_phantom, preset_parameters
         from PhantomQALib.simulate import ScanGeometry
-        from PhantomQALib.study import DesignRef, SimulationSpec, StudyParameters, make_jobs, run_jobs
+        from PhantomQALib.study import DesignRef, SimulationParameters, StudyParameters, make_jobs, run_jobs
 
         folder = Path(tempfile.mkdtemp(prefix="PhantomQATest-"))
-        design = build_phantom(preset_parameters("small"))
+        design = make_study_phantom(preset_parameters("small"))
         save_design(design, folder / "design")
         (folder / "scans").mkdir()
         acquisitions = [Acquisition(f"scans/{r}_{d:g}mGy_rep{k}.nrrd", r, d, k) for r in ("fbp", "ir") for d in (0.5, 4.0) for k in (1, 2)]
-        jobs = make_jobs(acquisitions, DesignRef(phantom=design), StudyParameters(workers=1), SimulationSpec(geometry=ScanGeometry(size=PRESET_SCAN_SIZES["small"])), analyse=False, write_dir=folder / "scans")
+        jobs = make_jobs(acquisitions, DesignRef(phantom=design), StudyParameters(workers=1), SimulationParameters(geometry=ScanGeometry(size=PRESET_SCAN_SIZES["small"])), analyse=False, write_dir=folder / "scans")
         run_jobs(jobs, StudyParameters(workers=1))
         pd.DataFrame([{"path": a.path, "recon": a.recon, "ctdivol_mgy": a.ctdivol_mgy, "repetition": a.repetition} for a in acquisitions]).to_csv(folder / "manifest.csv", index=False)
         outputs = self.logic_run(folder)

@@ -2,7 +2,7 @@
 
 Cores (no Slicer, no Qt):
 
-- :mod:`.phantom` - the parametric branching lung-vessel phantom (segments, materials, holder);
+- :mod:`.study_phantom` - the parametric branching lung-vessel phantom (segments, materials, holder);
 - :mod:`.rasterize` - any design (parametric, label + radius maps, surface model) on a scan grid;
 - :mod:`.designio` - design files: save/load, label + radius maps, STL/OBJ/VTK surfaces;
 - :mod:`.recon` - reconstruction models (FBP-like, IR-like, DL-like) with their calibrated constants;

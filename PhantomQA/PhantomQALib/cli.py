@@ -89,9 +89,9 @@ def configure_parser(parser) -> None:
 # ----------------------------------------------------------------------------- helpers
 def _simulation_setup(args):
     from .acquisitions import MIN_REPETITIONS, Acquisition
-    from .phantom import PRESET_SCAN_SIZES, build_phantom, preset_parameters
+    from .study_phantom import PRESET_SCAN_SIZES, make_study_phantom, preset_parameters
     from .simulate import ScanGeometry
-    from .study import SimulationSpec
+    from .study import SimulationParameters
 
     doses = parse_numbers(args.doses, "--doses")
     recons = _recon_list(args.recons)
@@ -107,7 +107,7 @@ def _simulation_setup(args):
         raise RadiologyAIError("--method physical needs square in-plane pixels (--spacing x equal to y)")
     geometry = ScanGeometry(size=size, spacing_mm=spacing)
     geometry.reference()  # validates
-    design = build_phantom(preset_parameters(args.phantom, seed=args.phantom_seed))
+    design = make_study_phantom(preset_parameters(args.phantom, seed=args.phantom_seed))
     lo, hi = design.bounds_mm()
     half_fov = [(n - 1) * s / 2 for n, s in zip(size, spacing)]
     vessel_lo, vessel_hi = design.centreline_points()[:, :3].min(0), design.centreline_points()[:, :3].max(0)
@@ -119,7 +119,7 @@ def _simulation_setup(args):
         for dose in doses
         for rep in range(1, args.repetitions + 1)
     ]
-    spec = SimulationSpec(geometry=geometry, seed=args.seed, method=args.method)
+    spec = SimulationParameters(geometry=geometry, seed=args.seed, method=args.method)
     return design, acquisitions, spec
 
 

@@ -30,7 +30,7 @@ from RadiologyAICommonLib.atomic import write_csv, write_text
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array, read_volume, write_image
 
-from .phantom import Materials, PhantomDesign
+from .study_phantom import Materials, PhantomDesign
 from .rasterize import LABEL_HOLDER, LABEL_LUNG, LABEL_VESSEL, GridDesign, RigidMap, continuous_index, physical_points, rasterise_design, reference_geometry, render_design_image
 
 SURFACE_SUFFIXES = (".stl", ".obj", ".vtk", ".vtp", ".ply")
@@ -254,9 +254,9 @@ def read_centrelines(path: Path) -> np.ndarray:
 def load_design(path: str | os.PathLike | None, radius_path: str | os.PathLike | None = None, nominal_radii=None, surface_spacing_mm: float = 0.25, surface_ras: bool = False):
     """A design from a folder, a design.json, a surface model, or a label map (+ radius map)."""
     if path is None:
-        from .phantom import build_phantom
+        from .study_phantom import make_study_phantom
 
-        return build_phantom()
+        return make_study_phantom()
     path = Path(path)
     if not path.exists():
         raise RadiologyAIError(f"design {path}: no such file or folder")

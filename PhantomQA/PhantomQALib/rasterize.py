@@ -1,6 +1,6 @@
 """Put a phantom design on a scan's voxel grid.
 
-A design is either analytic (:class:`~.phantom.PhantomDesign`: capsules + holder) or given
+A design is either analytic (:class:`~.study_phantom.PhantomDesign`: capsules + holder) or given
 as maps (label + design-radius images, e.g. from a surface model). Both become a
 :class:`GridDesign` on the scan grid, through an optional rigid transform from the scan
 frame to the design frame (from :mod:`.registration`):
@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from RadiologyAICommonLib.imageio import image_from_array
 
-from .phantom import Materials, PhantomDesign
+from .study_phantom import Materials, PhantomDesign
 
 LABEL_BACKGROUND, LABEL_VESSEL, LABEL_LUNG, LABEL_HOLDER = 0, 1, 2, 3
 

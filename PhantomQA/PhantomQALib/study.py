@@ -26,7 +26,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .acquisitions import Acquisition
 from .measure import MeasureParameters, measure_per_radius
-from .phantom import PhantomDesign
+from .study_phantom import PhantomDesign
 from .rasterize import GridDesign
 from .recon import RECON_MODELS, ReconModel
 from .registration import RegistrationParameters, check_overlap, identity_correlation, register_design
@@ -34,7 +34,7 @@ from .simulate import FastSimulator, ScanGeometry, acquisition_seed, to_ct_image
 
 
 @dataclass
-class SimulationSpec:
+class SimulationParameters:
     """How a job makes its scan instead of reading it."""
 
     geometry: ScanGeometry = field(default_factory=ScanGeometry)
@@ -82,7 +82,7 @@ class Job:
     acquisition: Acquisition
     design: DesignRef
     analyse: bool = True
-    simulation: SimulationSpec | None = None
+    simulation: SimulationParameters | None = None
     registration: RegistrationParameters = field(default_factory=RegistrationParameters)
     measure: MeasureParameters = field(default_factory=MeasureParameters)
     vessel_parameters: dict | None = None
@@ -245,7 +245,7 @@ class StudyResults:
     seconds: float = 0.0
 
 
-def make_jobs(acquisitions: list[Acquisition], design: DesignRef, parameters: StudyParameters, simulation: SimulationSpec | None = None, analyse: bool = True, write_dir: Path | None = None) -> list[Job]:
+def make_jobs(acquisitions: list[Acquisition], design: DesignRef, parameters: StudyParameters, simulation: SimulationParameters | None = None, analyse: bool = True, write_dir: Path | None = None) -> list[Job]:
     jobs = []
     for acq in acquisitions:
         spec = None
@@ -329,7 +329,7 @@ def run_study(
     design: DesignRef,
     parameters: StudyParameters | None = None,
     progress: ProgressCallback | None = None,
-    simulation: SimulationSpec | None = None,
+    simulation: SimulationParameters | None = None,
     write_dir: Path | None = None,
 ) -> StudyResults:
     """Analyse every acquisition (simulating it first when ``simulation`` is given)."""

@@ -51,14 +51,14 @@ from scipy.optimize import least_squares
 
 from PhantomQALib.acquisitions import Acquisition
 from PhantomQALib.aggregate import published_comparison, study_goals, summarise, volumes
-from PhantomQALib.phantom import build_phantom, preset_parameters
+from PhantomQALib.study_phantom import make_study_phantom, preset_parameters
 from PhantomQALib.published import CALIBRATION_RADIUS_MM, RELATIVE_TOLERANCE, STUDY_DOSES_MGY, published
 from PhantomQALib.rasterize import rasterise_design
 from PhantomQALib.recon import CALIBRATION_FILE, CALIBRATION_METADATA, RECON_MODELS, calibration_document
 from PhantomQALib.simulate import FastSimulator, ScanGeometry, acquisition_seed
 
 from phantom_comparison import FIT_DOSES, print_comparison_table  # beside this script
-from PhantomQALib.study import DesignRef, SimulationSpec, StudyParameters, run_study
+from PhantomQALib.study import DesignRef, SimulationParameters, StudyParameters, run_study
 
 LOW, HIGH = 0.2, 4.0
 HELD_OUT_DOSES = (0.5, 2.1)
@@ -141,12 +141,12 @@ class Proxy:
 
 
 def run_pipeline(models: dict, doses, repetitions: int, workers: int | None, seed: int = 0, method: str = "fast", recons=None, materials=None):
-    design = build_phantom(preset_parameters("printed", **({"materials": materials} if materials else {})))
+    design = make_study_phantom(preset_parameters("printed", **({"materials": materials} if materials else {})))
     recons = recons or list(models)
     acquisitions = [
         Acquisition(f"{recon}_{dose:g}_{rep}.nrrd", recon, dose, rep) for recon in recons for dose in doses for rep in range(1, repetitions + 1)
     ]
-    spec = SimulationSpec(geometry=ScanGeometry(), seed=seed, recon_models=models, method=method)
+    spec = SimulationParameters(geometry=ScanGeometry(), seed=seed, recon_models=models, method=method)
     return run_study(acquisitions, DesignRef(phantom=design), StudyParameters(workers=workers), simulation=spec)
 
 
@@ -198,7 +198,7 @@ def fit(args) -> dict:
     """The two-stage joint fit; returns the fitted models and writes the calibration file."""
     started = time.perf_counter()
     models = dict(RECON_MODELS)
-    design = build_phantom()
+    design = make_study_phantom()
     materials = design.materials
     proxy = Proxy(design, ScanGeometry())
 
@@ -250,7 +250,7 @@ def fit(args) -> dict:
             "date": datetime.date.today().isoformat(),
             "doses_mgy": list(FIT_DOSES),
             "held_out_doses_mgy": list(HELD_OUT_DOSES),
-            "phantom": "built-in printed (PhantomQALib.phantom.preset_parameters('printed'))",
+            "phantom": "built-in printed (PhantomQALib.study_phantom.preset_parameters('printed'))",
             "residuals": "3 mm MPV (vs the published range) and 3 mm IQR where published at the fit doses, V(0.2)/V(4.0); relative, in units of 15 %",
             "pipeline_repetitions": 2,
             "cost": {k: round(v, 4) for k, v in costs.items()},
@@ -278,7 +278,7 @@ def physical_check(workers: int | None, iqr: bool = False) -> None:
     """Physical option: noise SD vs the fast models; with ``iqr``, the pipeline's 3 mm IQR at the published doses."""
     from PhantomQALib.physical import PhysicalParameters, simulate_physical
 
-    design = build_phantom()
+    design = make_study_phantom()
     geometry = ScanGeometry()
     ref = geometry.reference()
     grid = rasterise_design(design, ref)
@@ -310,7 +310,7 @@ class PhysicalProxy:
 
     def __init__(self, n_slices: int = 8):
         ref = ScanGeometry().reference()
-        self.grid = rasterise_design(build_phantom(), ref)
+        self.grid = rasterise_design(make_study_phantom(), ref)
         self.spacing = ref.GetSpacing()
         self.core = np.isclose(self.grid.radius, CALIBRATION_RADIUS_MM) & (self.grid.axis_distance <= CALIBRATION_RADIUS_MM - 1.0)
         counts = self.core.sum(axis=(1, 2))
@@ -384,7 +384,7 @@ def main(argv=None) -> int:
     if args.physical:
         physical_check(args.workers, args.physical_iqr)
         return 0
-    models, materials = fit(args) if args.fit else (dict(RECON_MODELS), build_phantom().materials)
+    models, materials = fit(args) if args.fit else (dict(RECON_MODELS), make_study_phantom().materials)
     print(f"  material texture: SD {materials.vessel_texture_sd_hu} HU, FWHM {materials.vessel_texture_fwhm_mm} mm")
     for recon, model in models.items():
         print(f"  {recon}: " + ", ".join(f"{k}={getattr(model, k)}" for k in BOUNDS if hasattr(model, k)))

@@ -38,7 +38,7 @@ ROOT_RADIUS_MM = 4.25
 
 
 @dataclass
-class BranchingSpec:
+class BranchingPhantomParameters:
     size_xyz: tuple[int, int, int] = (176, 176, 128)
     spacing_xyz: tuple[float, float, float] = (0.62, 0.62, 0.8)
     direction: tuple[float, ...] = ()  # default: flipped y and z, then rotated 0.2 rad about z
@@ -81,7 +81,7 @@ def _distance_to_segment(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tu
 
 
 class _Holder:
-    def __init__(self, spec: BranchingSpec):
+    def __init__(self, spec: BranchingPhantomParameters):
         self.extent = (np.asarray(spec.size_xyz) - 1) * np.asarray(spec.spacing_xyz)
         self.centre = self.extent / 2.0
         self.inner = 0.46 * min(self.extent[0], self.extent[1])
@@ -116,7 +116,7 @@ def _perpendicular(d: np.ndarray, rng, in_plane: bool) -> np.ndarray:
     return n / np.linalg.norm(n)
 
 
-def _grow(spec: BranchingSpec, holder: _Holder, rng) -> list[dict]:
+def _grow(spec: BranchingPhantomParameters, holder: _Holder, rng) -> list[dict]:
     segments: list[dict] = []
 
     def clashes(a, b, r, parent):
@@ -174,7 +174,7 @@ def _grow(spec: BranchingSpec, holder: _Holder, rng) -> list[dict]:
     return segments
 
 
-def _place_nodules(spec: BranchingSpec, holder: _Holder, segments: list[dict], rng) -> list[dict]:
+def _place_nodules(spec: BranchingPhantomParameters, holder: _Holder, segments: list[dict], rng) -> list[dict]:
     nodules = []
     for k in range(spec.nodules):
         r = float(spec.nodule_radii_mm[k % len(spec.nodule_radii_mm)])
@@ -206,7 +206,7 @@ def _ramp_fraction(distance_inside: np.ndarray, width: float) -> np.ndarray:
     return np.clip(0.5 + distance_inside / width, 0.0, 1.0)
 
 
-def _render(spec: BranchingSpec, holder: _Holder, segments, nodules):
+def _render(spec: BranchingPhantomParameters, holder: _Holder, segments, nodules):
     shape = spec.size_xyz[::-1]
     spacing = np.asarray(spec.spacing_xyz)
     width = float(np.mean(spacing))
@@ -247,7 +247,7 @@ def _render(spec: BranchingSpec, holder: _Holder, segments, nodules):
     return hu.astype(np.float32), vessel, nodule, centreline, lung
 
 
-def _blur_and_noise(hu: np.ndarray, spec: BranchingSpec, rng) -> np.ndarray:
+def _blur_and_noise(hu: np.ndarray, spec: BranchingPhantomParameters, rng) -> np.ndarray:
     spacing_zyx = np.asarray(spec.spacing_xyz[::-1])
     sigma_vox = np.asarray(spec.psf_fwhm_mm[::-1]) / 2.3548 / spacing_zyx
     blurred = ndi.gaussian_filter(hu, sigma_vox, mode="nearest")
@@ -291,9 +291,9 @@ def _truth_points(segments, nodules, image: sitk.Image):
     return physical, np.concatenate(radii), np.concatenate(isolated), np.concatenate(clear), np.concatenate(position)
 
 
-def make_branching_phantom(spec: BranchingSpec | None = None, **overrides) -> BranchingPhantom:
+def make_branching_phantom(spec: BranchingPhantomParameters | None = None, **overrides) -> BranchingPhantom:
     """Build one phantom of the independent family (see the module docstring)."""
-    spec = spec or BranchingSpec()
+    spec = spec or BranchingPhantomParameters()
     for key, value in overrides.items():
         setattr(spec, key, value)
     rng = np.random.default_rng(spec.seed)

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from PhantomQALib.designio import MapDesign, design_on_grid, load_design, rasterise_surface, save_design
-from PhantomQALib.phantom import DEFAULT_RADII_MM, PhantomParameters, build_phantom, preset_parameters
+from PhantomQALib.study_phantom import DEFAULT_RADII_MM, PhantomParameters, make_study_phantom, preset_parameters
 from PhantomQALib.rasterize import LABEL_VESSEL, RigidMap, rasterise_design
 from PhantomQALib.simulate import ScanGeometry
 from RadiologyAICommonLib.errors import RadiologyAIError
@@ -16,14 +16,14 @@ from RadiologyAICommonLib.imageio import image_from_array
 
 @pytest.fixture(scope="module")
 def design():
-    return build_phantom(preset_parameters("small"))
+    return make_study_phantom(preset_parameters("small"))
 
 
 def test_phantom_is_deterministic_and_has_every_design_radius(design):
-    again = build_phantom(preset_parameters("small"))
+    again = make_study_phantom(preset_parameters("small"))
     assert again.to_json() == design.to_json()
     assert design.design_radii_mm == sorted(DEFAULT_RADII_MM, reverse=True)
-    other = build_phantom(preset_parameters("small", seed=8))
+    other = make_study_phantom(preset_parameters("small", seed=8))
     assert other.to_json() != design.to_json()
     p = design.parameters
     for s in design.segments:  # the whole tree lies inside the holder
@@ -36,9 +36,9 @@ def test_the_default_phantom_is_at_the_printed_phantoms_scale():
     """Issue 14: radii 0.1-4.25 mm, many more small than large vessels, >= 7.5 ml designed, inside its scan grid."""
     from collections import Counter
 
-    from PhantomQALib.phantom import PRESET_SCAN_SIZES
+    from PhantomQALib.study_phantom import PRESET_SCAN_SIZES
 
-    printed = build_phantom()
+    printed = make_study_phantom()
     assert printed.design_radii_mm[0] == 4.25 and printed.design_radii_mm[-1] == 0.1
     counts = Counter(s.radius_mm for s in printed.segments)
     assert min(counts[r] for r in (0.1, 0.2, 0.35)) >= 8 * max(counts[r] for r in (4.25, 3.0))
@@ -54,10 +54,10 @@ def test_the_default_phantom_is_at_the_printed_phantoms_scale():
 def test_material_texture_is_the_objects_seeded_and_of_the_given_sd():
     from dataclasses import replace
 
-    from PhantomQALib.phantom import Materials
+    from PhantomQALib.study_phantom import Materials
     from PhantomQALib.recon import CALIBRATION_METADATA
 
-    design = build_phantom(preset_parameters("small"))
+    design = make_study_phantom(preset_parameters("small"))
     assert design.materials == Materials(**CALIBRATION_METADATA.get("phantom_materials", {}))  # the built-ins take the fitted texture
     ref = ScanGeometry(size=(96, 96, 80), spacing_mm=(0.9, 0.9, 1.0)).reference()
     grid = rasterise_design(design, ref)
@@ -181,4 +181,4 @@ def test_bad_designs_are_named(tmp_path):
     with pytest.raises(RadiologyAIError, match="no vessel voxels"):
         load_design(tmp_path / "blank.nrrd")
     with pytest.raises(RadiologyAIError, match="radii"):
-        build_phantom(PhantomParameters(radii_mm=(1.0, 2.0)))
+        make_study_phantom(PhantomParameters(radii_mm=(1.0, 2.0)))

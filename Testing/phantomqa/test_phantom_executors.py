@@ -7,8 +7,8 @@ from phantomqa_helpers import small_geometry
 
 from PhantomQALib.acquisitions import Acquisition
 from RadiologyAICommonLib.executors import InlineExecutor, open_executor
-from PhantomQALib.phantom import build_phantom, preset_parameters
-from PhantomQALib.study import DesignRef, SimulationSpec, StudyParameters, make_jobs, run_jobs
+from PhantomQALib.study_phantom import make_study_phantom, preset_parameters
+from PhantomQALib.study import DesignRef, SimulationParameters, StudyParameters, make_jobs, run_jobs
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 
@@ -40,7 +40,7 @@ def test_jobs_run_on_a_dask_scheduler(tmp_path):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         acquisitions = [Acquisition(f"fbp_1mGy_rep{k}.nrrd", "fbp", 1.0, k) for k in (1, 2)]
         parameters = StudyParameters(scheduler=cluster.scheduler_address)
-        jobs = make_jobs(acquisitions, DesignRef(phantom=build_phantom(preset_parameters("small"))), parameters, SimulationSpec(geometry=small_geometry()), analyse=False, write_dir=tmp_path)
+        jobs = make_jobs(acquisitions, DesignRef(phantom=make_study_phantom(preset_parameters("small"))), parameters, SimulationParameters(geometry=small_geometry()), analyse=False, write_dir=tmp_path)
         results = run_jobs(jobs, parameters)
     assert [r.acquisition.repetition for r in results] == [1, 2]
     assert sorted(p.name for p in tmp_path.glob("*.nrrd")) == ["fbp_1mGy_rep1.nrrd", "fbp_1mGy_rep2.nrrd"]

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from phantomqa_helpers import small_geometry
 
 from PhantomQALib.measure import measure_per_radius
-from PhantomQALib.phantom import Materials, build_phantom, preset_parameters
+from PhantomQALib.study_phantom import Materials, make_study_phantom, preset_parameters
 from PhantomQALib.rasterize import RigidMap, rasterise_design
 from PhantomQALib.recon import RECON_MODELS
 from PhantomQALib.registration import RegistrationParameters
@@ -20,7 +20,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 @pytest.fixture(scope="module")
 def setup():
     # a uniform vessel material (no texture): the measurements have exact known answers
-    design = build_phantom(preset_parameters("small", materials=Materials()))
+    design = make_study_phantom(preset_parameters("small", materials=Materials()))
     ref = small_geometry().reference()
     grid = rasterise_design(design, ref)
     return design, ref, grid

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from PhantomQALib.phantom import build_phantom, preset_parameters
+from PhantomQALib.study_phantom import make_study_phantom, preset_parameters
 from PhantomQALib.rasterize import rasterise_design
 from PhantomQALib.recon import RECON_MODELS, get_model, normalise_recon, recon_from_dicom
 from PhantomQALib.simulate import FastSimulator, ScanGeometry, acquisition_seed, to_ct_image
@@ -17,7 +17,7 @@ DOSES = (0.2, 0.5, 1.0, 2.1, 4.0)
 @pytest.fixture(scope="module")
 def scene():
     ref = ScanGeometry(size=(96, 96, 48), spacing_mm=(0.8, 0.8, 1.0)).reference()
-    grid = rasterise_design(build_phantom(preset_parameters("small")), ref)
+    grid = rasterise_design(make_study_phantom(preset_parameters("small")), ref)
     return ref, grid, FastSimulator(grid.ideal_hu(), ref.GetSpacing())
 
 
@@ -94,7 +94,7 @@ def test_physical_option_noise_follows_poisson_dose_scaling():
     from PhantomQALib.physical import PhysicalParameters, simulate_physical
 
     ref = ScanGeometry(size=(96, 96, 80), spacing_mm=(0.9, 0.9, 1.0)).reference()
-    grid = rasterise_design(build_phantom(preset_parameters("small")), ref)
+    grid = rasterise_design(make_study_phantom(preset_parameters("small")), ref)
     k = np.arange(36, 39)  # three slices through the tree
     slab = grid.ideal_hu()[k]
     lung = grid.lung_mask[k] > 0

@@ -28,7 +28,7 @@ DESIGN_RADII_MM = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.
 
 
 @dataclass
-class PhantomSpec:
+class VesselPhantomParameters:
     size_xyz: tuple[int, int, int] = (160, 160, 100)
     spacing_xyz: tuple[float, float, float] = (0.7, 0.7, 1.0)
     euler_angles: tuple[float, float, float] = (0.15, -0.1, 0.25)
@@ -63,7 +63,7 @@ class VesselPhantom:
     point_isolated: np.ndarray  # (N,) bool: no other vessel within its own radius (fit for radius checks)
     point_position: np.ndarray  # (N,) where the point lies along its segment: 0 at the start (parent's end), 1 at the end
     segments: list[dict] = field(default_factory=list)  # start_mm, end_mm (scanner frame), radius_mm
-    spec: PhantomSpec = field(default_factory=PhantomSpec)
+    spec: VesselPhantomParameters = field(default_factory=VesselPhantomParameters)
 
 
 # ---------------------------------------------------------------------------------------------- geometry
@@ -76,7 +76,7 @@ def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
 class _Anatomy:
     """Body, lungs and airways in the scanner frame (mm from the first voxel centre)."""
 
-    def __init__(self, spec: PhantomSpec):
+    def __init__(self, spec: VesselPhantomParameters):
         self.extent = np.asarray(spec.size_xyz, float) * np.asarray(spec.spacing_xyz, float)
         ex, ey, ez = self.extent
         self.centre = np.array([ex / 2, ey / 2, ez / 2])
@@ -176,7 +176,7 @@ class _SegmentIndex:
         return bool(np.any(gap < r + self.r[idx] + 1.0))
 
 
-def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec: PhantomSpec, rng, max_segments, index):
+def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec: VesselPhantomParameters, rng, max_segments, index):
     design = tuple(sorted(spec.design_radii_mm))
     queue = [(root, direction, _quantise_radius(spec.root_radius_mm, design), None)]
     segments = []
@@ -255,11 +255,11 @@ def _render_fraction(shape_zyx, spacing_xyz, segments, supersample: int = 4) -> 
     return fraction
 
 
-def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselPhantom:
+def make_vessel_phantom(spec: VesselPhantomParameters | None = None, **overrides) -> VesselPhantom:
     """Build a phantom (see the module docstring); ``overrides`` replace fields of ``spec``."""
-    spec = spec or PhantomSpec()
+    spec = spec or VesselPhantomParameters()
     if overrides:
-        spec = PhantomSpec(**{**spec.__dict__, **overrides})
+        spec = VesselPhantomParameters(**{**spec.__dict__, **overrides})
     rng = np.random.default_rng(spec.seed)
     anatomy = _Anatomy(spec)
     nx, ny, nz = spec.size_xyz
@@ -292,7 +292,7 @@ def make_vessel_phantom(spec: PhantomSpec | None = None, **overrides) -> VesselP
                 continue
             direction = rng.normal(size=3)
             direction /= np.linalg.norm(direction)
-            sub = PhantomSpec(**{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))})
+            sub = VesselPhantomParameters(**{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))})
             segments += _grow_tree(anatomy, point, direction, sub, rng, max_segments, index)
 
     fraction = _render_fraction(shape, spec.spacing_xyz, segments)

@@ -233,7 +233,7 @@ def _segment_distance(p1, q1, p2, q2) -> float:
     return min(point_seg(a, p2, q2), point_seg(b, p1, q1))
 
 
-def build_phantom(parameters: PhantomParameters | None = None, max_tries: int = 400) -> PhantomDesign:
+def make_study_phantom(parameters: PhantomParameters | None = None, max_tries: int = 400) -> PhantomDesign:
     """Grow the branching tree inside the holder (deterministic for given parameters and seed).
 
     Without parameters: the built-in printed-scale phantom with the calibrated materials.
