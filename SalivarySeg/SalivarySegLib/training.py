@@ -134,6 +134,32 @@ class _Clock:
         return self.budget is not None and self.elapsed() > fraction * self.budget
 
 
+@dataclass
+class _StageInputs:
+    """What both training stages work from: the preprocessed cases, the run's settings, device, staging folder, clock."""
+
+    cases: list[dict]
+    params: TrainingParameters
+    augmentation: AugmentationParameters
+    device: str
+    staging: Path  # where the per-epoch validation masks go
+    clock: _Clock
+
+    def split(self, name: str) -> list[dict]:
+        return [c for c in self.cases if c["split"] == name]
+
+
+@dataclass
+class _StageOutput:
+    """A trained stage: its best epoch's weights, its summary (metrics.json) and its rows of history.csv and
+    validation_predictions.csv."""
+
+    state: dict
+    summary: dict
+    history: list[dict]
+    validation_rows: list[dict]
+
+
 def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params: TrainingParameters | None = None,
           preprocessing: PreprocessingParameters | None = None, segmentation: SegmentationNetworkParameters | None = None,
           augmentation: AugmentationParameters | None = None, slices: SliceParameters | None = None,
@@ -170,15 +196,13 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
 
     cases = _preprocess_all(records, splits, preprocessing, subprogress(progress, 0.0, 0.08))
     with staged_output_dir(output_dir, command="salivary train", inputs=[dataset_dir], overwrite=overwrite) as staging:
-        history: list[dict] = []
-        val_rows: list[dict] = []
-        seg_state, seg_summary = _train_segmentation(
-            cases, params, segmentation, augmentation, inference, device, staging, history, val_rows, clock,
-            subprogress(progress, 0.08, 0.68))
+        stage = _StageInputs(cases, params, augmentation, device, staging, clock)
+        segmentation_run = _train_segmentation(stage, segmentation, inference, subprogress(progress, 0.08, 0.68))
         cls_params = classification or ClassificationNetworkParameters()
-        cls_state, cls_summary = _train_classifier(
-            cases, params, cls_params, slices, augmentation, preprocessing, device, history, val_rows, clock,
-            subprogress(progress, 0.68, 0.9))
+        classification_run = _train_classifier(stage, cls_params, slices, preprocessing, subprogress(progress, 0.68, 0.9))
+        seg_summary, cls_summary = segmentation_run.summary, classification_run.summary
+        history = segmentation_run.history + classification_run.history
+        val_rows = segmentation_run.validation_rows + classification_run.validation_rows
 
         training_info = {
             "dataset": str(Path(dataset_dir).absolute()),
@@ -191,7 +215,7 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
             "threads": threads,
         }
         config = make_config(preprocessing, segmentation, cls_params, slices, inference, training_info)
-        save_model_package(staging, config, seg_state, cls_state)
+        save_model_package(staging, config, segmentation_run.state, classification_run.state)
 
         progress(0.9, "evaluating the best model on held-out cases")
         from .model_package import load_model_package
@@ -238,13 +262,16 @@ def _preprocess_all(records, splits, preprocessing, progress) -> list[dict]:
     return cases
 
 
-def _train_segmentation(cases, params, net_params, augmentation, inference, device, staging, history, val_rows,
-                        clock, progress):
+def _train_segmentation(stage: _StageInputs, net_params: SegmentationNetworkParameters, inference: InferenceParameters,
+                        progress: ProgressCallback) -> _StageOutput:
+    """V-Net on random patches of the training cases; each epoch validated on whole volumes; the best epoch kept."""
     import torch
     from monai.losses import DiceCELoss
 
-    train_cases = [c for c in cases if c["split"] == "train"]
-    val_cases = [c for c in cases if c["split"] == "val"]
+    params, device = stage.params, stage.device
+    train_cases, val_cases = stage.split("train"), stage.split("val")
+    history: list[dict] = []
+    val_rows: list[dict] = []
     net = build_segmentation_network(net_params).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(params.epochs, params.warmup_epochs))
@@ -252,7 +279,7 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     pos, mirror = params.positive_fraction, params.mirror_fraction
     sampler = training_transforms(params.patch_size, params.samples_per_case, pos, max(1.0 - pos - mirror, 0.0),
-                                  augmentation, params.augment, mirror)
+                                  stage.augmentation, params.augment, mirror)
     sampling = [sampling_map(c["image"], c["label"]) for c in train_cases] if mirror > 0 else None
     sampler.set_random_state(seed=params.seed)
     rng = np.random.default_rng(params.seed)
@@ -263,14 +290,7 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
     for epoch in range(1, params.epochs + 1):
         start = time.perf_counter()
         net.train()
-        samples = []
-        for index in rng.permutation(len(train_cases)):
-            case = train_cases[index]
-            item = {"image": case["image"], "label": case["label"]}
-            if sampling is not None:
-                item["sampling"] = sampling[index]
-            drawn = sampler(item)
-            samples.extend(drawn if isinstance(drawn, list) else [drawn])
+        samples = _draw_patches(train_cases, sampling, sampler, rng)
         order = rng.permutation(len(samples))
         losses = []
         for step in range(steps_per_epoch):
@@ -287,8 +307,9 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
             progress(((epoch - 1) + (step + 1) / steps_per_epoch) / params.epochs,
                      f"V-Net epoch {epoch}/{params.epochs} loss {np.mean(losses):.3f}")
         scheduler.step()
-        val_loss, val_dice = _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, staging,
-                                                    val_rows, params.save_validation_masks)
+        val_loss, val_dice, rows = _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, stage.staging,
+                                                          params.save_validation_masks)
+        val_rows += rows
         # The validation set is small (2 cases in the benchmark), so one epoch's Dice is noisy: select on the
         # running mean of the last `selection_window` epochs, which favours a stable model over a lucky epoch.
         recent.append(val_dice)
@@ -308,12 +329,25 @@ def _train_segmentation(cases, params, net_params, augmentation, inference, devi
         progress(epoch / params.epochs, f"V-Net epoch {epoch}: val Dice {val_dice:.3f} (best {best['dice']:.3f})")
         if stale >= params.patience:
             break
-        if clock.past(0.65):
+        if stage.clock.past(0.65):
             break
     summary = {"best_epoch": best["epoch"], "best_val_dice": round(best["dice"], 4),
                "best_val_dice_selection": round(best["score"], 4), "epochs_run": epoch,
                "parameters": count_parameters(net), "stopped_early": epoch < params.epochs}
-    return best["state"], summary
+    return _StageOutput(best["state"], summary, history, val_rows)
+
+
+def _draw_patches(train_cases: list[dict], sampling: list | None, sampler, rng: np.random.Generator) -> list[dict]:
+    """One epoch's training patches: ``samples_per_case`` from each training case, cases in a random order."""
+    samples = []
+    for index in rng.permutation(len(train_cases)):
+        case = train_cases[index]
+        item = {"image": case["image"], "label": case["label"]}
+        if sampling is not None:
+            item["sampling"] = sampling[index]
+        drawn = sampler(item)
+        samples.extend(drawn if isinstance(drawn, list) else [drawn])
+    return samples
 
 
 def _lr_factor(epochs: int, warmup: int, floor: float = 0.05):
@@ -332,14 +366,15 @@ def _lr_factor(epochs: int, warmup: int, floor: float = 0.05):
     return factor
 
 
-def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, staging, val_rows, save_masks):
+def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, staging, save_masks):
+    """Validation loss, mean Dice and per-case rows of one epoch (masks written when ``save_masks``)."""
     import torch
     from monai.inferers import sliding_window_inference
 
     from .inference import keep_one_component
 
     net.eval()
-    losses, dices = [], []
+    losses, dices, rows = [], [], []
     with torch.inference_mode():
         for case in val_cases:
             image = torch.as_tensor(case["image"])[None].float().to(device)
@@ -355,34 +390,32 @@ def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, st
             total = predicted.sum() + truth.sum()
             dice = float(2.0 * np.logical_and(predicted, truth).sum() / total) if total else 1.0
             dices.append(dice)
-            val_rows.append({"stage": "segmentation", "epoch": epoch, "case_id": case["case_id"],
-                             "diagnosis": case["diagnosis"], "dice": dice,
-                             "predicted_volume_ml": float(predicted.sum()) * 8e-3,
-                             "probability_malignant": None, "predicted_class": None})
+            rows.append({"stage": "segmentation", "epoch": epoch, "case_id": case["case_id"],
+                         "diagnosis": case["diagnosis"], "dice": dice,
+                         "predicted_volume_ml": float(predicted.sum()) * 8e-3,
+                         "probability_malignant": None, "predicted_class": None})
             if save_masks:
                 mask = array_to_image(predicted.astype(np.uint8), np.asarray(case["label"].affine))
                 write_image(mask, staging / "validation_masks" / f"epoch_{epoch:03d}" / f"{case['case_id']}.nrrd")
-    return float(np.mean(losses)), float(np.mean(dices))
+    return float(np.mean(losses)), float(np.mean(dices)), rows
 
 
 def _case_slices(case, mask, spacing, slice_params):
     return lesion_slices(case["image"], mask, spacing, slice_params)
 
 
-def _train_classifier(cases, params, net_params, slice_params, augmentation, preprocessing, device, history, val_rows,
-                      clock, progress):
+def _train_classifier(stage: _StageInputs, net_params: ClassificationNetworkParameters, slice_params: SliceParameters,
+                      preprocessing: PreprocessingParameters, progress: ProgressCallback) -> _StageOutput:
+    """ResNet on the axial slices through the true lesions; each epoch validated per patient; the best epoch kept."""
     import torch
 
+    params, device = stage.params, stage.device
+    history: list[dict] = []
+    val_rows: list[dict] = []
     spacing = float(preprocessing.spacing_mm[0])
     names = list(net_params.class_names)
-    train_x, train_y = [], []
-    for case in (c for c in cases if c["split"] == "train"):
-        x, _ = _case_slices(case, case["label"], spacing, slice_params)
-        train_x.append(x)
-        train_y += [names.index(case["diagnosis"])] * x.shape[0]
-    train_x = torch.cat(train_x)
-    train_y = torch.tensor(train_y)
-    val_cases = [c for c in cases if c["split"] == "val"]
+    train_x, train_y = _training_slices(stage.split("train"), spacing, slice_params, names)
+    val_cases = stage.split("val")
     val_inputs = [_case_slices(c, c["label"], spacing, slice_params) for c in val_cases]
 
     net = build_classifier(net_params)
@@ -394,7 +427,7 @@ def _train_classifier(cases, params, net_params, slice_params, augmentation, pre
     class_weights = (counts.sum() / (len(names) * counts.clamp(min=1))).to(device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.classifier_learning_rate, weight_decay=params.weight_decay)
-    augment = slice_transforms(augmentation, params.augment)
+    augment = slice_transforms(stage.augmentation, params.augment)
     augment.set_random_state(seed=params.seed + 1)
     rng = np.random.default_rng(params.seed + 1)
     best = {"loss": math.inf, "epoch": 0, "state": copy.deepcopy(net.state_dict()), "accuracy": None}
@@ -419,7 +452,8 @@ def _train_classifier(cases, params, net_params, slice_params, augmentation, pre
             losses.append(float(loss.detach()))
             progress(((epoch - 1) + (step + 1) / n_steps) / epochs,
                      f"ResNet-50 epoch {epoch}/{epochs} loss {np.mean(losses):.3f}")
-        val_loss, val_acc = _validate_classifier(net, val_cases, val_inputs, names, device, epoch, val_rows)
+        val_loss, val_acc, rows = _validate_classifier(net, val_cases, val_inputs, names, device, epoch)
+        val_rows += rows
         improved = val_loss < best["loss"] - 1e-6
         if improved:
             best = {"loss": val_loss, "epoch": epoch, "state": copy.deepcopy(net.state_dict()), "accuracy": val_acc}
@@ -432,20 +466,33 @@ def _train_classifier(cases, params, net_params, slice_params, augmentation, pre
             "seconds": round(time.perf_counter() - start, 2), "best": improved,
         })
         progress(epoch / epochs, f"ResNet-50 epoch {epoch}: val accuracy {val_acc:.2f}")
-        if stale >= params.classifier_patience or clock.past(0.9):
+        if stale >= params.classifier_patience or stage.clock.past(0.9):
             break
     summary = {"best_epoch": best["epoch"], "best_val_loss": None if math.isinf(best["loss"]) else round(best["loss"], 4),
                "best_val_accuracy": best["accuracy"], "epochs_run": epoch, "training_slices": int(len(train_y)),
                "parameters": count_parameters(net), "pretrained": pretrained and {
                    "file": str(params.pretrained_classifier), "loaded_tensors": pretrained["loaded"]}}
-    return best["state"], summary
+    return _StageOutput(best["state"], summary, history, val_rows)
 
 
-def _validate_classifier(net, val_cases, val_inputs, names, device, epoch, val_rows):
+def _training_slices(train_cases: list[dict], spacing: float, slice_params: SliceParameters, names: list[str]):
+    """The classifier's training set: the slices through each training case's lesion and their class indices."""
+    import torch
+
+    train_x, train_y = [], []
+    for case in train_cases:
+        x, _ = _case_slices(case, case["label"], spacing, slice_params)
+        train_x.append(x)
+        train_y += [names.index(case["diagnosis"])] * x.shape[0]
+    return torch.cat(train_x), torch.tensor(train_y)
+
+
+def _validate_classifier(net, val_cases, val_inputs, names, device, epoch):
+    """Validation patient log-loss, accuracy and per-case rows of one epoch."""
     import torch
 
     net.eval()
-    losses, correct = [], []
+    losses, correct, rows = [], [], []
     with torch.inference_mode():
         for case, (x, weights) in zip(val_cases, val_inputs):
             if x.shape[0] == 0:
@@ -456,13 +503,13 @@ def _validate_classifier(net, val_cases, val_inputs, names, device, epoch, val_r
             losses.append(-math.log(max(float(patient[truth]), 1e-7)))
             predicted = int(np.argmax(patient))
             correct.append(predicted == truth)
-            val_rows.append({"stage": "classification", "epoch": epoch, "case_id": case["case_id"],
-                             "diagnosis": case["diagnosis"], "dice": None, "predicted_volume_ml": None,
-                             "probability_malignant": float(patient[names.index("malignant")]),
-                             "predicted_class": names[predicted]})
+            rows.append({"stage": "classification", "epoch": epoch, "case_id": case["case_id"],
+                         "diagnosis": case["diagnosis"], "dice": None, "predicted_volume_ml": None,
+                         "probability_malignant": float(patient[names.index("malignant")]),
+                         "predicted_class": names[predicted]})
     if not losses:
-        return math.nan, math.nan
-    return float(np.mean(losses)), float(np.mean(correct))
+        return math.nan, math.nan, rows
+    return float(np.mean(losses)), float(np.mean(correct)), rows
 
 
 def evaluate_records(package: ModelPackage, records, device: str = "cpu", progress: ProgressCallback | None = None):
