@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from RadiologyAICommonLib.atomic import write_csv, write_json
+from RadiologyAICommonLib.atomic import json_ready, write_csv, write_json
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import write_image
 from RadiologyAICommonLib.outputs import staged_output_dir
@@ -207,7 +207,7 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
         training_info = {
             "dataset": str(Path(dataset_dir).absolute()),
             "cases": {s: sorted(c for c, v in splits.items() if v == s) for s in ("train", "val", "test")},
-            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(params).items()},
+            "params": json_ready(asdict(params)),
             "augmentation": augmentation.to_dict(),
             "segmentation": seg_summary,
             "classification": cls_summary,
