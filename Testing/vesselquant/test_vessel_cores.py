@@ -179,11 +179,11 @@ def test_graph_reductions_leave_the_segmentation_unchanged(monkeypatch):
     hu, lung, spacing = _noisy_lung_with_vessels()
     maps = multiscale_vesselness(hu, spacing, lung)
     reduced, info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=multiscale_vesselness(hu, spacing, lung))
-    assert info["background_island_voxels"] > 0 and info["speck_thin_voxels"] > 0
+    assert info.background_island_voxels > 0 and info.speck_thin_voxels > 0
     monkeypatch.setattr(graphcut, "_background_islands", lambda flat_state, flat, prob, shape: np.zeros(flat.shape, bool))
     monkeypatch.setattr(graphcut, "_speck_attractors", lambda thin, *args: np.zeros(thin.shape, bool))
     full, full_info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
-    assert full_info["graph_nodes"] > info["graph_nodes"]
+    assert full_info.graph_nodes > info.graph_nodes
     assert reduced.any() and np.array_equal(reduced, full)
 
 

@@ -63,6 +63,20 @@ class IntensityModel:
         return {k: round(float(v), 3) for k, v in asdict(self).items()}
 
 
+@dataclass
+class GraphCutReport:
+    """What :func:`segment_vessels` did; counts are voxels of the box it was given."""
+
+    intensity_model: IntensityModel | None  # None: too few vessel-like voxels to fit one (nothing segmented)
+    fixed_vessel_voxels: int = 0  # seeds: certain vessel, outside the graph
+    pruned_background_voxels: int = 0  # uncertain voxels left out of the graph as certain background
+    speck_thin_voxels: int = 0  # thin-channel specks that the clean-up would remove anyway
+    background_island_voxels: int = 0  # uncertain groups with nothing vessel-like in reach (exact)
+    graph_nodes: int = 0
+    removed_speck_voxels: int = 0  # removed by the clean-up after the cut
+    thin_vessel_growth: dict | None = None  # blur_sd_mm, expected_contrast_hu, threshold_hu, grown_voxels
+
+
 def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return values if values.size <= _SAMPLE else rng.choice(values, _SAMPLE, replace=False)
 
@@ -192,8 +206,8 @@ class _ThinVesselEvidence:
         return values, ridge
 
 
-def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p, info):
-    """Hysteresis growth of sub-resolution vessels (see :mod:`.thinvessels`); records what it did in ``info``."""
+def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p) -> tuple[np.ndarray, dict | None]:
+    """Hysteresis growth of sub-resolution vessels (see :mod:`.thinvessels`): the grown label and what it did."""
     from .thinvessels import (
         THICK_VESSEL_SIGMA_MM, edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu,
     )
@@ -203,18 +217,16 @@ def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spaci
     blur = edge_blur_mm(maps.smoothed_finest, lung & (maps.scale_index >= thick), model.background_hu,
                         model.vessel_hu, spacing_zyx)
     if blur is None:  # no thick vessel edges to measure the blur on
-        info["thin_vessel_growth"] = None
-        return label
+        return label, None
     contrast = thin_vessel_contrast_hu(p.thin_vessel_min_radius_mm, blur, model.vessel_hu - model.background_hu)
     threshold = growth_threshold_hu(ridge_line_hu, contrast, p.thin_vessel_contrast_sd)
     grown = label if threshold is None else grow_thin_vessels(label, ridge_zyx, ridge_line_hu, threshold) & lung
-    info["thin_vessel_growth"] = {
+    return grown, {
         "blur_sd_mm": round(blur, 3),
         "expected_contrast_hu": round(contrast, 1),
         "threshold_hu": None if threshold is None else round(threshold, 1),
         "grown_voxels": int(grown.sum() - label.sum()),
     }
-    return grown
 
 
 def _speck_attractors(thin_flat, flat_state, nodes_flat, prob, vesselness, shape, min_voxels, min_vesselness):
@@ -354,8 +366,10 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
     return _Nodes(**{k: np.concatenate(v) if v else empty[k] for k, v in parts.items()})
 
 
-def _fix_specks_and_islands(nodes: _Nodes, flat_state, vesselness, shape, min_voxels, p) -> dict:
-    """Take out of the graph what the cut or the clean-up after it can only call background; returns the counts.
+def _fix_specks_and_islands(nodes: _Nodes, flat_state, vesselness, shape, min_voxels, p) -> tuple[int, int]:
+    """Take out of the graph what the cut or the clean-up after it can only call background.
+
+    Returns the counts: thin-channel speck voxels, background-island voxels.
 
     1. nodes that only the thin-vessel channel made vessel-like and that lie in a speck the clean-up would remove
        (:func:`_speck_attractors`) get their probability without that channel;
@@ -373,7 +387,7 @@ def _fix_specks_and_islands(nodes: _Nodes, flat_state, vesselness, shape, min_vo
     nodes.fix_background(nodes.prob < p.prune_probability, flat_state)
     island = _background_islands(flat_state, nodes.flat, nodes.prob, shape)
     nodes.fix_background(island, flat_state)
-    return {"speck_thin_voxels": specks, "background_island_voxels": int(island.sum())}
+    return specks, int(island.sum())
 
 
 def _minimum_cut(nodes: _Nodes, flat_state, hu, shape, spacing_zyx, model, p, progress) -> np.ndarray:
@@ -443,8 +457,8 @@ def segment_vessels(
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
     maps=None,
-) -> tuple[np.ndarray, dict]:
-    """Vessel mask (bool, same shape) and a dict of what the graph cut did.
+) -> tuple[np.ndarray, GraphCutReport]:
+    """Vessel mask (bool, same shape) and a :class:`GraphCutReport` of what the graph cut did.
 
     ``maps`` (a :class:`~.vesselness.VesselnessMaps`) provides the fine-scale vesselness, tube axes and
     finest-scale smoothing for the sub-resolution channel; without it that channel uses ``vesselness``
@@ -455,12 +469,12 @@ def segment_vessels(
     progress(0.0, "graph cut: fitting likelihoods")
     model = fit_intensity_model(hu, vesselness, lung, p)
     if model is None:
-        return np.zeros(hu.shape, bool), {"intensity_model": None, "graph_nodes": 0, "fixed_vessel_voxels": 0}
+        return np.zeros(hu.shape, bool), GraphCutReport(intensity_model=None)
     min_voxels = int(np.ceil(p.min_component_mm3 / float(np.prod(spacing_zyx))))
 
     state = _seed_states(hu, vesselness, lung, model, p)
     flat_state = state.ravel()
-    info = {"intensity_model": model.as_dict(), "fixed_vessel_voxels": int(np.count_nonzero(flat_state == 1))}
+    report = GraphCutReport(model, fixed_vessel_voxels=int(np.count_nonzero(flat_state == 1)))
     uncertain = int(np.count_nonzero(flat_state == 2))
     nodes = _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps,
                        subprogress(progress, 0.05, 0.2))
@@ -468,17 +482,19 @@ def segment_vessels(
     flat_state[nodes.flat] = 2
     if maps is not None and p.thin_vessel_min_radius_mm is None:
         maps.release("fine", "smoothed_finest", "ridge_finest", "scale_index")  # only the growth needs them now
-    info["pruned_background_voxels"] = uncertain - int(nodes.flat.size)
-    info.update(_fix_specks_and_islands(nodes, flat_state, vesselness, state.shape, min_voxels, p))
-    info["graph_nodes"] = int(nodes.flat.size)
+    report.pruned_background_voxels = uncertain - int(nodes.flat.size)
+    report.speck_thin_voxels, report.background_island_voxels = _fix_specks_and_islands(
+        nodes, flat_state, vesselness, state.shape, min_voxels, p)
+    report.graph_nodes = int(nodes.flat.size)
     label = _minimum_cut(nodes, flat_state, hu, state.shape, spacing_zyx, model, p, subprogress(progress, 0.2, 0.7))
     label = label.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
     del state, flat_state
     label &= lung
-    info["removed_speck_voxels"] = _remove_specks(label, vesselness, min_voxels, p)
+    report.removed_speck_voxels = _remove_specks(label, vesselness, min_voxels, p)
     # after the specks are gone: growth must not reconnect the fragments they removed
     if maps is not None and len(nodes.ridge_line_hu):
         progress(0.9, "graph cut: growing thin vessels")
-        label = _grow_thin_vessels(label, lung, maps, model, nodes.ridge_zyx, nodes.ridge_line_hu, spacing_zyx, p, info)
+        label, report.thin_vessel_growth = _grow_thin_vessels(label, lung, maps, model, nodes.ridge_zyx,
+                                                              nodes.ridge_line_hu, spacing_zyx, p)
     progress(1.0, "graph cut: done")
-    return label, info
+    return label, report

@@ -149,11 +149,11 @@ def run_vessel_quant(
     lung_roi = np.ascontiguousarray(lung[roi])
 
     maps = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45), hu_image=hu_image)
-    label_roi, info = segment_vessels(
+    label_roi, report = segment_vessels(
         hu, maps.vesselness, lung_roi, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )
     del maps
-    model = info.get("intensity_model")
+    model = report.intensity_model.as_dict() if report.intensity_model is not None else None
     progress(0.7, "nodule-like blobs")
     nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), hu, spacing_zyx, p, shrink_factors(ct, p)[::-1])
     if nodule_roi.any():
@@ -210,8 +210,8 @@ def run_vessel_quant(
         "runtime_s": round(time.perf_counter() - start, 3),
         "parameters": p.to_dict(),
         "centerline_points": int(len(centerline_radii)),
-        "graph_nodes": int(info.get("graph_nodes", 0)),
-        "thin_vessel_growth": info.get("thin_vessel_growth"),
+        "graph_nodes": report.graph_nodes,
+        "thin_vessel_growth": report.thin_vessel_growth,
         "intensity_model": model,
         "lung_mask_source": "user" if lung_mask is not None else "automatic",
         "nodule_like_count": len(nodules),
