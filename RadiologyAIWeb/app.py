@@ -45,6 +45,7 @@ class WebApp:
         self.server.state.setdefault("active_panel", self.panels[0].name)
         self.server.state.setdefault("data_files", data_dir.listing())
         self.server.controller.on_server_bind.add(self._add_routes)
+        self.server.controller.on_server_ready.add(self._quiet_disconnects)
         self._build_ui()
 
     # ---------------------------------------------------------------- HTTP: result files
@@ -60,6 +61,22 @@ class WebApp:
             return web.FileResponse(path)
 
         wslink_server.app.router.add_get(RESULTS_ROUTE + "/{token}/{name}", result_file)
+
+    def _quiet_disconnects(self, **_) -> None:
+        """A browser tab closing while a view image is on its way is normal: no traceback on the terminal for it.
+        Any other exception left in a task is logged on one line (with its traceback under --debug)."""
+        import asyncio
+
+        def handler(loop, context):
+            exc = context.get("exception")
+            if isinstance(exc, ConnectionError):  # aiohttp's ClientConnectionResetError among them
+                return
+            if self.ctx.debug:
+                loop.default_exception_handler(context)
+            else:
+                log.error("%s%s", context.get("message", "error"), f" ({type(exc).__name__}: {exc})" if exc else "")
+
+        asyncio.get_event_loop().set_exception_handler(handler)
 
     # ---------------------------------------------------------------- page
     def _build_ui(self) -> None:

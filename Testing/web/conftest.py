@@ -134,6 +134,10 @@ def web_server(browser_requirements, data_dir, tmp_path_factory):
         time.sleep(0.5)
     yield server
     server.stop()
+    if os.environ.get("RADIOLOGYAI_WEB_SERVER_LOG"):  # keep the server's stderr for a look
+        shutil.copyfile(log, os.environ["RADIOLOGYAI_WEB_SERVER_LOG"])
+    if "Traceback" in server.stderr() or "Warning" in server.stderr():
+        pytest.fail(f"the web server printed a traceback or a warning:\n{server.stderr()}")
 
 
 @pytest.fixture(scope="session")
