@@ -129,76 +129,30 @@ def run_vessel_quant(
     validate_ct(ct)
     check_memory(ct.GetNumberOfPixels() * PEAK_BYTES_PER_VOXEL, f"VesselQuant on a {' x '.join(map(str, ct.GetSize()))} CT")
     spacing_zyx = tuple(float(s) for s in ct.GetSpacing()[::-1])
-    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
 
     progress(0.0, "lung mask")
-    if lung_mask is None:
-        lung_image = segment_lungs(ct, p, subprogress(progress, 0.0, 0.1))
-        lung = sitk.GetArrayViewFromImage(lung_image).astype(bool)
-    else:
-        lung = validate_lung_mask(lung_mask, ct)
-        lung_image = image_from_array(lung.astype(np.uint8), ct)
-
-    # Everything below works in the lung's bounding box plus the filters' reach.
-    margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
-    roi = _bbox(lung, margin)
-    # One float copy of the box, shared by the filters (as an image) and the array code (as a view of it).
-    hu_image = sitk.Cast(sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
-                         sitk.sitkFloat32)
-    hu = sitk.GetArrayViewFromImage(hu_image)
-    lung_roi = np.ascontiguousarray(lung[roi])
-
-    maps = multiscale_vesselness(hu, spacing_zyx, lung_roi, p, subprogress(progress, 0.1, 0.45), hu_image=hu_image)
+    lung_image, lung = _lung(ct, lung_mask, p, subprogress(progress, 0.0, 0.1))
+    box = _LungBox.of(ct, lung, spacing_zyx, p)
+    maps = multiscale_vesselness(box.hu, spacing_zyx, box.lung, p, subprogress(progress, 0.1, 0.45),
+                                 hu_image=box.hu_image)
     label_roi, report = segment_vessels(
-        hu, maps.vesselness, lung_roi, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
+        box.hu, maps.vesselness, box.lung, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )
     del maps
     model = report.intensity_model.as_dict() if report.intensity_model is not None else None
     progress(0.7, "nodule-like blobs")
-    nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), hu, spacing_zyx, p, shrink_factors(ct, p)[::-1])
-    if nodule_roi.any():
-        label_roi = np.where(nodule_roi, 0, label_roi).astype(label_roi.dtype)
-    nodule = np.zeros(lung.shape, np.uint8)
-    nodule[roi] = nodule_roi
-    del nodule_roi
-    for record in nodules:
-        index_zyx = np.asarray(record.pop("index_zyx")) + np.array([s.start for s in roi])
-        record["centre_mm"] = [round(float(v), 2) for v in index_to_physical(ct, index_zyx[None, ::-1].astype(float))[0]]
-
-    label = np.zeros(lung.shape, np.uint8)
-    radius = np.zeros(lung.shape, np.float32)
-    centerline_table = pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"])
-    centerline_radii = np.zeros(0)
-    fit_radii = np.zeros(0)
-    if label_roi.any():
-        reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
-        sub = _bbox(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
-        vessel_hu = model["vessel_hu"] if model else p.vessel_hu
-        background_hu = model["background_hu"] if model else None
-        line, radius_sub = compute_centerline(
-            hu[sub], label_roi[sub], spacing_zyx, vessel_hu, background_hu, p, subprogress(progress, 0.7, 0.95)
-        )
-        offset = np.array([roi[a].start + sub[a].start for a in range(3)])
-        full = tuple(slice(offset[a], offset[a] + radius_sub.shape[a]) for a in range(3))
-        label[full] = label_roi[sub]
-        radius[full] = radius_sub
-        centerline_radii = line.radius_mm
-        fit_radii = line.radius_mm[line.tube_like] if line.tube_like is not None else line.radius_mm
-        if len(line.points):
-            index_xyz = (line.points + offset)[:, ::-1].astype(float)
-            physical = index_to_physical(ct, index_xyz)
-            centerline_table = pd.DataFrame(
-                {"x_mm": physical[:, 0], "y_mm": physical[:, 1], "z_mm": physical[:, 2], "radius_mm": centerline_radii}
-            )
+    label_roi, nodule, nodules = _take_out_nodules(label_roi, box, ct, lung.shape, spacing_zyx, p)
+    vessels = _centreline_radius(label_roi, box, ct, lung.shape, spacing_zyx, model, p,
+                                 subprogress(progress, 0.7, 0.95))
 
     progress(0.95, "quantification")
-    vessel = label.astype(bool)
-    ct_values = sitk.GetArrayViewFromImage(ct)[vessel]
-    radii = radius[vessel]
-    table = per_radius_table(radii, ct_values, voxel_ml, p)
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    vessel = vessels.label.astype(bool)
+    radii = vessels.radius[vessel]
+    table = per_radius_table(radii, sitk.GetArrayViewFromImage(ct)[vessel], voxel_ml, p)
     total_ml = float(vessel.sum() * voxel_ml)
     lung_ml = float(lung.sum() * voxel_ml)
-    alpha, beta, r2 = loglinear_fit(fit_radii, p)
+    alpha, beta, r2 = loglinear_fit(vessels.fit_radii, p)
     summary = {
         "total_volume_ml": total_ml,
         "lung_volume_ml": lung_ml,
@@ -209,7 +163,7 @@ def run_vessel_quant(
         "fit_r2": r2,
         "runtime_s": round(time.perf_counter() - start, 3),
         "parameters": p.to_dict(),
-        "centerline_points": int(len(centerline_radii)),
+        "centerline_points": int(len(vessels.centerline_radii)),
         "graph_nodes": report.graph_nodes,
         "thin_vessel_growth": report.thin_vessel_growth,
         "intensity_model": model,
@@ -221,10 +175,93 @@ def run_vessel_quant(
     progress(1.0, "done")
     return VesselQuantResult(
         lung_mask=lung_image,
-        vessel_label=image_from_array(label, ct),
-        vessel_radius=image_from_array(radius, ct),
+        vessel_label=image_from_array(vessels.label, ct),
+        vessel_radius=image_from_array(vessels.radius, ct),
         per_radius=table,
         summary=summary,
-        centerline=centerline_table,
+        centerline=vessels.centerline,
         nodule_label=image_from_array(nodule, ct),
     )
+
+
+def _lung(ct: sitk.Image, lung_mask: sitk.Image | None, p: VesselQuantParameters,
+          progress: ProgressCallback) -> tuple[sitk.Image, np.ndarray]:
+    """The lung mask (the user's, checked, or the automatic one) as an image and as a bool array."""
+    if lung_mask is None:
+        lung_image = segment_lungs(ct, p, progress)
+        return lung_image, sitk.GetArrayViewFromImage(lung_image).astype(bool)
+    lung = validate_lung_mask(lung_mask, ct)
+    return image_from_array(lung.astype(np.uint8), ct), lung
+
+
+@dataclass
+class _LungBox:
+    """The lung's bounding box plus the filters' reach, where everything after the lung mask works."""
+
+    roi: tuple  # slices (z, y, x) of the full volume
+    hu_image: sitk.Image  # one float copy of the box, shared by the filters (as an image) ...
+    hu: np.ndarray  # ... and the array code (as a view of it)
+    lung: np.ndarray  # bool, the lung inside the box
+
+    @classmethod
+    def of(cls, ct: sitk.Image, lung: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> "_LungBox":
+        margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
+        roi = _bbox(lung, margin)
+        hu_image = sitk.Cast(
+            sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
+            sitk.sitkFloat32)
+        return cls(roi, hu_image, sitk.GetArrayViewFromImage(hu_image), np.ascontiguousarray(lung[roi]))
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.array([s.start for s in self.roi])
+
+
+def _take_out_nodules(label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx,
+                      p: VesselQuantParameters) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Nodule-like blobs leave the vessel label: (vessel label in the box, nodule label of the volume, records)."""
+    nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), box.hu, spacing_zyx, p, shrink_factors(ct, p)[::-1])
+    if nodule_roi.any():
+        label_roi = np.where(nodule_roi, 0, label_roi).astype(label_roi.dtype)
+    nodule = np.zeros(shape, np.uint8)
+    nodule[box.roi] = nodule_roi
+    for record in nodules:
+        index_zyx = np.asarray(record.pop("index_zyx")) + box.start
+        record["centre_mm"] = [round(float(v), 2) for v in index_to_physical(ct, index_zyx[None, ::-1].astype(float))[0]]
+    return label_roi, nodule, nodules
+
+
+@dataclass
+class _Vessels:
+    """The vessel label and radius map of the volume, and the centreline they were measured on."""
+
+    label: np.ndarray  # uint8, the full volume
+    radius: np.ndarray  # float32 mm, the full volume, 0 outside vessels
+    centerline: pd.DataFrame  # x_mm, y_mm, z_mm, radius_mm (LPS)
+    centerline_radii: np.ndarray
+    fit_radii: np.ndarray  # the tube-like centreline points the log-linear fit uses
+
+
+def _centreline_radius(label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx, model: dict | None,
+                       p: VesselQuantParameters, progress: ProgressCallback) -> _Vessels:
+    """Centreline and radius of the vessels (in their own box, with the profile's reach), put back in the volume."""
+    vessels = _Vessels(np.zeros(shape, np.uint8), np.zeros(shape, np.float32),
+                       pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]), np.zeros(0), np.zeros(0))
+    if not label_roi.any():
+        return vessels
+    reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
+    sub = _bbox(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
+    vessel_hu = model["vessel_hu"] if model else p.vessel_hu
+    background_hu = model["background_hu"] if model else None
+    line, radius_sub = compute_centerline(box.hu[sub], label_roi[sub], spacing_zyx, vessel_hu, background_hu, p, progress)
+    offset = np.array([box.roi[a].start + sub[a].start for a in range(3)])
+    full = tuple(slice(offset[a], offset[a] + radius_sub.shape[a]) for a in range(3))
+    vessels.label[full] = label_roi[sub]
+    vessels.radius[full] = radius_sub
+    vessels.centerline_radii = line.radius_mm
+    vessels.fit_radii = line.radius_mm[line.tube_like] if line.tube_like is not None else line.radius_mm
+    if len(line.points):
+        physical = index_to_physical(ct, (line.points + offset)[:, ::-1].astype(float))
+        vessels.centerline = pd.DataFrame(
+            {"x_mm": physical[:, 0], "y_mm": physical[:, 1], "z_mm": physical[:, 2], "radius_mm": line.radius_mm})
+    return vessels
