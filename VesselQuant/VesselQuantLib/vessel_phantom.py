@@ -260,98 +260,20 @@ def make_vessel_phantom(spec: VesselPhantomParameters | None = None, **overrides
     spec = spec or VesselPhantomParameters()
     if overrides:
         spec = VesselPhantomParameters(**{**spec.__dict__, **overrides})
-    rng = np.random.default_rng(spec.seed)
+    rng = np.random.default_rng(spec.seed)  # drawn from in this order: the trees, then the noise
     anatomy = _Anatomy(spec)
     nx, ny, nz = spec.size_xyz
     spacing = np.asarray(spec.spacing_xyz, float)
     shape = (nz, ny, nx)
 
-    # vessel trees, one per lung, rooted at the hilum and heading outwards
-    lung_ml = np.pi * anatomy.lung_axes.prod() * anatomy.extent[2] / 1000.0
-    max_segments = spec.max_segments_per_lung or int(np.clip(lung_ml / 1.5, 30, 1500))
-    segments: list[dict] = []
-    index = _SegmentIndex()
-    for c in anatomy.lung_centres:
-        side = np.sign(c[0] - anatomy.extent[0] / 2)
-        root = np.array([c[0] - side * 0.45 * anatomy.lung_axes[0], c[1] - 0.1 * anatomy.lung_axes[1], anatomy.extent[2] * 0.3])
-        direction = np.array([side * 0.3, 0.5, 0.8])
-        direction /= np.linalg.norm(direction)
-        segments += _grow_tree(anatomy, root, direction, spec, rng, max_segments, index)
-    trees = spec.trees_per_lung or max(1, int(round(lung_ml / 400.0)))
-    for _ in range(trees - 1):
-        for c in anatomy.lung_centres:
-            for _try in range(20):
-                point = np.array([
-                    c[0] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[0],
-                    c[1] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[1],
-                    rng.uniform(0.05, 0.95) * anatomy.extent[2],
-                ])
-                if anatomy.inside_lung_with_margin(point[None], 6.0)[0]:
-                    break
-            else:
-                continue
-            direction = rng.normal(size=3)
-            direction /= np.linalg.norm(direction)
-            sub = VesselPhantomParameters(**{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))})
-            segments += _grow_tree(anatomy, point, direction, sub, rng, max_segments, index)
-
+    segments = _vessel_trees(anatomy, spec, rng)
     fraction = _render_fraction(shape, spec.spacing_xyz, segments)
-
-    # anatomy at voxel centres (scanner frame, mm)
-    zs, ys, xs = (np.arange(n) * s for n, s in zip(shape, spacing[::-1]))
-    zz, yy = np.meshgrid(zs, ys, indexing="ij")
-    hu = np.full(shape, spec.air_hu, np.float32)
-    lung = np.zeros(shape, bool)
-    for k in range(nz):
-        pts = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None], np.full((1, 1), zs[k])), axis=-1)
-        body = ((pts[..., 0] - anatomy.centre[0]) / anatomy.body_axes[0]) ** 2 + (
-            (pts[..., 1] - anatomy.centre[1]) / anatomy.body_axes[1]
-        ) ** 2 < 1.0
-        in_lung = (anatomy.lung_level(pts) < 1.0) & body
-        airway = anatomy.airway_distance(pts) < 0
-        hu[k][body] = spec.tissue_hu
-        hu[k][in_lung] = spec.parenchyma_hu
-        hu[k][airway & body] = spec.air_hu
-        lung[k] = in_lung  # intrapulmonary bronchi belong to the lung; the trachea lies outside it
-    del zz, yy
+    hu, lung = _anatomy_hu(anatomy, spec, shape, spacing)
     hu = np.where(lung, hu * (1.0 - fraction) + spec.vessel_hu * fraction, hu).astype(np.float32)
-
-    # scanner: point-spread function, then correlated noise
-    image = sitk.GetImageFromArray(hu)
-    image.SetSpacing(tuple(float(s) for s in spacing))
-    sigma = [f / 2.3548 for f in spec.psf_fwhm_mm]
-    image = sitk.SmoothingRecursiveGaussian(image, sigma)
-    blurred = sitk.GetArrayFromImage(image)
-    if spec.noise_sd_hu > 0:
-        noise = sitk.GetImageFromArray(rng.standard_normal(shape, dtype=np.float32))
-        noise.SetSpacing(tuple(float(s) for s in spacing))
-        if spec.noise_correlation_mm > 0:
-            noise = sitk.SmoothingRecursiveGaussian(noise, spec.noise_correlation_mm)
-        n = sitk.GetArrayFromImage(noise)
-        blurred += n * (spec.noise_sd_hu / float(n.std()))
-    ct = np.clip(np.rint(blurred), -1024, 3071).astype(np.int16)
-
-    # truth: label and centreline points (every 0.25 mm)
-    points, radii, owner, positions = [], [], [], []
-    for i, seg in enumerate(segments):
-        length = np.linalg.norm(seg["end_mm"] - seg["start_mm"])
-        ts = np.linspace(0, 1, max(2, int(length / 0.25) + 1))[:, None]
-        pts = seg["start_mm"] + ts * (seg["end_mm"] - seg["start_mm"])
-        points.append(pts)
-        radii.append(np.full(len(pts), seg["radius_mm"]))
-        owner.append(np.full(len(pts), i))
-        positions.append(ts[:, 0])
-    points = np.concatenate(points) if points else np.zeros((0, 3))
-    positions = np.concatenate(positions) if positions else np.zeros(0)
-    radii = np.concatenate(radii) if radii else np.zeros(0)
-    owner = np.concatenate(owner) if owner else np.zeros(0, int)
-    isolated = np.ones(len(points), bool)
-    for j, seg in enumerate(segments):
-        other = owner != j
-        d = _segment_distance(points[other], seg["start_mm"], seg["end_mm"]) - seg["radius_mm"]
-        isolated[np.flatnonzero(other)[d < radii[other]]] = False
+    ct = _scan(hu, spec, spacing, rng)
+    points, radii, positions, isolated = _centreline_truth(segments)
     label = fraction >= 0.5
-    if len(points):
+    if len(points):  # every centreline voxel is vessel, however thin
         idx = np.rint(points / spacing).astype(int)[:, ::-1]
         for a in range(3):
             idx[:, a] = np.clip(idx[:, a], 0, shape[a] - 1)
@@ -385,3 +307,96 @@ def make_vessel_phantom(spec: VesselPhantomParameters | None = None, **overrides
         segments=segments,
         spec=spec,
     )
+
+
+def _vessel_trees(anatomy: _Anatomy, spec: VesselPhantomParameters, rng) -> list[dict]:
+    """One tree per lung rooted at the hilum and heading outwards, plus ``trees_per_lung - 1`` more per lung."""
+    lung_ml = np.pi * anatomy.lung_axes.prod() * anatomy.extent[2] / 1000.0
+    max_segments = spec.max_segments_per_lung or int(np.clip(lung_ml / 1.5, 30, 1500))
+    segments: list[dict] = []
+    index = _SegmentIndex()
+    for c in anatomy.lung_centres:
+        side = np.sign(c[0] - anatomy.extent[0] / 2)
+        root = np.array([c[0] - side * 0.45 * anatomy.lung_axes[0], c[1] - 0.1 * anatomy.lung_axes[1],
+                         anatomy.extent[2] * 0.3])
+        direction = np.array([side * 0.3, 0.5, 0.8])
+        direction /= np.linalg.norm(direction)
+        segments += _grow_tree(anatomy, root, direction, spec, rng, max_segments, index)
+    trees = spec.trees_per_lung or max(1, int(round(lung_ml / 400.0)))
+    for _ in range(trees - 1):
+        for c in anatomy.lung_centres:
+            for _try in range(20):
+                point = np.array([
+                    c[0] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[0],
+                    c[1] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[1],
+                    rng.uniform(0.05, 0.95) * anatomy.extent[2],
+                ])
+                if anatomy.inside_lung_with_margin(point[None], 6.0)[0]:
+                    break
+            else:
+                continue
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            sub = VesselPhantomParameters(**{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))})
+            segments += _grow_tree(anatomy, point, direction, sub, rng, max_segments, index)
+    return segments
+
+
+def _anatomy_hu(anatomy: _Anatomy, spec: VesselPhantomParameters, shape, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """HU of body, lungs and airways at the voxel centres (no vessels yet), and the lung mask."""
+    nz = shape[0]
+    zs, ys, xs = (np.arange(n) * s for n, s in zip(shape, spacing[::-1]))
+    hu = np.full(shape, spec.air_hu, np.float32)
+    lung = np.zeros(shape, bool)
+    for k in range(nz):
+        pts = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None], np.full((1, 1), zs[k])), axis=-1)
+        body = ((pts[..., 0] - anatomy.centre[0]) / anatomy.body_axes[0]) ** 2 + (
+            (pts[..., 1] - anatomy.centre[1]) / anatomy.body_axes[1]
+        ) ** 2 < 1.0
+        in_lung = (anatomy.lung_level(pts) < 1.0) & body
+        airway = anatomy.airway_distance(pts) < 0
+        hu[k][body] = spec.tissue_hu
+        hu[k][in_lung] = spec.parenchyma_hu
+        hu[k][airway & body] = spec.air_hu
+        lung[k] = in_lung  # intrapulmonary bronchi belong to the lung; the trachea lies outside it
+    return hu, lung
+
+
+def _scan(hu: np.ndarray, spec: VesselPhantomParameters, spacing, rng) -> np.ndarray:
+    """The scanner: point-spread function, then correlated noise; int16 HU."""
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    sigma = [f / 2.3548 for f in spec.psf_fwhm_mm]
+    blurred = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, sigma))
+    if spec.noise_sd_hu > 0:
+        noise = sitk.GetImageFromArray(rng.standard_normal(hu.shape, dtype=np.float32))
+        noise.SetSpacing(tuple(float(s) for s in spacing))
+        if spec.noise_correlation_mm > 0:
+            noise = sitk.SmoothingRecursiveGaussian(noise, spec.noise_correlation_mm)
+        n = sitk.GetArrayFromImage(noise)
+        blurred += n * (spec.noise_sd_hu / float(n.std()))
+    return np.clip(np.rint(blurred), -1024, 3071).astype(np.int16)
+
+
+def _centreline_truth(segments: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centreline points every 0.25 mm (scanner frame): points, design radius, position along the segment (0-1),
+    and whether no other segment comes within the point's radius (isolated)."""
+    points, radii, owner, positions = [], [], [], []
+    for i, seg in enumerate(segments):
+        length = np.linalg.norm(seg["end_mm"] - seg["start_mm"])
+        ts = np.linspace(0, 1, max(2, int(length / 0.25) + 1))[:, None]
+        pts = seg["start_mm"] + ts * (seg["end_mm"] - seg["start_mm"])
+        points.append(pts)
+        radii.append(np.full(len(pts), seg["radius_mm"]))
+        owner.append(np.full(len(pts), i))
+        positions.append(ts[:, 0])
+    points = np.concatenate(points) if points else np.zeros((0, 3))
+    positions = np.concatenate(positions) if positions else np.zeros(0)
+    radii = np.concatenate(radii) if radii else np.zeros(0)
+    owner = np.concatenate(owner) if owner else np.zeros(0, int)
+    isolated = np.ones(len(points), bool)
+    for j, seg in enumerate(segments):
+        other = owner != j
+        d = _segment_distance(points[other], seg["start_mm"], seg["end_mm"]) - seg["radius_mm"]
+        isolated[np.flatnonzero(other)[d < radii[other]]] = False
+    return points, radii, positions, isolated
