@@ -25,6 +25,17 @@ def result_field(results, name: str):
     return getattr(results, name, None)
 
 
+def result_values(results) -> list:
+    """All fields of that return value (dict or dataclass)."""
+    import dataclasses
+
+    if isinstance(results, dict):
+        return list(results.values())
+    if dataclasses.is_dataclass(results):
+        return [getattr(results, f.name) for f in dataclasses.fields(results)]
+    return list(vars(results).values())
+
+
 class PhantomQAPanel(Panel):
     name = "phantomqa"
     title = "PhantomQA"
@@ -90,8 +101,7 @@ class PhantomQAPanel(Panel):
         results = PhantomQALogic().loadResults(str(out))
         summary_node, volumes_node = result_field(results, "summaryTable"), result_field(results, "volumesTable")
         summary, volumes = slicer.util.dataframeFromTable(summary_node), slicer.util.dataframeFromTable(volumes_node)
-        nodes = results.values() if isinstance(results, dict) else vars(results).values()
-        self.viewer.remove(*[n for n in nodes if hasattr(n, "GetID")])  # tables and charts: shown here, not in the views
+        self.viewer.remove(*[n for n in result_values(results) if hasattr(n, "GetID")])  # tables and charts: shown here, not in the views
         token = self.ctx.results.publish(out)
         report = self.ctx.results.url(token, "report.html") if (out / "report.html").is_file() else ""
         doses = ", ".join(f"{d:g}" for d in sorted(set(summary["ctdivol_mgy"])))

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from web_helpers import ROOT, server_env
+
 CHROMIUM = os.environ.get("RADIOLOGYAI_CHROMIUM", "/usr/bin/chromium")
 MAX_UPLOAD_MB = 5
 SERVER_START_S = 120
@@ -45,15 +46,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def server_env() -> dict:
-    env = dict(os.environ)
-    paths = [str(ROOT)] + [str(ROOT / m) for m in ("RadiologyAICommon", "VesselQuant", "PhantomQA", "SalivarySeg",
-                                                   "HipRadiomics")]
-    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
-    env["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
-    return env
 
 
 @pytest.fixture(scope="session")

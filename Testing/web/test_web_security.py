@@ -12,7 +12,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAIWeb.context import ResultStore
 from RadiologyAIWeb.security import DataDir, safe_filename, save_uploads, uploaded_path
 
-from conftest import ROOT, server_env
+from web_helpers import ROOT, server_env
 
 
 @pytest.fixture
@@ -102,3 +102,30 @@ def test_cli_help_and_clear_errors(tmp_path):
         done = _cli("web", *args)
         assert done.returncode == 2, args
         assert done.stderr.strip().splitlines() == [f"error: {done.stderr.strip()[7:]}"] and message in done.stderr
+
+
+def test_web_listens_on_loopback_by_default():
+    from RadiologyAICommonLib.cli import build_parser
+
+    args = build_parser().parse_args(["web"])
+    assert (args.host, args.port, args.data_dir) == ("127.0.0.1", 8080, None)
+    assert build_parser().parse_args(["web", "--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+def test_phantomqa_results_read_as_dict_or_dataclass():
+    """PhantomQALogic.loadResults returns a dict today and a dataclass with the same names soon: both are read."""
+    from dataclasses import dataclass
+
+    pytest.importorskip("trame", reason="the PhantomQA panel needs trame (pip install 'radiologyai[web]')")
+    from RadiologyAIWeb.panels.phantomqa import result_field, result_values
+
+    @dataclass
+    class Results:
+        summaryTable: object = "summary"
+        volumesTable: object = "volumes"
+
+    for results in ({"summaryTable": "summary", "volumesTable": "volumes"}, Results()):
+        assert result_field(results, "summaryTable") == "summary"
+        assert result_field(results, "volumesTable") == "volumes"
+        assert result_field(results, "missing") is None
+        assert result_values(results) == ["summary", "volumes"]

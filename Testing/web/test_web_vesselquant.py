@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 
-from web_helpers import changed_fraction, tid, view_pixels, wait_for_stable_view, wait_for_view
+from web_helpers import changed_fraction, tid, view_pixels, wait_for_stable_view, wait_for_view, write_dicom_series
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "Screenshots" / "RadiologyAIWeb.png"
 RUN_TIMEOUT_MS = 180_000
@@ -87,6 +87,20 @@ def test_data_folder_file_loads_and_nothing_outside_it(page, web_server, tmp_pat
         page.wait_for_selector(f'{tid("vesselquant-error")}:has-text("data folder")', timeout=10_000)
         page.click(f'{tid("vesselquant-error")} button')  # close the banner
         page.wait_for_selector(tid("vesselquant-error"), state="detached", timeout=5_000)
+
+
+def test_dicom_series_upload_and_data_folder(page, web_server, tmp_path):
+    from VesselQuantLib.vessel_phantom import make_vessel_phantom
+
+    image = make_vessel_phantom(size_xyz=(36, 32, 12), seed=4, root_radius_mm=1.5, euler_angles=(0, 0, 0)).image
+    files = write_dicom_series(tmp_path / "series", image)
+    page.set_input_files(tid("vesselquant-upload"), [str(f) for f in files])
+    page.wait_for_selector(f'{tid("vesselquant-ct")}:has-text("36x32x12 voxels")', timeout=30_000)
+
+    write_dicom_series(web_server.data_dir / "dicom" / "chest", image)
+    page.fill(tid("vesselquant-path"), "dicom/chest")
+    page.click(tid("vesselquant-load-data"))
+    page.wait_for_selector(f'{tid("vesselquant-ct")}:has-text("chest (36x32x12 voxels)")', timeout=30_000)
 
 
 def test_cancel_stops_the_run(page, web_server):

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import io
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # The axial slice view is the first cell of trame-slicer's layout grid inside the app's viewer.
 SLICE_VIEW = '[data-testid="viewer"] .layout-grid-item >> nth=0'
+
+
+def server_env() -> dict:
+    env = dict(os.environ)
+    paths = [str(ROOT)] + [str(ROOT / m) for m in ("RadiologyAICommon", "VesselQuant", "PhantomQA", "SalivarySeg",
+                                                   "HipRadiomics")]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
+    env["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
+    return env
 
 
 def tid(value: str) -> str:
@@ -52,3 +65,29 @@ def wait_for_stable_view(page, timeout_s: float = 30.0, selector: str = SLICE_VI
             raise AssertionError("the view did not settle on an image in time")
         previous = pixels
         time.sleep(1.0)
+
+
+def write_dicom_series(folder, image) -> list:
+    """``image`` (int16, HU) as a CT DICOM series, one file per slice (SimpleITK/GDCM); returns the file paths."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    d = image.GetDirection()
+    files = []
+    for k in range(image.GetDepth()):
+        slice_ = image[:, :, k]
+        for key, value in {
+            "0008|0060": "CT",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.7",
+            "0020|000e": "1.2.826.0.1.3680043.2.1125.7.1",
+            "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+            "0020|0032": "\\".join(str(v) for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0020|0013": str(k + 1),
+        }.items():
+            slice_.SetMetaData(key, value)
+        files.append(folder / f"slice{k:03d}.dcm")
+        writer.SetFileName(str(files[-1]))
+        writer.Execute(slice_)
+    return files
