@@ -22,11 +22,6 @@ class Job:
         self._worker = WorkerProcess(self.args, on_progress=on_progress)
         self._cancelling = False
 
-    @property
-    def pid(self) -> int | None:
-        process = self._worker._process
-        return process.pid if process is not None else None
-
     async def run(self) -> WorkerResult:
         """Start the worker and wait for it without blocking the event loop."""
         self._worker.start()
