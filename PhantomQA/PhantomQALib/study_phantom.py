@@ -239,114 +239,145 @@ def make_study_phantom(parameters: PhantomParameters | None = None, max_tries: i
     Without parameters: the built-in printed-scale phantom with the calibrated materials.
     """
     p = (parameters or preset_parameters("printed")).validate()
-    rng = np.random.default_rng(p.seed)
-    radii = [float(r) for r in p.radii_mm]
-    lengths = [float(v) for v in p.lengths_mm]
-    inner = p.holder_inner_radius_mm
-    half = p.slab_height_mm / 2
-    segments: list[Segment] = []
-
-    def inside(point: np.ndarray, radius: float) -> bool:
-        margin = radius + p.clearance_mm + 1.0
-        return bool(np.hypot(point[0], point[1]) <= inner - margin and abs(point[2]) <= half - margin)
-
-    def clear_of_others(start, end, radius, parent_index) -> bool:
-        related = {parent_index}
-        if parent_index >= 0:
-            related.add(segments[parent_index].parent)
-            related.update(s.index for s in segments if s.parent == parent_index)  # siblings share the joint
-        for s in segments:
-            if s.index in related:
-                continue
-            gap = _segment_distance(np.asarray(s.start), np.asarray(s.end), start, end) - s.radius_mm - radius
-            if gap < p.clearance_mm:
-                return False
-        return True
-
-    def add(parent: int, start: np.ndarray, direction: np.ndarray, level: int, generation: int) -> int:
-        end = start + lengths[level] * direction
-        segments.append(Segment(len(segments), parent, tuple(map(float, start)), tuple(map(float, end)), radii[level], generation))
-        return len(segments) - 1
-
-    def try_child(parent: int, start, parent_dir, plane_normal, angle_deg, sign, level, generation) -> int | None:
-        """Place one child; the branching plane twists at random until it fits."""
-        for attempt in range(max_tries):
-            twist = 0.0 if attempt == 0 else rng.uniform(-np.pi, np.pi) * min(1.0, attempt / 40)
-            normal = _rotate(plane_normal, parent_dir, twist)
-            if attempt < max_tries // 4:
-                angle = np.deg2rad(angle_deg) * (1.0 + (0.0 if attempt == 0 else rng.uniform(-0.3, 0.3)))
-            else:  # crowded: let the branch turn harder, as real vessels do near the pleura
-                angle = np.deg2rad(rng.uniform(angle_deg, 100.0))
-            direction = _unit(_rotate(parent_dir, normal, sign * angle))
-            end = start + lengths[level] * direction
-            if inside(end, radii[level]) and inside(start + 0.5 * lengths[level] * direction, radii[level]) and clear_of_others(
-                start, end, radii[level], parent
-            ):
-                return add(parent, start, direction, level, generation)
-        return None
-
-    # Roots: enter near one end of the slab and run along the holder axis, slightly tilted
-    # (one tree on the axis; several spread on a circle, alternating ends of the slab).
-    frontier = []
-    for tree in range(int(p.trees)):
-        angle = 2 * np.pi * tree / p.trees
-        offset = 0.0 if p.trees == 1 else 0.45 * inner
-        up = 1.0 if tree % 2 == 0 else -1.0
-        root_dir = _unit(np.array([0.15 * np.cos(angle + 0.6), 0.15 * np.sin(angle + 0.6), up]))
-        root_start = np.array([offset * np.cos(angle), offset * np.sin(angle), -up * (half - radii[0] - p.clearance_mm - 2.0)])
-        root = add(-1, root_start, root_dir, 0, 0)
-        frontier.append((root, _perpendicular(root_dir)))
-    level = 0
-    for generation in range(1, p.bifurcation_generations + 1):
-        level = generation
-        next_frontier = []
-        for parent, plane_normal in frontier:
-            ps = segments[parent]
-            start = np.asarray(ps.end)
-            pdir = _unit(np.asarray(ps.end) - np.asarray(ps.start))
-            for sign in (+1, -1):
-                child = try_child(parent, start, pdir, plane_normal, p.branch_angle_deg, sign, level, generation)
-                if child is not None:
-                    # next generation branches in the perpendicular plane
-                    next_frontier.append((child, _unit(np.cross(pdir, plane_normal))))
-        frontier = next_frontier
-    # Tapering chains: one child per end, alternating bends.
-    for step, chain_level in enumerate(range(level + 1, len(radii))):
-        next_frontier = []
-        for parent, plane_normal in frontier:
-            ps = segments[parent]
-            start = np.asarray(ps.end)
-            pdir = _unit(np.asarray(ps.end) - np.asarray(ps.start))
-            sign = +1 if step % 2 == 0 else -1
-            child = try_child(parent, start, pdir, plane_normal, p.chain_angle_deg, sign, chain_level, generation + step + 1)
-            if child is not None:
-                next_frontier.append((child, plane_normal))
-        frontier = next_frontier
-    # Side branches: every segment below the root sprouts, at its middle, a short chain of
-    # vessels ``side_branch_step`` radii smaller (real trees have many more small vessels
-    # than large ones; the detection of these is what changes the tree volume with dose).
-    if p.side_branch_step > 0:
-        for parent in [s for s in segments if s.parent >= 0]:
-            level = radii.index(parent.radius_mm) + p.side_branch_step
-            a, b = np.asarray(parent.start), np.asarray(parent.end)
-            pdir = _unit(b - a)
-            start = 0.5 * (a + b)
-            previous, normal = parent.index, _rotate(_perpendicular(pdir), pdir, rng.uniform(0, 2 * np.pi))
-            for depth in range(p.side_branch_segments):
-                if level + depth >= len(radii):
-                    break
-                angle = p.side_branch_angle_deg if depth == 0 else p.chain_angle_deg
-                child = try_child(previous, start, pdir, normal, angle, +1, level + depth, parent.generation + depth + 1)
-                if child is None:
-                    break
-                previous = child
-                start = np.asarray(segments[child].end)
-                pdir = _unit(start - np.asarray(segments[child].start))
-    present = {round(s.radius_mm, 4) for s in segments}
-    missing = [r for r in radii if round(r, 4) not in present]
+    tree = _TreeGrower(p, max_tries)
+    frontier = tree.roots()
+    frontier, level, generation = tree.bifurcations(frontier)
+    tree.chains(frontier, level, generation)
+    tree.side_branches()
+    present = {round(s.radius_mm, 4) for s in tree.segments}
+    missing = [r for r in tree.radii if round(r, 4) not in present]
     if missing:
         raise RadiologyAIError(
             f"the phantom tree does not fit the holder: no room for radii {missing} mm; "
             "enlarge the holder or shorten the segments"
         )
-    return PhantomDesign(segments=segments, parameters=p)
+    return PhantomDesign(segments=tree.segments, parameters=p)
+
+
+class _TreeGrower:
+    """The segments grown so far and the rules for placing the next one (one random stream, drawn in order:
+    bifurcations, tapering chains, side branches)."""
+
+    def __init__(self, p: PhantomParameters, max_tries: int) -> None:
+        self.p = p
+        self.max_tries = max_tries
+        self.rng = np.random.default_rng(p.seed)
+        self.radii = [float(r) for r in p.radii_mm]
+        self.lengths = [float(v) for v in p.lengths_mm]
+        self.inner = p.holder_inner_radius_mm
+        self.half = p.slab_height_mm / 2
+        self.segments: list[Segment] = []
+
+    def inside(self, point: np.ndarray, radius: float) -> bool:
+        margin = radius + self.p.clearance_mm + 1.0
+        return bool(np.hypot(point[0], point[1]) <= self.inner - margin and abs(point[2]) <= self.half - margin)
+
+    def clear_of_others(self, start, end, radius, parent_index) -> bool:
+        related = {parent_index}
+        if parent_index >= 0:
+            related.add(self.segments[parent_index].parent)
+            related.update(s.index for s in self.segments if s.parent == parent_index)  # siblings share the joint
+        for s in self.segments:
+            if s.index in related:
+                continue
+            gap = _segment_distance(np.asarray(s.start), np.asarray(s.end), start, end) - s.radius_mm - radius
+            if gap < self.p.clearance_mm:
+                return False
+        return True
+
+    def add(self, parent: int, start: np.ndarray, direction: np.ndarray, level: int, generation: int) -> int:
+        end = start + self.lengths[level] * direction
+        self.segments.append(Segment(len(self.segments), parent, tuple(map(float, start)), tuple(map(float, end)),
+                                     self.radii[level], generation))
+        return len(self.segments) - 1
+
+    def try_child(self, parent: int, start, parent_dir, plane_normal, angle_deg, sign, level, generation) -> int | None:
+        """Place one child; the branching plane twists at random until it fits."""
+        rng, length, radius = self.rng, self.lengths[level], self.radii[level]
+        for attempt in range(self.max_tries):
+            twist = 0.0 if attempt == 0 else rng.uniform(-np.pi, np.pi) * min(1.0, attempt / 40)
+            normal = _rotate(plane_normal, parent_dir, twist)
+            if attempt < self.max_tries // 4:
+                angle = np.deg2rad(angle_deg) * (1.0 + (0.0 if attempt == 0 else rng.uniform(-0.3, 0.3)))
+            else:  # crowded: let the branch turn harder, as real vessels do near the pleura
+                angle = np.deg2rad(rng.uniform(angle_deg, 100.0))
+            direction = _unit(_rotate(parent_dir, normal, sign * angle))
+            end = start + length * direction
+            if (self.inside(end, radius) and self.inside(start + 0.5 * length * direction, radius)
+                    and self.clear_of_others(start, end, radius, parent)):
+                return self.add(parent, start, direction, level, generation)
+        return None
+
+    def _end_of(self, parent: int) -> tuple[np.ndarray, np.ndarray]:
+        ps = self.segments[parent]
+        return np.asarray(ps.end), _unit(np.asarray(ps.end) - np.asarray(ps.start))
+
+    def roots(self) -> list:
+        """Roots enter near one end of the slab and run along the holder axis, slightly tilted (one tree on the
+        axis; several spread on a circle, alternating ends of the slab). Returns the frontier."""
+        p, frontier = self.p, []
+        for tree in range(int(p.trees)):
+            angle = 2 * np.pi * tree / p.trees
+            offset = 0.0 if p.trees == 1 else 0.45 * self.inner
+            up = 1.0 if tree % 2 == 0 else -1.0
+            root_dir = _unit(np.array([0.15 * np.cos(angle + 0.6), 0.15 * np.sin(angle + 0.6), up]))
+            root_start = np.array([offset * np.cos(angle), offset * np.sin(angle),
+                                   -up * (self.half - self.radii[0] - p.clearance_mm - 2.0)])
+            root = self.add(-1, root_start, root_dir, 0, 0)
+            frontier.append((root, _perpendicular(root_dir)))
+        return frontier
+
+    def bifurcations(self, frontier: list) -> tuple[list, int, int]:
+        """Two children per end for ``bifurcation_generations``; each generation branches in the plane
+        perpendicular to the last. Returns the frontier, the last level and the last generation."""
+        level = generation = 0
+        for generation in range(1, self.p.bifurcation_generations + 1):
+            level = generation
+            next_frontier = []
+            for parent, plane_normal in frontier:
+                start, pdir = self._end_of(parent)
+                for sign in (+1, -1):
+                    child = self.try_child(parent, start, pdir, plane_normal, self.p.branch_angle_deg, sign, level,
+                                           generation)
+                    if child is not None:
+                        next_frontier.append((child, _unit(np.cross(pdir, plane_normal))))
+            frontier = next_frontier
+        return frontier, level, generation
+
+    def chains(self, frontier: list, level: int, generation: int) -> None:
+        """Tapering chains: one child per end, alternating bends, down to the smallest radius."""
+        for step, chain_level in enumerate(range(level + 1, len(self.radii))):
+            next_frontier = []
+            for parent, plane_normal in frontier:
+                start, pdir = self._end_of(parent)
+                sign = +1 if step % 2 == 0 else -1
+                child = self.try_child(parent, start, pdir, plane_normal, self.p.chain_angle_deg, sign, chain_level,
+                                       generation + step + 1)
+                if child is not None:
+                    next_frontier.append((child, plane_normal))
+            frontier = next_frontier
+
+    def side_branches(self) -> None:
+        """Every segment below the root sprouts, at its middle, a short chain of vessels ``side_branch_step`` radii
+        smaller (real trees have many more small vessels than large ones; the detection of these is what changes
+        the tree volume with dose)."""
+        p = self.p
+        if p.side_branch_step <= 0:
+            return
+        for parent in [s for s in self.segments if s.parent >= 0]:
+            level = self.radii.index(parent.radius_mm) + p.side_branch_step
+            a, b = np.asarray(parent.start), np.asarray(parent.end)
+            pdir = _unit(b - a)
+            start = 0.5 * (a + b)
+            previous, normal = parent.index, _rotate(_perpendicular(pdir), pdir, self.rng.uniform(0, 2 * np.pi))
+            for depth in range(p.side_branch_segments):
+                if level + depth >= len(self.radii):
+                    break
+                angle = p.side_branch_angle_deg if depth == 0 else p.chain_angle_deg
+                child = self.try_child(previous, start, pdir, normal, angle, +1, level + depth,
+                                       parent.generation + depth + 1)
+                if child is None:
+                    break
+                previous = child
+                start = np.asarray(self.segments[child].end)
+                pdir = _unit(start - np.asarray(self.segments[child].start))
