@@ -15,6 +15,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from SalivarySegLib.logic import SalivarySegLogic
 from RadiologyAICommonLib.userinput import path_is_set
+from RadiologyAICommonLib.workdir import make_work_dir, output_dir, remove_work_dir
 
 
 #
@@ -164,7 +165,7 @@ class SalivarySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.checkModelFolder(str(self._parameterNode.modelFolder))
             self._clearResults()
             self._removeWorkDir()
-            self._workDir = Path(tempfile.mkdtemp(prefix="SalivarySeg-"))
+            self._workDir = make_work_dir("SalivarySeg")
             self._runVolume = self._parameterNode.inputVolume
             args = self.logic.predictionArguments(self._runVolume, str(self._parameterNode.modelFolder), self._workDir)
             self._runner.start(args, self.onPredictionFinished)
@@ -179,7 +180,7 @@ class SalivarySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             if result.ok:
                 with slicer.util.tryWithErrorDisplay(_("Failed to load the prediction."), waitCursor=True):
-                    prediction = self.logic.loadPrediction(self._workDir / "output", self._runVolume,
+                    prediction = self.logic.loadPrediction(output_dir(self._workDir), self._runVolume,
                                                            self._parameterNode.outputSegmentation)
                     self._parameterNode.outputSegmentation = prediction.segmentationNode
                     self._showResults(prediction)
@@ -202,9 +203,8 @@ class SalivarySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             label.text = "-"
 
     def _removeWorkDir(self) -> None:
-        if self._workDir is not None:
-            shutil.rmtree(self._workDir, ignore_errors=True)
-            self._workDir = None
+        remove_work_dir(self._workDir)
+        self._workDir = None
 
 
 #

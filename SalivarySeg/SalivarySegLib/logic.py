@@ -14,8 +14,6 @@ Imports slicer (MRML), numpy, SimpleITK and the cores only; never Qt.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.logicbase import LogicBase
+from RadiologyAICommonLib.workdir import make_work_dir, output_dir, remove_work_dir
 
 TUMOUR_SEGMENT = "Tumour"
 TUMOUR_COLOR = (0.9, 0.2, 0.2)
@@ -72,17 +71,17 @@ class SalivarySegLogic(LogicBase):
         workDir.mkdir(parents=True, exist_ok=True)
         write_image(image, workDir / "input.nrrd")
         return ["salivary", "predict", str(workDir / "input.nrrd"), "--model", str(modelFolder),
-                "--output-dir", str(workDir / "output"), "--device", device]
+                "--output-dir", str(output_dir(workDir)), "--device", device]
 
     def startPrediction(self, inputVolumeNode, modelFolder, on_progress=None, device: str = "cpu"):
         """Start the worker process; returns ``(worker, workDir)``. Poll ``worker.poll()``; cancel with ``.cancel()``."""
         from RadiologyAICommonLib.worker import WorkerProcess
 
-        workDir = Path(tempfile.mkdtemp(prefix="SalivarySeg-"))
+        workDir = make_work_dir("SalivarySeg")
         try:
             args = self.predictionArguments(inputVolumeNode, modelFolder, workDir, device)
         except Exception:
-            shutil.rmtree(workDir, ignore_errors=True)
+            remove_work_dir(workDir)
             raise
         return WorkerProcess(args, on_progress=on_progress).start(), workDir
 
@@ -118,9 +117,9 @@ class SalivarySegLogic(LogicBase):
             outcome = worker.wait()
             if not outcome.ok:
                 raise RadiologyAIError(outcome.error or "\n".join(outcome.log[-5:]) or f"exit code {outcome.returncode}")
-            return self.loadPrediction(workDir / "output", inputVolumeNode, segmentationNode)
+            return self.loadPrediction(output_dir(workDir), inputVolumeNode, segmentationNode)
         finally:
-            shutil.rmtree(workDir, ignore_errors=True)
+            remove_work_dir(workDir)
 
     # -- nodes -------------------------------------------------------------------------------
     def _toNodes(self, label: sitk.Image, prediction: dict, inputVolumeNode, segmentationNode) -> SalivarySegResult:
@@ -137,10 +136,4 @@ class SalivarySegLogic(LogicBase):
                                  float(prediction.get("lesion_volume_ml") or 0.0))
 
 
-def cleanupWorkDir(workDir) -> None:
-    """Remove a worker's temporary folder."""
-    if workDir:
-        shutil.rmtree(workDir, ignore_errors=True)
-
-
-__all__ = ["SalivarySegLogic", "SalivarySegResult", "TUMOUR_SEGMENT", "cleanupWorkDir"]
+__all__ = ["SalivarySegLogic", "SalivarySegResult", "TUMOUR_SEGMENT"]
