@@ -171,13 +171,23 @@ class HipRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to compute the prediction."), waitCursor=True):
             self._ensureDependencies()
             p = self._parameterNode
-            result = self.logic.predict(p.inputVolume, self.ui.segmentSelector.currentNode(),
-                                        self.ui.segmentSelector.currentSegmentID(), str(p.modelDirectory), p.topFeatures)
-            lines = [f"<b>{html.escape(result.className)}</b> &mdash; P({html.escape(result.classNames[1])}) = "
-                     f"{result.probability:.3f} (threshold {result.threshold:.2f})", "<br>Top contributing features (SHAP, log-odds):"]
+            result = self.logic.predict(
+                p.inputVolume,
+                self.ui.segmentSelector.currentNode(),
+                self.ui.segmentSelector.currentSegmentID(),
+                str(p.modelDirectory),
+                p.topFeatures,
+            )
+            lines = [
+                f"<b>{html.escape(result.className)}</b> &mdash; P({html.escape(result.classNames[1])}) = "
+                f"{result.probability:.3f} (threshold {result.threshold:.2f})",
+                "<br>Top contributing features (SHAP, log-odds):",
+            ]
             for item in result.topFeatures:
-                lines.append(f"<br>&nbsp;&nbsp;{html.escape(item['feature'])}: {item['shap_log_odds']:+.3f} "
-                             f"(towards {html.escape(str(item['towards']))})")
+                lines.append(
+                    f"<br>&nbsp;&nbsp;{html.escape(item['feature'])}: {item['shap_log_odds']:+.3f} "
+                    f"(towards {html.escape(str(item['towards']))})"
+                )
             self.ui.resultLabel.text = "".join(lines)
             appLogic = slicer.app.applicationLogic()
             appLogic.GetSelectionNode().SetActiveTableID(result.contributionsTableNode.GetID())
@@ -191,8 +201,9 @@ class HipRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to start training."), waitCursor=True):
             self._ensureDependencies()
             p = self._parameterNode
-            self._pendingCommands = self.logic.trainingCommands(str(p.cohortCsv), str(p.trainOutputDirectory), selector=p.selector,
-                                                                testSize=p.testSize, seed=p.seed)
+            self._pendingCommands = self.logic.trainingCommands(
+                str(p.cohortCsv), str(p.trainOutputDirectory), selector=p.selector, testSize=p.testSize, seed=p.seed
+            )
             if self._runner is None:
                 self._runner = WorkerRunner(self.ui.trainProgressBar, self.ui.trainStatusLabel)
             self.ui.trainResultLabel.text = ""
@@ -212,8 +223,10 @@ class HipRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not result.ok:
             return
         metrics = self.logic.loadMetrics(str(self._parameterNode.trainOutputDirectory))
-        text = (f"AUC {metrics.auc:.3f} (95% CI {metrics.auc_ci95[0]:.3f}-{metrics.auc_ci95[1]:.3f}, DeLong) on "
-                f"{metrics.n_test} test cases; {metrics.n_selected} features selected.")
+        text = (
+            f"AUC {metrics.auc:.3f} (95% CI {metrics.auc_ci95[0]:.3f}-{metrics.auc_ci95[1]:.3f}, DeLong) on "
+            f"{metrics.n_test} test cases; {metrics.n_selected} features selected."
+        )
         for reader in metrics.readers:
             if reader.auc is not None:
                 text += f"<br>{html.escape(reader.name)}: AUC {reader.auc:.3f}, paired DeLong p = {reader.p_value:.3f}"
@@ -255,15 +268,60 @@ class HipRadiomicsTest(ScriptedLoadableModuleTest):
 
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
-            self.assertEqual(cli_main(["--progress", "none", "hip", "synth", "--output-dir", str(tmp / "c"), "--cases", "24",
-                                       "--size", "32"]), 0)
-            self.assertEqual(cli_main(["--progress", "none", "hip", "extract", str(tmp / "c" / "cohort.csv"), "--output",
-                                       str(tmp / "f.csv"), "--workers", "1"]), 0)
-            self.assertEqual(cli_main(["--progress", "none", "hip", "train", str(tmp / "f.csv"), "--output-dir", str(tmp / "m"),
-                                       "--boruta-max-iter", "10"]), 0)
+            self.assertEqual(
+                cli_main(
+                    [
+                        "--progress",
+                        "none",
+                        "hip",
+                        "synth",
+                        "--output-dir",
+                        str(tmp / "c"),
+                        "--cases",
+                        "24",
+                        "--size",
+                        "32",
+                    ]
+                ),
+                0,
+            )
+            self.assertEqual(
+                cli_main(
+                    [
+                        "--progress",
+                        "none",
+                        "hip",
+                        "extract",
+                        str(tmp / "c" / "cohort.csv"),
+                        "--output",
+                        str(tmp / "f.csv"),
+                        "--workers",
+                        "1",
+                    ]
+                ),
+                0,
+            )
+            self.assertEqual(
+                cli_main(
+                    [
+                        "--progress",
+                        "none",
+                        "hip",
+                        "train",
+                        str(tmp / "f.csv"),
+                        "--output-dir",
+                        str(tmp / "m"),
+                        "--boruta-max-iter",
+                        "10",
+                    ]
+                ),
+                0,
+            )
             case = make_case(1, seed=123)
             volume = mrml.image_to_volume_node(case.image, "hip MRI")
-            segmentation = mrml.labelmap_to_segmentation_node(case.mask, {1: ("femoral head", (0.9, 0.6, 0.2))}, "hip seg")
+            segmentation = mrml.labelmap_to_segmentation_node(
+                case.mask, {1: ("femoral head", (0.9, 0.6, 0.2))}, "hip seg"
+            )
             result = HipRadiomicsLogic().predict(volume, segmentation, "femoral head", str(tmp / "m"))
             self.assertIn(result.className, result.classNames)
             self.assertTrue(0.0 <= result.probability <= 1.0)

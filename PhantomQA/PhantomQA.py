@@ -148,8 +148,11 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None) -> None:
         busy = self._runner is not None and self._runner.running
         p = self._parameterNode
-        hasSource = p is not None and (p.useSceneVolumes and self.ui.volumesTable.rowCount > 0
-                                       or (path_is_set(p.sourcePath) and os.path.exists(p.sourcePath)))
+        hasSource = p is not None and (
+            p.useSceneVolumes
+            and self.ui.volumesTable.rowCount > 0
+            or (path_is_set(p.sourcePath) and os.path.exists(p.sourcePath))
+        )
         if hasSource and not busy:
             self.ui.applyButton.toolTip = _("Run the study")
             self.ui.applyButton.enabled = True
@@ -213,8 +216,9 @@ class PhantomQAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             workDir = make_work_dir("PhantomQA")  # the scene's volumes, exported for the worker
             try:
-                args = self.logic.sceneStudyArguments(self._sceneEntries(), workDir, str(p.outputDir), p.workers,
-                                                      p.designPath)
+                args = self.logic.sceneStudyArguments(
+                    self._sceneEntries(), workDir, str(p.outputDir), p.workers, p.designPath
+                )
             except Exception:
                 remove_work_dir(workDir)
                 raise
@@ -294,10 +298,27 @@ class PhantomQATest(ScriptedLoadableModuleTest):
         design = make_study_phantom(preset_parameters("small"))
         save_design(design, folder / "design")
         (folder / "scans").mkdir()
-        acquisitions = [Acquisition(f"scans/{r}_{d:g}mGy_rep{k}.nrrd", r, d, k) for r in ("fbp", "ir") for d in (0.5, 4.0) for k in (1, 2)]
-        jobs = make_jobs(acquisitions, DesignRef(phantom=design), StudyParameters(workers=1), SimulationParameters(geometry=ScanGeometry(size=PRESET_SCAN_SIZES["small"])), analyse=False, write_dir=folder / "scans")
+        acquisitions = [
+            Acquisition(f"scans/{r}_{d:g}mGy_rep{k}.nrrd", r, d, k)
+            for r in ("fbp", "ir")
+            for d in (0.5, 4.0)
+            for k in (1, 2)
+        ]
+        jobs = make_jobs(
+            acquisitions,
+            DesignRef(phantom=design),
+            StudyParameters(workers=1),
+            SimulationParameters(geometry=ScanGeometry(size=PRESET_SCAN_SIZES["small"])),
+            analyse=False,
+            write_dir=folder / "scans",
+        )
         run_jobs(jobs, StudyParameters(workers=1))
-        pd.DataFrame([{"path": a.path, "recon": a.recon, "ctdivol_mgy": a.ctdivol_mgy, "repetition": a.repetition} for a in acquisitions]).to_csv(folder / "manifest.csv", index=False)
+        pd.DataFrame(
+            [
+                {"path": a.path, "recon": a.recon, "ctdivol_mgy": a.ctdivol_mgy, "repetition": a.repetition}
+                for a in acquisitions
+            ]
+        ).to_csv(folder / "manifest.csv", index=False)
         outputs = self.logic_run(folder)
         self.assertIn("summary", outputs)
         nodes = PhantomQALogic().loadResults(str(folder / "results"))
@@ -305,4 +326,6 @@ class PhantomQATest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def logic_run(self, folder):
-        return PhantomQALogic().runStudy(str(folder / "manifest.csv"), str(folder / "results"), design=str(folder / "design"), workers=1)
+        return PhantomQALogic().runStudy(
+            str(folder / "manifest.csv"), str(folder / "results"), design=str(folder / "design"), workers=1
+        )

@@ -5,7 +5,6 @@ Holds no user interface of its own. The other RadiologyAI modules depend on it s
 reports, the ``radiologyai`` command line) is importable everywhere.
 """
 
-
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest
 
@@ -50,8 +49,10 @@ class RadiologyAICommonTest(ScriptedLoadableModuleTest):
         image.SetDirection((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
         back = mrml.volume_node_to_image(mrml.image_to_volume_node(image, "roundtrip"))
         self.assertEqual(back.GetSize(), image.GetSize())
-        for a, b in zip(back.GetDirection() + back.GetOrigin() + back.GetSpacing(),
-                        image.GetDirection() + image.GetOrigin() + image.GetSpacing()):
+        for a, b in zip(
+            back.GetDirection() + back.GetOrigin() + back.GetSpacing(),
+            image.GetDirection() + image.GetOrigin() + image.GetSpacing(),
+        ):
             self.assertAlmostEqual(a, b, places=6)
 
     def test_worker_help(self):

@@ -180,8 +180,9 @@ class SalivarySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             if result.ok:
                 with slicer.util.tryWithErrorDisplay(_("Failed to load the prediction."), waitCursor=True):
-                    prediction = self.logic.loadPrediction(output_dir(self._workDir), self._runVolume,
-                                                           self._parameterNode.outputSegmentation)
+                    prediction = self.logic.loadPrediction(
+                        output_dir(self._workDir), self._runVolume, self._parameterNode.outputSegmentation
+                    )
                     self._parameterNode.outputSegmentation = prediction.segmentationNode
                     self._showResults(prediction)
         finally:
@@ -235,9 +236,17 @@ class SalivarySegTest(ScriptedLoadableModuleTest):
         try:
             params = SyntheticParameters(fov_mm=(160.0, 160.0, 96.0), spacing_mm=(2.0, 2.0, 2.0))
             make_dataset(workDir / "data", 6, seed=3, params=params)
-            train(workDir / "data", workDir / "model",
-                  TrainingParameters(epochs=1, classifier_epochs=1, patch_size=(32, 32, 32), samples_per_case=1,
-                                 save_validation_masks=False))
+            train(
+                workDir / "data",
+                workDir / "model",
+                TrainingParameters(
+                    epochs=1,
+                    classifier_epochs=1,
+                    patch_size=(32, 32, 32),
+                    samples_per_case=1,
+                    save_validation_masks=False,
+                ),
+            )
             case = make_case(99, seed=3, params=params)
             volume = image_to_volume_node(case.image, "TestCT")
             result = SalivarySegLogic().process(volume, str(workDir / "model"), inProcess=True)

@@ -5,7 +5,9 @@ import numpy as np
 import SimpleITK as sitk
 
 
-def make_image(shape=(12, 14, 16), spacing=(0.7, 0.8, 1.5), origin=(-10.0, 5.0, 30.0), direction=None, dtype=np.int16, seed=0):
+def make_image(
+    shape=(12, 14, 16), spacing=(0.7, 0.8, 1.5), origin=(-10.0, 5.0, 30.0), direction=None, dtype=np.int16, seed=0
+):
     """A random 3D SimpleITK image (array shape z, y, x) with the given geometry."""
     rng = np.random.default_rng(seed)
     array = rng.integers(-1000, 1000, size=shape).astype(dtype)

@@ -44,8 +44,23 @@ def _download() -> Path | None:
         archive = next(CACHE.glob(f"{ROOT_NAME}.tar.gz"), None)
         if archive is not None:
             return archive
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", no_binary,
-                        f"pyradiomics-bhklab=={VERSION}", "-d", str(CACHE)], capture_output=True, text=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                no_binary,
+                f"pyradiomics-bhklab=={VERSION}",
+                "-d",
+                str(CACHE),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     return next(CACHE.glob(f"{ROOT_NAME}.tar.gz"), None)
 
 

@@ -36,8 +36,18 @@ ALL_MODULES = [COMMON, *MODULES]
 # and its VTK build (vtk is Slicer's own, so the PyPI wheel's dependencies are not taken along).
 # python-requests-requirements installs requests with certifi, idna, charset-normalizer and urllib3.
 SLICER_BUNDLED_DISTRIBUTIONS = (
-    "numpy", "scipy", "SimpleITK", "vtk", "pydicom", "pillow", "packaging",
-    "requests", "certifi", "idna", "charset-normalizer", "urllib3",
+    "numpy",
+    "scipy",
+    "SimpleITK",
+    "vtk",
+    "pydicom",
+    "pillow",
+    "packaging",
+    "requests",
+    "certifi",
+    "idna",
+    "charset-normalizer",
+    "urllib3",
 )
 # Slicer's own Python packages. slicer-core (MRML) stands in for Slicer's `slicer`; vtk's wheel for Slicer's VTK.
 # slicer_layer_dm: the layer displayable managers (trame-slicer's web front-end installs them); once installed, the
@@ -192,7 +202,12 @@ def scripted_module_stubs() -> dict[str, types.ModuleType]:
         def delayDisplay(self, message, msec=None):  # noqa: N802 - Slicer's name
             self.__dict__.setdefault("messages", []).append(message)
 
-    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest):
+    for cls in (
+        ScriptedLoadableModule,
+        ScriptedLoadableModuleWidget,
+        ScriptedLoadableModuleLogic,
+        ScriptedLoadableModuleTest,
+    ):
         cls.__module__ = slm.__name__
         setattr(slm, cls.__name__, cls)
     slm.__all__ = [n for n in vars(slm) if n.startswith("ScriptedLoadable")]
@@ -260,7 +275,10 @@ def mrml_application():
     color_logic.SetMRMLScene(scene)  # adds the default colour tables
     app_logic.SetColorLogic(color_logic)
     logics = {}
-    for name, cls in (("segmentations", slicer.vtkSlicerSegmentationsModuleLogic), ("volumes", slicer.vtkSlicerVolumesLogic)):
+    for name, cls in (
+        ("segmentations", slicer.vtkSlicerSegmentationsModuleLogic),
+        ("volumes", slicer.vtkSlicerVolumesLogic),
+    ):
         logic = cls()
         logic.SetMRMLApplicationLogic(app_logic)
         logic.SetMRMLScene(scene)
@@ -401,7 +419,12 @@ def _guarded_lines(tree: ast.AST) -> set[int]:
                 else:
                     caught |= {ast.unparse(t).split(".")[-1] for t in getattr(handler.type, "elts", [handler.type])}
             if caught & _IMPORT_ERRORS:
-                lines |= {n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))}
+                lines |= {
+                    n.lineno
+                    for stmt in node.body
+                    for n in ast.walk(stmt)
+                    if isinstance(n, (ast.Import, ast.ImportFrom))
+                }
     return lines
 
 
@@ -463,15 +486,22 @@ def check_all_imports(module: str) -> list[str]:
     """Every import the module can reach, function bodies included, is bundled, required or Slicer's own."""
     extra = requirement_names(module_requirements(module)) + list(TORCH_FROM_EXTENSION.get(module, ()))
     allowed = allowed_imports(extra) | SLICER_RUNTIME_IMPORTS
-    return [f"{module}: '{top}' is imported ({', '.join(where[:3])}) but neither bundled with Slicer nor in "
-            f"{module}/Resources/requirements.txt" for top, where in sorted(reachable_external_imports(module).items())
-            if top not in allowed]
+    return [
+        f"{module}: '{top}' is imported ({', '.join(where[:3])}) but neither bundled with Slicer nor in "
+        f"{module}/Resources/requirements.txt"
+        for top, where in sorted(reachable_external_imports(module).items())
+        if top not in allowed
+    ]
 
 
 def main(argv: list[str]) -> int:
     check, module = argv
-    checks = {"load": check_load, "requirements": check_requirements, "all-imports": check_all_imports,
-              "self-test": check_self_test}
+    checks = {
+        "load": check_load,
+        "requirements": check_requirements,
+        "all-imports": check_all_imports,
+        "self-test": check_self_test,
+    }
     failures = checks[check](module)
     if not failures:
         print(f"{module}: {check} ok")

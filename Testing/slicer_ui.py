@@ -49,9 +49,15 @@ NEEDS_CHOICE_UNLESS_ENUM = {"QComboBox"}
 def ui_names_used(module: str) -> set[str]:
     """Every ``self.ui.<name>`` in the module file."""
     tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
-    return {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "ui"
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "self"
+    }
 
 
 def declared_classes(ui_file: pathlib.Path) -> dict[str, str]:
@@ -92,13 +98,18 @@ def check_ui(module: str, ui_file: pathlib.Path | None = None) -> list[str]:
     root = loader.load(str(ui_file))
     if root is None:
         return [f"{ui_file.name}: QUiLoader could not load it: {loader.errorString()}"]
-    problems = [f"{ui_file.name}: Qt: {text}" for kind, text in messages
-                if kind in (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)]
+    problems = [
+        f"{ui_file.name}: Qt: {text}"
+        for kind, text in messages
+        if kind in (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)
+    ]
     widgets = {w.objectName(): w for w in root.findChildren(QWidget)}
     widgets[root.objectName()] = root
     classes = declared_classes(ui_file)
-    problems += [f"{module}.py uses self.ui.{name}, which {ui_file.name} does not have"
-                 for name in sorted(ui_names_used(module) - set(widgets))]
+    problems += [
+        f"{module}.py uses self.ui.{name}, which {ui_file.name} does not have"
+        for name in sorted(ui_names_used(module) - set(widgets))
+    ]
 
     install_stubs()
     file_module = import_module_file(module)
@@ -118,8 +129,11 @@ def check_ui(module: str, ui_file: pathlib.Path | None = None) -> list[str]:
             problems.append(f"{name} ({widget_class}) cannot represent {parameter}: {fields[parameter]}")
         if widget_class in NEEDS_RANGE and not any(isinstance(e, wrapper.WithinRange) for e in extras):
             problems.append(f"{name} ({widget_class}) needs a WithinRange annotation on {parameter}")
-        if widget_class in NEEDS_CHOICE_UNLESS_ENUM and kind is not enum.Enum and not any(
-                isinstance(e, wrapper.Choice) for e in extras):
+        if (
+            widget_class in NEEDS_CHOICE_UNLESS_ENUM
+            and kind is not enum.Enum
+            and not any(isinstance(e, wrapper.Choice) for e in extras)
+        ):
             problems.append(f"{name} ({widget_class}) needs a Choice annotation on {parameter}")
     return problems
 

@@ -21,8 +21,18 @@ from slicer_python import ALL_MODULES, COMMON, MODULES, ROOT, SLICER_BUNDLED_DIS
 # Lib files allowed to import slicer: MRML adapters and Slicer-only helpers. Only slicerui may import qt.
 SLICER_ADAPTERS = {"logic.py", "mrml.py", "dependencies.py", "logicbase.py", "slicerui.py"}
 QT_ALLOWED = {"slicerui.py"}
-WIDGET_METHODS = {"setup", "cleanup", "enter", "exit", "onSceneStartClose", "onSceneEndClose",
-                  "initializeParameterNode", "setParameterNode", "_checkCanApply", "onApplyButton"}
+WIDGET_METHODS = {
+    "setup",
+    "cleanup",
+    "enter",
+    "exit",
+    "onSceneStartClose",
+    "onSceneEndClose",
+    "initializeParameterNode",
+    "setParameterNode",
+    "_checkCanApply",
+    "onApplyButton",
+}
 # Never pip-installed inside Slicer: what it bundles, Slicer itself, and torch (the PyTorch extension's job).
 SHIPPED_BY_SLICER = {normalise(name) for name in SLICER_BUNDLED_DISTRIBUTIONS} | {"slicer-core", "torch"}
 
@@ -56,8 +66,13 @@ def _lib_files(module: str) -> list[Path]:
 @pytest.mark.parametrize("module", ALL_MODULES)
 def test_module_layout(module):
     folder = ROOT / module
-    for relative in [f"{module}.py", f"{module}Lib/__init__.py", "CMakeLists.txt",
-                     f"Resources/Icons/{module}.png", "Resources/requirements.txt"]:
+    for relative in [
+        f"{module}.py",
+        f"{module}Lib/__init__.py",
+        "CMakeLists.txt",
+        f"Resources/Icons/{module}.png",
+        "Resources/requirements.txt",
+    ]:
         assert (folder / relative).is_file(), f"{module}: missing {relative}"
     if module != COMMON:
         for relative in [f"{module}Lib/logic.py", f"{module}Lib/cli.py", f"Resources/UI/{module}.ui", "README.md"]:
@@ -94,7 +109,9 @@ def test_widget_follows_template(module):
     assert {"ScriptedLoadableModuleWidget", "VTKObservationMixin"} <= set(_base_names(widget))
     methods = {n.name for n in widget.body if isinstance(n, ast.FunctionDef)}
     assert WIDGET_METHODS <= methods, f"{module}Widget lacks {sorted(WIDGET_METHODS - methods)}"
-    parameter_classes = [c for c in classes.values() if any(ast.unparse(d) == "parameterNodeWrapper" for d in c.decorator_list)]
+    parameter_classes = [
+        c for c in classes.values() if any(ast.unparse(d) == "parameterNodeWrapper" for d in c.decorator_list)
+    ]
     assert parameter_classes, f"{module}: no @parameterNodeWrapper parameter class"
     source = path.read_text(encoding="utf-8")
     assert f'self.resourcePath("UI/{module}.ui")' in source or f"self.resourcePath('UI/{module}.ui')" in source
@@ -114,9 +131,15 @@ def test_ui_file_matches_widget(module):
     assert top is not None and top.get("class") == "qMRMLWidget" and top.get("name") == module
     # Names and parameter bindings are checked with Qt's own loader in test_slicer_ui.py. Every MRML node selector gets the scene from the root widget.
     selectors = {w.get("name") for w in top.iter("widget") if w is not top and w.get("class", "").startswith("qMRML")}
-    connected = {c.findtext("receiver") for c in root.iter("connection")
-                 if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)" and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
-    assert selectors <= connected, f"{module}.ui: selectors without setMRMLScene connection: {sorted(selectors - connected)}"
+    connected = {
+        c.findtext("receiver")
+        for c in root.iter("connection")
+        if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+        and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
+    }
+    assert selectors <= connected, (
+        f"{module}.ui: selectors without setMRMLScene connection: {sorted(selectors - connected)}"
+    )
     parameter_names = {p.findtext("string") for p in root.iter("property") if p.get("name") == "SlicerParameterName"}
     assert parameter_names, f"{module}.ui: no widget carries SlicerParameterName"
 
@@ -130,11 +153,15 @@ def test_cmake_lists_every_script_and_resource(module):
     listed = cmake.replace("${MODULE_NAME}", module)
     for path in [folder / f"{module}.py", *_lib_files(module)]:
         relative = path.relative_to(folder).as_posix()
-        assert re.search(rf"(^|\s){re.escape(relative)}(\s|$)", listed, re.M), f"{module}/CMakeLists.txt lacks {relative}"
+        assert re.search(rf"(^|\s){re.escape(relative)}(\s|$)", listed, re.M), (
+            f"{module}/CMakeLists.txt lacks {relative}"
+        )
     for path in sorted((folder / "Resources").rglob("*")):
         if path.is_file():
             relative = path.relative_to(folder).as_posix()
-            assert re.search(rf"(^|\s){re.escape(relative)}(\s|$)", listed, re.M), f"{module}/CMakeLists.txt lacks {relative}"
+            assert re.search(rf"(^|\s){re.escape(relative)}(\s|$)", listed, re.M), (
+                f"{module}/CMakeLists.txt lacks {relative}"
+            )
 
 
 @pytest.mark.parametrize("module", ALL_MODULES)
@@ -142,7 +169,9 @@ def test_layers_keep_slicer_and_qt_out_of_cores(module):
     for path in _lib_files(module):
         roots = _imported_roots(_tree(path))
         if path.name not in SLICER_ADAPTERS:
-            assert not roots & {"slicer", "qt", "ctk", "__main__"}, f"{path.relative_to(ROOT)} is a core: it must not import {sorted(roots & {'slicer', 'qt', 'ctk'})}"
+            assert not roots & {"slicer", "qt", "ctk", "__main__"}, (
+                f"{path.relative_to(ROOT)} is a core: it must not import {sorted(roots & {'slicer', 'qt', 'ctk'})}"
+            )
         if path.name not in QT_ALLOWED:
             assert not roots & {"qt", "ctk", "PythonQt"}, f"{path.relative_to(ROOT)} must not import Qt"
 
@@ -164,8 +193,10 @@ def test_untrusted_files_never_unpickled():
             assert "yaml.load(" not in source and "yaml.unsafe_load" not in source, path
             for node in ast.walk(ast.parse(source)):
                 if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
-                    safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                               for k in node.keywords)
+                    safe = any(
+                        k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                        for k in node.keywords
+                    )
                     assert safe, f"{path}:{node.lineno}: torch.load without weights_only=True"
 
 
@@ -174,11 +205,21 @@ def test_extension_cmake_and_index_entry():
 
     cmake = (ROOT / "CMakeLists.txt").read_text()
     assert re.search(r"project\(RadiologyAI\)", cmake)
-    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL",
-                "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
+    for key in (
+        "EXTENSION_HOMEPAGE",
+        "EXTENSION_CONTRIBUTORS",
+        "EXTENSION_DESCRIPTION",
+        "EXTENSION_ICONURL",
+        "EXTENSION_SCREENSHOTURLS",
+        "EXTENSION_DEPENDS",
+    ):
         assert re.search(rf"set\({key}\s", cmake), key
-    for line in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})",
-                 "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
+    for line in (
+        "find_package(Slicer REQUIRED)",
+        "include(${Slicer_USE_FILE})",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
         assert line in cmake
     for module in ALL_MODULES:
         assert f"add_subdirectory({module})" in cmake
@@ -191,5 +232,8 @@ def test_repository_text_files_use_lf():
     for path in ROOT.rglob("*"):
         if ".venv" in path.parts or ".git" in path.parts or not path.is_file():
             continue
-        if path.suffix in {".py", ".ui", ".txt", ".md", ".json", ".yaml", ".cmake", ".toml"} or path.name == "CMakeLists.txt":
+        if (
+            path.suffix in {".py", ".ui", ".txt", ".md", ".json", ".yaml", ".cmake", ".toml"}
+            or path.name == "CMakeLists.txt"
+        ):
             assert b"\r\n" not in path.read_bytes(), f"{path} has CRLF line endings"

@@ -28,14 +28,18 @@ SCRIPT = ROOT / "Testing" / "slicer_python.py"
 
 
 def _run(check: str, module: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), check, module], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), check, module], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
 
 
 @pytest.mark.parametrize("check", ["load", "requirements", "all-imports", "self-test"])
 @pytest.mark.parametrize("module", ALL_MODULES)
 def test_module_in_fresh_slicer(module, check):
     result = _run(check, module)
-    assert result.returncode == 0, f"{module} fails the fresh-Slicer '{check}' check:\n{result.stdout}{result.stderr[-2000:]}"
+    assert result.returncode == 0, (
+        f"{module} fails the fresh-Slicer '{check}' check:\n{result.stdout}{result.stderr[-2000:]}"
+    )
     assert f"{module}: {check} ok" in result.stdout
 
 
@@ -50,10 +54,13 @@ def test_guard_refuses_what_slicer_lacks():
         "    except ModuleNotFoundError:\n"
         "        print('refused', name)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=ROOT / "Testing")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT / "Testing"
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:-1] == [f"refused {n}" for n in ("pandas", "maxflow", "yaml", "matplotlib", "torch")]
+    assert result.stdout.split("\n")[:-1] == [
+        f"refused {n}" for n in ("pandas", "maxflow", "yaml", "matplotlib", "torch")
+    ]
 
 
 def test_load_check_catches_a_load_time_import(tmp_path):
@@ -68,8 +75,9 @@ def test_load_check_catches_a_load_time_import(tmp_path):
         "    print('refused:', exc.name)\n"
     )
     (tmp_path / "BadModule.py").write_text("from slicer.ScriptedLoadableModule import *\nimport pandas\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=ROOT / "Testing")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT / "Testing"
+    )
     assert result.stdout.strip() == "refused: pandas", result.stderr
 
 
@@ -98,7 +106,9 @@ def _run_in_slicer_emulation(*args) -> subprocess.CompletedProcess:
         f"sys.argv = ['run_self_tests.py', *{list(args)!r}]\n"
         f"runpy.run_path({str(ROOT / 'Testing' / 'Slicer' / 'run_self_tests.py')!r}, run_name='__main__')\n"
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT / "Testing")
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT / "Testing"
+    )
 
 
 def test_slicer_self_test_runner_reports_and_exits():

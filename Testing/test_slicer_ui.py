@@ -19,8 +19,14 @@ SCRIPT = ROOT / "Testing" / "slicer_ui.py"
 
 
 def _check(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT / "Testing", env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT / "Testing",
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -42,5 +48,7 @@ def test_ui_check_finds_a_wrong_name_and_a_wrong_widget(tmp_path):
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert any("'inputVolumes' is not a field of VesselQuantParameterNode" in line for line in lines), lines
-    assert any("smoothnessWeightSlider (ctkSliderWidget) cannot represent growThinVessels" in line for line in lines), lines
+    assert any("smoothnessWeightSlider (ctkSliderWidget) cannot represent growThinVessels" in line for line in lines), (
+        lines
+    )
     assert any("uses self.ui.cancelButton" in line for line in lines), lines

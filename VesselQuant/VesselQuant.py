@@ -180,6 +180,7 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if self._parameterNode.runInBackground:
                 self._startWorker(ctNode, lungNode, parameters)
             else:
+
                 def progress(fraction, message):
                     self.ui.progressBar.setValue(int(round(100 * fraction)))
                     self.ui.statusLabel.text = message
@@ -242,8 +243,9 @@ class VesselQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             r2=summary["fit_r2"],
         )
         if summary.get("nodule_like_count"):
-            self.ui.resultLabel.text += _("; {count} nodule-like blob(s), {volume:.1f} ml, not counted as vessel").format(
-                count=int(summary["nodule_like_count"]), volume=summary["nodule_like_volume_ml"])
+            self.ui.resultLabel.text += _(
+                "; {count} nodule-like blob(s), {volume:.1f} ml, not counted as vessel"
+            ).format(count=int(summary["nodule_like_count"]), volume=summary["nodule_like_volume_ml"])
 
 
 #

@@ -21,42 +21,79 @@ def configure_parser(parser) -> None:
 
     commands = parser.add_subparsers(dest="hip_command", metavar="ACTION", required=True)
 
-    extract = commands.add_parser("extract", help="PyRadiomics features of every case of a cohort CSV",
-                                  description="Extract PyRadiomics features for a cohort CSV with columns case_id, image, "
-                                              "mask, label [, mask_label] [, reader...] (paths relative to the CSV).")
+    extract = commands.add_parser(
+        "extract",
+        help="PyRadiomics features of every case of a cohort CSV",
+        description="Extract PyRadiomics features for a cohort CSV with columns case_id, image, "
+        "mask, label [, mask_label] [, reader...] (paths relative to the CSV).",
+    )
     extract.add_argument("cohort", help="cohort CSV")
     extract.add_argument("--output", required=True, help="features CSV to write (one row per case)")
     extract.add_argument("--params", help="PyRadiomics params YAML (default: the shipped MRI params, mri_default.yaml)")
-    extract.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: CPU count, at most 8)")
-    extract.add_argument("--scheduler", help="dask.distributed scheduler address (e.g. tcp://host:8786) instead of local processes")
-    extract.add_argument("--mask-label", type=int, default=None, help="label value of the ROI in the masks (default: params "
-                         "label if present, else the mask's only label); a mask_label column overrides it per case")
+    extract.add_argument(
+        "--workers", type=int, default=None, help="parallel worker processes (default: CPU count, at most 8)"
+    )
+    extract.add_argument(
+        "--scheduler", help="dask.distributed scheduler address (e.g. tcp://host:8786) instead of local processes"
+    )
+    extract.add_argument(
+        "--mask-label",
+        type=int,
+        default=None,
+        help="label value of the ROI in the masks (default: params "
+        "label if present, else the mask's only label); a mask_label column overrides it per case",
+    )
     extract.add_argument("--strict", action="store_true", help="stop with an error at the first case that fails")
     extract.add_argument("--failed-log", help="CSV of failed cases (default: OUTPUT.failed.csv)")
     add_overwrite_argument(extract)
     extract.set_defaults(handler=run_extract)
 
-    train = commands.add_parser("train", help="feature selection + XGBoost, validated on a held-out split",
-                                description="Train the classifier on a features table (from 'hip extract' or any table with a "
-                                            "'label' column and numeric feature columns) and validate it.")
+    train = commands.add_parser(
+        "train",
+        help="feature selection + XGBoost, validated on a held-out split",
+        description="Train the classifier on a features table (from 'hip extract' or any table with a "
+        "'label' column and numeric feature columns) and validate it.",
+    )
     train.add_argument("features", help="features CSV")
     train.add_argument("--output-dir", required=True, help="model folder to write")
     train.add_argument("--test-size", type=float, default=0.3, help="held-out fraction, stratified (default 0.3)")
-    train.add_argument("--selector", choices=("boruta", "rfecv", "none"), default="boruta", help="feature selector (default boruta)")
-    train.add_argument("--selector-estimator", choices=("rf", "xgboost"), default="rf",
-                       help="importance estimator of Boruta / RFECV (default rf)")
-    train.add_argument("--collinearity", type=float, default=0.9, help="|Pearson r| threshold of the collinearity filter (0.9)")
+    train.add_argument(
+        "--selector", choices=("boruta", "rfecv", "none"), default="boruta", help="feature selector (default boruta)"
+    )
+    train.add_argument(
+        "--selector-estimator",
+        choices=("rf", "xgboost"),
+        default="rf",
+        help="importance estimator of Boruta / RFECV (default rf)",
+    )
+    train.add_argument(
+        "--collinearity", type=float, default=0.9, help="|Pearson r| threshold of the collinearity filter (0.9)"
+    )
     train.add_argument("--boruta-max-iter", type=int, default=100, help="Boruta iterations (default 100)")
-    train.add_argument("--rfecv-step", type=float, default=1, help="features removed per RFECV step (int) or fraction (<1)")
-    train.add_argument("--threshold", default="0.5", help="decision threshold: a probability (default 0.5) or 'youden' "
-                       "(Youden's J on out-of-fold training predictions)")
-    train.add_argument("--cv-repeats", type=int, default=0, help="also run repeated stratified k-fold CV of the whole "
-                       "pipeline with this many repeats (default 0: off)")
+    train.add_argument(
+        "--rfecv-step", type=float, default=1, help="features removed per RFECV step (int) or fraction (<1)"
+    )
+    train.add_argument(
+        "--threshold",
+        default="0.5",
+        help="decision threshold: a probability (default 0.5) or 'youden' "
+        "(Youden's J on out-of-fold training predictions)",
+    )
+    train.add_argument(
+        "--cv-repeats",
+        type=int,
+        default=0,
+        help="also run repeated stratified k-fold CV of the whole pipeline with this many repeats (default 0: off)",
+    )
     train.add_argument("--cv-folds", type=int, default=5, help="folds for the CV and the Youden threshold (default 5)")
-    train.add_argument("--positive-class", help="label of the positive class (default: 1 for 0/1 labels, else the second "
-                       "label in sorted order)")
+    train.add_argument(
+        "--positive-class",
+        help="label of the positive class (default: 1 for 0/1 labels, else the second label in sorted order)",
+    )
     train.add_argument("--readers", help="comma-separated reader-score columns (default: columns named reader*)")
-    train.add_argument("--exclude", help="comma-separated columns that are neither features nor readers (e.g. patient data)")
+    train.add_argument(
+        "--exclude", help="comma-separated columns that are neither features nor readers (e.g. patient data)"
+    )
     train.add_argument("--seed", type=int, default=0, help="seed of the split, Boruta and XGBoost (default 0)")
     train.add_argument("--n-jobs", type=int, default=1, help="threads for the tree ensembles (default 1)")
     add_overwrite_argument(train)
@@ -102,14 +139,22 @@ def run_extract(args, progress) -> int:
     beside = failed_log.resolve().parent == output.resolve().parent
     staged = dict(command="hip extract", inputs=inputs, overwrite=args.overwrite)
     with contextlib.ExitStack() as stack:
-        stage = stack.enter_context(staged_output_files([output, meta_path(output), *([failed_log] if beside else [])], **staged))
+        stage = stack.enter_context(
+            staged_output_files([output, meta_path(output), *([failed_log] if beside else [])], **staged)
+        )
         failed_stage = stage if beside else stack.enter_context(staged_output_files([failed_log], **staged))
         result = extract_cohort(cases, params, args.workers, args.scheduler, args.mask_label, args.strict, progress)
         _write_extraction(result, params, args, output, stage, failed_stage, failed_log)
     n_features = result.features.shape[1] - 2 - len(result.reader_columns)
-    summary = {"features": str(output), "cases": int(len(result.features)), "failed": int(len(result.failed)),
-               "failed_log": str(failed_log), "n_features": int(n_features), "params_sha256": params.sha256,
-               "seconds": round(result.seconds, 2)}
+    summary = {
+        "features": str(output),
+        "cases": int(len(result.features)),
+        "failed": int(len(result.failed)),
+        "failed_log": str(failed_log),
+        "n_features": int(n_features),
+        "params_sha256": params.sha256,
+        "seconds": round(result.seconds, 2),
+    }
     if len(result.failed):
         print(f"warning: {len(result.failed)} of {len(cases)} cases failed; see {failed_log}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
@@ -123,10 +168,18 @@ def _write_extraction(result, params, args, output: Path, stage: Path, failed_st
 
     from .features_table import meta_path
 
-    meta = {"format": "radiologyai-hip-features", "cohort": str(Path(args.cohort).resolve()), "params_source": params.source,
-            "params": params.params, "params_sha256": params.sha256, "pyradiomics_version": str(radiomics.__version__),
-            "mask_label": args.mask_label, "n_cases": int(len(result.features)), "n_failed": int(len(result.failed)),
-            "reader_columns": result.reader_columns}
+    meta = {
+        "format": "radiologyai-hip-features",
+        "cohort": str(Path(args.cohort).resolve()),
+        "params_source": params.source,
+        "params": params.params,
+        "params_sha256": params.sha256,
+        "pyradiomics_version": str(radiomics.__version__),
+        "mask_label": args.mask_label,
+        "n_cases": int(len(result.features)),
+        "n_failed": int(len(result.failed)),
+        "reader_columns": result.reader_columns,
+    }
     write_csv(failed_stage / failed_log.name, result.failed)
     write_json(stage / meta_path(output).name, meta)
     write_csv(stage / output.name, result.features)
@@ -156,19 +209,35 @@ def run_train(args, progress) -> int:
     step = int(args.rfecv_step) if args.rfecv_step >= 1 else args.rfecv_step
     if step <= 0:
         raise RadiologyAIError("--rfecv-step must be positive")
-    config = ModelParameters(collinearity_threshold=args.collinearity, selector=args.selector,
-                         selector_estimator=args.selector_estimator, boruta_max_iter=args.boruta_max_iter,
-                         rfecv_step=step, rfecv_folds=args.cv_folds, seed=args.seed, n_jobs=max(1, args.n_jobs)).validate()
+    config = ModelParameters(
+        collinearity_threshold=args.collinearity,
+        selector=args.selector,
+        selector_estimator=args.selector_estimator,
+        boruta_max_iter=args.boruta_max_iter,
+        rfecv_step=step,
+        rfecv_folds=args.cv_folds,
+        seed=args.seed,
+        n_jobs=max(1, args.n_jobs),
+    ).validate()
     table = load_feature_table(args.features, args.positive_class, parse_names(args.readers), parse_names(args.exclude))
-    options = TrainingParameters(test_size=args.test_size, threshold=threshold, cv_folds=args.cv_folds, cv_repeats=args.cv_repeats,
-                              model=config)
+    options = TrainingParameters(
+        test_size=args.test_size, threshold=threshold, cv_folds=args.cv_folds, cv_repeats=args.cv_repeats, model=config
+    )
     result = train_model(table, options, progress)
     write_outputs(result, output_dir, progress, overwrite=args.overwrite)
     m = result.metrics
-    summary = {"output_dir": str(output_dir), "auc": m.auc, "auc_ci95": m.auc_ci95, "accuracy": m.accuracy.value,
-               "sensitivity": m.sensitivity.value, "specificity": m.specificity.value, "threshold": m.threshold,
-               "n_selected": m.n_selected, "selected_features": m.selected_features,
-               "readers": [{"name": r.name, "auc": r.auc, "auc_ci95": r.auc_ci95, "p_value": r.p_value} for r in m.readers]}
+    summary = {
+        "output_dir": str(output_dir),
+        "auc": m.auc,
+        "auc_ci95": m.auc_ci95,
+        "accuracy": m.accuracy.value,
+        "sensitivity": m.sensitivity.value,
+        "specificity": m.specificity.value,
+        "threshold": m.threshold,
+        "n_selected": m.n_selected,
+        "selected_features": m.selected_features,
+        "readers": [{"name": r.name, "auc": r.auc, "auc_ci95": r.auc_ci95, "p_value": r.p_value} for r in m.readers],
+    }
     if m.cv:
         summary["cv_auc_mean"], summary["cv_auc_sd"] = m.cv.auc_mean, m.cv.auc_sd
     print(json.dumps(summary, indent=2))
@@ -193,8 +262,17 @@ def run_predict(args, progress) -> int:
     progress(0.1, "extracting features")
     prediction = predict_image(model, image, mask, args.mask_label, what=f"{args.image}")
     progress(1.0, "done")
-    print(json.dumps({"image": str(args.image), "mask": str(args.mask), "model": str(args.model), **prediction.as_dict(args.top)},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                "image": str(args.image),
+                "mask": str(args.mask),
+                "model": str(args.model),
+                **prediction.as_dict(args.top),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -213,5 +291,13 @@ def run_synth(args, progress) -> int:
         config.radius_range = (min(config.radius_range[0], radius_max * 0.7), radius_max)
     with staged_output_dir(args.output_dir, command="hip synth", overwrite=args.overwrite) as stage:
         make_cohort(stage, config, progress)
-    print(json.dumps({"output_dir": str(args.output_dir), "cohort": str(Path(args.output_dir) / "cohort.csv"), "cases": args.cases}))
+    print(
+        json.dumps(
+            {
+                "output_dir": str(args.output_dir),
+                "cohort": str(Path(args.output_dir) / "cohort.csv"),
+                "cases": args.cases,
+            }
+        )
+    )
     return 0

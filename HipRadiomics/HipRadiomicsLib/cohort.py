@@ -65,7 +65,9 @@ def read_cohort_csv(path: str | Path) -> list[CohortCase]:
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
-        raise RadiologyAIError(f"cohort CSV {path}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
+        raise RadiologyAIError(
+            f"cohort CSV {path}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})"
+        )
     extra = [c for c in table.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     bad_extra = [c for c in extra if not is_reader_column(c)]
     if bad_extra:
@@ -119,7 +121,11 @@ def read_cohort_csv(path: str | Path) -> list[CohortCase]:
                 readers[column] = float(value)
             except ValueError:
                 problems.append(f"{where}: reader score {column}='{value}' is not a number")
-        cases.append(CohortCase(row, case_id, files.get("image", ""), files.get("mask", ""), _label_value(label), mask_label, readers))
+        cases.append(
+            CohortCase(
+                row, case_id, files.get("image", ""), files.get("mask", ""), _label_value(label), mask_label, readers
+            )
+        )
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise RadiologyAIError(f"cohort CSV {path}: {shown}")
@@ -141,17 +147,35 @@ def _extract_one(case: CohortCase, params: RadiomicsParameters, label_override: 
     try:
         from .extraction import extract_files
 
-        result = extract_files(case.image, case.mask, params, case.mask_label if case.mask_label is not None else label_override,
-                               what=f"row {case.row} (case {case.case_id})")
+        result = extract_files(
+            case.image,
+            case.mask,
+            params,
+            case.mask_label if case.mask_label is not None else label_override,
+            what=f"row {case.row} (case {case.case_id})",
+        )
         return case, dict(result.features), result.label, None, time.perf_counter() - start
     except RadiologyAIError as exc:
         return case, None, None, str(exc), time.perf_counter() - start
     except Exception as exc:  # a bad file can make ITK/PyRadiomics fail in unforeseen ways: report, do not stop
-        return case, None, None, f"row {case.row} (case {case.case_id}): {type(exc).__name__}: {exc}", time.perf_counter() - start
+        return (
+            case,
+            None,
+            None,
+            f"row {case.row} (case {case.case_id}): {type(exc).__name__}: {exc}",
+            time.perf_counter() - start,
+        )
 
 
-def extract_cohort(cases: list[CohortCase], params: RadiomicsParameters, workers: int | None = None, scheduler: str | None = None,
-                   label: int | None = None, strict: bool = False, progress: ProgressCallback = no_progress) -> CohortResult:
+def extract_cohort(
+    cases: list[CohortCase],
+    params: RadiomicsParameters,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    label: int | None = None,
+    strict: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> CohortResult:
     """Extract every case (in parallel); failed cases are collected (or fatal with ``strict``)."""
     start = time.perf_counter()
     workers = None if workers is None else max(1, int(workers))
@@ -165,7 +189,9 @@ def extract_cohort(cases: list[CohortCase], params: RadiomicsParameters, workers
         if error is not None:
             if strict:
                 raise RadiologyAIError(f"{error} (--strict: stopping at the first failed case)")
-            failures.append({"case_id": case.case_id, "row": case.row, "image": case.image, "mask": case.mask, "error": error})
+            failures.append(
+                {"case_id": case.case_id, "row": case.row, "image": case.image, "mask": case.mask, "error": error}
+            )
         else:
             results[case.case_id] = features
         progress(done / total, f"case {done}/{total}" + (f", {len(failures)} failed" if failures else ""))
@@ -190,9 +216,18 @@ def extract_cohort(cases: list[CohortCase], params: RadiomicsParameters, workers
         features = results[case.case_id]
         if not feature_names:
             feature_names = list(features)
-        rows.append({"case_id": case.case_id, "label": case.label, **{c: case.readers.get(c, float("nan")) for c in reader_columns},
-                     **features})
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "label": case.label,
+                **{c: case.readers.get(c, float("nan")) for c in reader_columns},
+                **features,
+            }
+        )
     table = pd.DataFrame(rows, columns=["case_id", "label", *reader_columns, *feature_names])
-    failed = pd.DataFrame(failures, columns=["case_id", "row", "image", "mask", "error"]).sort_values("row") if failures else \
-        pd.DataFrame(columns=["case_id", "row", "image", "mask", "error"])
+    failed = (
+        pd.DataFrame(failures, columns=["case_id", "row", "image", "mask", "error"]).sort_values("row")
+        if failures
+        else pd.DataFrame(columns=["case_id", "row", "image", "mask", "error"])
+    )
     return CohortResult(table, failed, time.perf_counter() - start, reader_columns)

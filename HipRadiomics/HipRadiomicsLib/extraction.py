@@ -68,8 +68,9 @@ def mask_labels(mask: sitk.Image) -> list[int]:
     return [int(v) for v in values if v != 0]
 
 
-def prepare_mask(image: sitk.Image, mask: sitk.Image, label: int | None = None, what: str = "mask",
-                 default_label: int = 1) -> tuple[sitk.Image, int, bool]:
+def prepare_mask(
+    image: sitk.Image, mask: sitk.Image, label: int | None = None, what: str = "mask", default_label: int = 1
+) -> tuple[sitk.Image, int, bool]:
     """Check the mask and bring it onto the image grid; return ``(mask, label, resampled)``.
 
     ``label`` None: ``default_label`` if present, else the only non-zero label of the mask.
@@ -119,8 +120,13 @@ def prepare_mask(image: sitk.Image, mask: sitk.Image, label: int | None = None, 
     return resampled, label, True
 
 
-def extract_features(image: sitk.Image, mask: sitk.Image, params: RadiomicsParameters | None = None, label: int | None = None,
-                     what: str = "case") -> CaseFeatures:
+def extract_features(
+    image: sitk.Image,
+    mask: sitk.Image,
+    params: RadiomicsParameters | None = None,
+    label: int | None = None,
+    what: str = "case",
+) -> CaseFeatures:
     """PyRadiomics features of ``image`` inside ``mask == label``.
 
     Returns the numeric features (PyRadiomics names, e.g. ``original_glcm_Contrast``) in
@@ -147,8 +153,9 @@ def extract_features(image: sitk.Image, mask: sitk.Image, params: RadiomicsParam
     return CaseFeatures(features, diagnostics, label, resampled, time.perf_counter() - start)
 
 
-def extract_files(image_path, mask_path, params: RadiomicsParameters | None = None, label: int | None = None,
-                  what: str | None = None) -> CaseFeatures:
+def extract_files(
+    image_path, mask_path, params: RadiomicsParameters | None = None, label: int | None = None, what: str | None = None
+) -> CaseFeatures:
     """:func:`extract_features` on files (any format SimpleITK reads, or DICOM series folders)."""
     image = read_volume(image_path, "image")
     from RadiologyAICommonLib.imageio import read_image

@@ -31,7 +31,9 @@ class FeatureTable:
     class_names: list[str]  # [negative, positive] as written in the table
     readers: pd.DataFrame  # reader scores (may have no columns)
     source: str = ""
-    extraction: dict | None = None  # PyRadiomics provenance (params, hash, version) when the table came from hip extract
+    extraction: dict | None = (
+        None  # PyRadiomics provenance (params, hash, version) when the table came from hip extract
+    )
     label_values: list = field(default_factory=list)
 
 
@@ -43,7 +45,9 @@ def _positive_first(values: list, positive_class) -> tuple[object, object]:
     if positive_class is not None:
         matches = [v for v in values if str(v) == str(positive_class)]
         if not matches:
-            raise RadiologyAIError(f"--positive-class '{positive_class}' is not one of the labels {[str(v) for v in values]}")
+            raise RadiologyAIError(
+                f"--positive-class '{positive_class}' is not one of the labels {[str(v) for v in values]}"
+            )
         pos = matches[0]
         neg = [v for v in values if v is not pos and str(v) != str(pos)][0]
         return neg, pos
@@ -53,8 +57,9 @@ def _positive_first(values: list, positive_class) -> tuple[object, object]:
     return ordered[0], ordered[1]
 
 
-def load_feature_table(path: str | Path, positive_class=None, reader_columns: list[str] | None = None,
-                       exclude: list[str] | None = None) -> FeatureTable:
+def load_feature_table(
+    path: str | Path, positive_class=None, reader_columns: list[str] | None = None, exclude: list[str] | None = None
+) -> FeatureTable:
     """Read and validate a features CSV (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
@@ -70,12 +75,20 @@ def load_feature_table(path: str | Path, positive_class=None, reader_columns: li
         try:
             extraction = json.loads(meta.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise RadiologyAIError(f"{meta}: unreadable extraction record ({exc}); delete it or re-run hip extract") from None
+            raise RadiologyAIError(
+                f"{meta}: unreadable extraction record ({exc}); delete it or re-run hip extract"
+            ) from None
     return validate_feature_table(table, str(path), positive_class, reader_columns, exclude, extraction)
 
 
-def validate_feature_table(table: pd.DataFrame, source: str, positive_class=None, reader_columns: list[str] | None = None,
-                           exclude: list[str] | None = None, extraction: dict | None = None) -> FeatureTable:
+def validate_feature_table(
+    table: pd.DataFrame,
+    source: str,
+    positive_class=None,
+    reader_columns: list[str] | None = None,
+    exclude: list[str] | None = None,
+    extraction: dict | None = None,
+) -> FeatureTable:
     if "label" not in table.columns:
         raise RadiologyAIError(f"features table {source}: no 'label' column")
     duplicated = table.columns[table.columns.duplicated()].tolist()
@@ -101,7 +114,9 @@ def validate_feature_table(table: pd.DataFrame, source: str, positive_class=None
     if len(values) < 2:
         raise RadiologyAIError(f"features table {source}: only one class ({values[0]!r}); training needs two classes")
     if len(values) > 2:
-        raise RadiologyAIError(f"features table {source}: {len(values)} classes {values[:6]}; the classifier handles two")
+        raise RadiologyAIError(
+            f"features table {source}: {len(values)} classes {values[:6]}; the classifier handles two"
+        )
     negative, positive = _positive_first(values, positive_class)
     y = np.array([1 if str(v) == str(positive) else 0 for v in label_list], dtype=int)
     if "case_id" in table.columns:
@@ -117,7 +132,9 @@ def validate_feature_table(table: pd.DataFrame, source: str, positive_class=None
         bad = table[name].notna() & numeric.isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise RadiologyAIError(f"features table {source}: reader column '{name}' row {row} is not a number ({table[name].iloc[row - 2]!r})")
+            raise RadiologyAIError(
+                f"features table {source}: reader column '{name}' row {row} is not a number ({table[name].iloc[row - 2]!r})"
+            )
         readers[name] = numeric.astype(float)
     skip = {"label", "case_id", *reader_columns, *exclude}
     feature_columns = [c for c in table.columns if c not in skip]
@@ -141,13 +158,22 @@ def validate_feature_table(table: pd.DataFrame, source: str, positive_class=None
         too_large = np.abs(np.nan_to_num(values)) > FLOAT32_MAX
         if too_large.any():  # XGBoost works in float32, where these become infinite
             row = int(np.flatnonzero(too_large)[0]) + 2
-            raise RadiologyAIError(f"features table {source}: column '{name}' row {row} is {values[row - 2]:g}, beyond "
-                                   f"the +/-{FLOAT32_MAX:.3g} XGBoost can use; rescale or drop the column")
+            raise RadiologyAIError(
+                f"features table {source}: column '{name}' row {row} is {values[row - 2]:g}, beyond "
+                f"the +/-{FLOAT32_MAX:.3g} XGBoost can use; rescale or drop the column"
+            )
         columns[str(name)] = numeric.astype(float)
     X = pd.DataFrame(columns, index=table.index)
-    return FeatureTable(X=X.reset_index(drop=True), y=y, case_ids=case_ids, class_names=[str(negative), str(positive)],
-                        readers=readers.reset_index(drop=True), source=source, extraction=extraction,
-                        label_values=[negative, positive])
+    return FeatureTable(
+        X=X.reset_index(drop=True),
+        y=y,
+        case_ids=case_ids,
+        class_names=[str(negative), str(positive)],
+        readers=readers.reset_index(drop=True),
+        source=source,
+        extraction=extraction,
+        label_values=[negative, positive],
+    )
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

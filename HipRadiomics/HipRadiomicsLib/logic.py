@@ -56,7 +56,9 @@ class HipRadiomicsLogic(LogicBase):
         image = mrml.volume_node_to_image(volumeNode)
         mask = mrml.segment_to_image(segmentationNode, segment, volumeNode)
         if not sitk.GetArrayViewFromImage(mask).any():
-            raise RadiologyAIError(f"segment '{segment}' of '{segmentationNode.GetName()}' is empty inside volume '{volumeNode.GetName()}'")
+            raise RadiologyAIError(
+                f"segment '{segment}' of '{segmentationNode.GetName()}' is empty inside volume '{volumeNode.GetName()}'"
+            )
         return image, mask
 
     # ---- features
@@ -88,14 +90,28 @@ class HipRadiomicsLogic(LogicBase):
         extracted = extract_features(image, mask, params, 1, what=f"segment '{segment}'")
         prediction = predict_features(model, extracted.features)
         selected = set(model.features)
-        featuresTable = pd.DataFrame({"feature": list(extracted.features), "value": list(extracted.features.values()),
-                                      "used_by_model": [int(f in selected) for f in extracted.features]})
+        featuresTable = pd.DataFrame(
+            {
+                "feature": list(extracted.features),
+                "value": list(extracted.features.values()),
+                "used_by_model": [int(f in selected) for f in extracted.features],
+            }
+        )
         featuresNode = mrml.dataframe_to_table_node(featuresTable, "HipRadiomics features")
         contributions = prediction.contributions.head(top).rename(columns={"shap": "shap_log_odds"})
         contributionsNode = mrml.dataframe_to_table_node(contributions, "HipRadiomics top contributing features")
         importanceNode, chartNode = self.importanceChart(model)
-        return HipPredictionResult(prediction.class_name, prediction.probability, prediction.threshold, prediction.class_names,
-                                   prediction.as_dict(top)["top_features"], featuresNode, contributionsNode, importanceNode, chartNode)
+        return HipPredictionResult(
+            prediction.class_name,
+            prediction.probability,
+            prediction.threshold,
+            prediction.class_names,
+            prediction.as_dict(top)["top_features"],
+            featuresNode,
+            contributionsNode,
+            importanceNode,
+            chartNode,
+        )
 
     @staticmethod
     def importanceTable(model) -> pd.DataFrame:
@@ -116,8 +132,15 @@ class HipRadiomicsLogic(LogicBase):
         model = model if isinstance(model, LoadedModel) else load_model_folder(model)
         table = self.importanceTable(model).head(top)
         tableNode = mrml.dataframe_to_table_node(table, "HipRadiomics importance")
-        chartNode = mrml.plot_chart_node(tableNode, "rank", "gain", "HipRadiomics feature importance", "feature rank",
-                                         "share of total gain", name="HipRadiomics importance chart")
+        chartNode = mrml.plot_chart_node(
+            tableNode,
+            "rank",
+            "gain",
+            "HipRadiomics feature importance",
+            "feature rank",
+            "share of total gain",
+            name="HipRadiomics importance chart",
+        )
         for index in range(chartNode.GetNumberOfPlotSeriesNodes()):
             series = chartNode.GetNthPlotSeriesNode(index)
             series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeBar)
@@ -126,8 +149,16 @@ class HipRadiomicsLogic(LogicBase):
 
     # ---- training (through the worker process)
     @staticmethod
-    def trainingCommands(cohortCsv: str, outputDir: str, paramsPath: str | None = None, selector: str = "boruta",
-                         testSize: float = 0.3, seed: int = 0, threshold: str = "0.5", workers: int | None = None) -> list[list[str]]:
+    def trainingCommands(
+        cohortCsv: str,
+        outputDir: str,
+        paramsPath: str | None = None,
+        selector: str = "boruta",
+        testSize: float = 0.3,
+        seed: int = 0,
+        threshold: str = "0.5",
+        workers: int | None = None,
+    ) -> list[list[str]]:
         """CLI argument lists for the worker: extract the cohort's features into the model folder, then train."""
         if not cohortCsv or not Path(cohortCsv).is_file():
             raise RadiologyAIError(f"cohort CSV '{cohortCsv}' does not exist")
@@ -140,8 +171,22 @@ class HipRadiomicsLogic(LogicBase):
             extract += ["--params", str(paramsPath)]
         if workers:
             extract += ["--workers", str(int(workers))]
-        train = ["hip", "train", features, "--output-dir", str(outputDir), "--selector", selector, "--test-size", str(testSize),
-                 "--seed", str(int(seed)), "--threshold", str(threshold), "--overwrite"]
+        train = [
+            "hip",
+            "train",
+            features,
+            "--output-dir",
+            str(outputDir),
+            "--selector",
+            selector,
+            "--test-size",
+            str(testSize),
+            "--seed",
+            str(int(seed)),
+            "--threshold",
+            str(threshold),
+            "--overwrite",
+        ]
         return [extract, train]
 
     @staticmethod

@@ -46,10 +46,19 @@ class ModelParameters:
     boruta_include_tentative: bool = False
     rfecv_step: float = 1
     rfecv_folds: int = 5
-    xgb_params: dict = field(default_factory=lambda: {
-        "n_estimators": 300, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8, "colsample_bytree": 0.8,
-        "min_child_weight": 1.0, "reg_lambda": 1.0, "tree_method": "hist", "eval_metric": "logloss",
-    })
+    xgb_params: dict = field(
+        default_factory=lambda: {
+            "n_estimators": 300,
+            "max_depth": 3,
+            "learning_rate": 0.05,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "min_child_weight": 1.0,
+            "reg_lambda": 1.0,
+            "tree_method": "hist",
+            "eval_metric": "logloss",
+        }
+    )
     seed: int = 0
     n_jobs: int = 1
 
@@ -76,12 +85,32 @@ def build_pipeline(config: ModelParameters):
         ("collinearity", CollinearityFilter(config.collinearity_threshold)),
     ]
     if config.selector == "boruta":
-        steps.append(("selector", BorutaSelector(config.selector_estimator, config.boruta_max_iter, config.boruta_perc,
-                                                 config.boruta_alpha, config.boruta_include_tentative, config.seed, config.n_jobs)))
+        steps.append(
+            (
+                "selector",
+                BorutaSelector(
+                    config.selector_estimator,
+                    config.boruta_max_iter,
+                    config.boruta_perc,
+                    config.boruta_alpha,
+                    config.boruta_include_tentative,
+                    config.seed,
+                    config.n_jobs,
+                ),
+            )
+        )
     elif config.selector == "rfecv":
-        steps.append(("selector", RFECVSelector(config.selector_estimator, config.rfecv_step, config.rfecv_folds, 1,
-                                                config.seed, config.n_jobs)))
-    steps.append(("xgboost", XGBClassifier(**config.xgb_params, random_state=config.seed, n_jobs=config.n_jobs, verbosity=0)))
+        steps.append(
+            (
+                "selector",
+                RFECVSelector(
+                    config.selector_estimator, config.rfecv_step, config.rfecv_folds, 1, config.seed, config.n_jobs
+                ),
+            )
+        )
+    steps.append(
+        ("xgboost", XGBClassifier(**config.xgb_params, random_state=config.seed, n_jobs=config.n_jobs, verbosity=0))
+    )
     return Pipeline(steps)
 
 
@@ -93,8 +122,16 @@ def step_reports(pipeline) -> list[dict]:
     """JSON-able description of each fitted selection step."""
     out = []
     for name, step in pipeline.steps[:-1]:
-        out.append({"name": name, "class": type(step).__name__, "params": json_ready(step.get_params(), unknown=str),
-                    "n_in": int(step.n_features_in_), "kept": list(step.selected_features_), "report": json_ready(step.report_, unknown=str)})
+        out.append(
+            {
+                "name": name,
+                "class": type(step).__name__,
+                "params": json_ready(step.get_params(), unknown=str),
+                "n_in": int(step.n_features_in_),
+                "kept": list(step.selected_features_),
+                "report": json_ready(step.report_, unknown=str),
+            }
+        )
     return out
 
 
@@ -102,7 +139,16 @@ def library_versions() -> dict:
     import importlib.metadata as md
 
     versions = {"python": platform.python_version()}
-    for dist in ("radiologyai", "numpy", "pandas", "scikit-learn", "xgboost", "boruta", "pyradiomics-bhklab", "SimpleITK"):
+    for dist in (
+        "radiologyai",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "xgboost",
+        "boruta",
+        "pyradiomics-bhklab",
+        "SimpleITK",
+    ):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -110,8 +156,17 @@ def library_versions() -> dict:
     return versions
 
 
-def save_model_folder(folder: Path, pipeline, config: ModelParameters, class_names: list[str], threshold: float,
-                      threshold_mode: str, input_features: list[str], extraction: dict | None, training: dict) -> dict:
+def save_model_folder(
+    folder: Path,
+    pipeline,
+    config: ModelParameters,
+    class_names: list[str],
+    threshold: float,
+    threshold_mode: str,
+    input_features: list[str],
+    extraction: dict | None,
+    training: dict,
+) -> dict:
     """Write ``model.json`` and ``pipeline.json`` into ``folder`` (a staging folder); return the pipeline record."""
     folder = Path(folder)
     booster = pipeline.named_steps["xgboost"].get_booster()
@@ -128,8 +183,12 @@ def save_model_folder(folder: Path, pipeline, config: ModelParameters, class_nam
         "threshold_mode": threshold_mode,
         "config": json_ready(asdict(config), unknown=str),
         "steps": step_reports(pipeline),
-        "model": {"file": "model.json", "sha256": sha256_of(folder / "model.json"), "n_features": len(features),
-                  "xgboost_params": json_ready(pipeline.named_steps["xgboost"].get_params(), unknown=str)},
+        "model": {
+            "file": "model.json",
+            "sha256": sha256_of(folder / "model.json"),
+            "n_features": len(features),
+            "xgboost_params": json_ready(pipeline.named_steps["xgboost"].get_params(), unknown=str),
+        },
         "extraction": extraction,
         "training": json_ready(training, unknown=str),
         "versions": library_versions(),
@@ -162,8 +221,10 @@ class LoadedModel:
 
         missing = [f for f in self.features if f not in X.columns]
         if missing:
-            raise RadiologyAIError(f"model {self.folder}: the input lacks feature(s) {missing[:5]}"
-                                   + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+            raise RadiologyAIError(
+                f"model {self.folder}: the input lacks feature(s) {missing[:5]}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
         data = X[self.features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         return xgboost.DMatrix(data, feature_names=self.features, missing=np.nan)
 
@@ -196,14 +257,18 @@ def load_model_folder(folder: str | Path) -> LoadedModel:
     pipeline_file, model_file = folder / "pipeline.json", folder / "model.json"
     for file in (pipeline_file, model_file):
         if not file.is_file():
-            raise RadiologyAIError(f"model folder {folder}: {file.name} is missing (train a model with 'radiologyai hip train')")
+            raise RadiologyAIError(
+                f"model folder {folder}: {file.name} is missing (train a model with 'radiologyai hip train')"
+            )
     verify_checksums(folder, [pipeline_file.name, model_file.name])
     record = read_json(pipeline_file)
     if not isinstance(record, dict) or record.get("format") != PIPELINE_FORMAT:
         raise RadiologyAIError(f"{pipeline_file}: not a HipRadiomics pipeline file")
     if record.get("format_version") != PIPELINE_FORMAT_VERSION:
-        raise RadiologyAIError(f"{pipeline_file}: format version {record.get('format_version')} is not supported "
-                               f"(this version reads {PIPELINE_FORMAT_VERSION})")
+        raise RadiologyAIError(
+            f"{pipeline_file}: format version {record.get('format_version')} is not supported "
+            f"(this version reads {PIPELINE_FORMAT_VERSION})"
+        )
     features = record.get("selected_features")
     classes = record.get("class_names")
     if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
@@ -220,9 +285,12 @@ def load_model_folder(folder: str | Path) -> LoadedModel:
     try:
         booster.load_model(str(model_file))
     except xgboost.core.XGBoostError as exc:
-        raise RadiologyAIError(f"{model_file}: not a readable XGBoost model ({str(exc).splitlines()[0][:200]})") from None
+        raise RadiologyAIError(
+            f"{model_file}: not a readable XGBoost model ({str(exc).splitlines()[0][:200]})"
+        ) from None
     if booster.num_features() != len(features):
-        raise RadiologyAIError(f"{model_file}: the booster expects {booster.num_features()} features, "
-                               f"pipeline.json lists {len(features)}")
+        raise RadiologyAIError(
+            f"{model_file}: the booster expects {booster.num_features()} features, pipeline.json lists {len(features)}"
+        )
     booster.feature_names = features
     return LoadedModel(folder, record, booster)

@@ -9,24 +9,38 @@ from RadiologyAICommonLib.report import new_figure
 from .stats import roc_curve_points
 
 
-def roc_figure(y_true, probability, auc: dict, readers: list | None = None, reader_scores: dict | None = None,
-               title: str = "ROC on the held-out test set"):
+def roc_figure(
+    y_true,
+    probability,
+    auc: dict,
+    readers: list | None = None,
+    reader_scores: dict | None = None,
+    title: str = "ROC on the held-out test set",
+):
     """``auc``: ``{"auc", "ci"}`` of the model; ``readers``: :class:`.training.ReaderComparison` objects, drawn where
     ``reader_scores`` holds their ``(labels, scores)``."""
     fig = new_figure(figsize=(5.2, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     fpr, tpr = roc_curve_points(y_true, probability)
     # the empirical ROC joins its points with straight lines (a diagonal segment where scores tie)
-    ax.plot(fpr, tpr, color="#1f4e79", lw=2,
-            label=f"model AUC {auc['auc']:.3f} ({auc['ci'][0]:.3f}-{auc['ci'][1]:.3f})")
+    ax.plot(
+        fpr, tpr, color="#1f4e79", lw=2, label=f"model AUC {auc['auc']:.3f} ({auc['ci'][0]:.3f}-{auc['ci'][1]:.3f})"
+    )
     colours = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"]
     for i, reader in enumerate(readers or []):
         y_r, s_r = (reader_scores or {}).get(reader.name, (None, None))
         if y_r is None:
             continue
         rf, rt = roc_curve_points(y_r, s_r)
-        ax.plot(rf, rt, "o--", color=colours[i % len(colours)], lw=1.2, ms=3,
-                label=f"{reader.name} AUC {reader.auc:.3f} ({reader.auc_ci95[0]:.3f}-{reader.auc_ci95[1]:.3f})")
+        ax.plot(
+            rf,
+            rt,
+            "o--",
+            color=colours[i % len(colours)],
+            lw=1.2,
+            ms=3,
+            label=f"{reader.name} AUC {reader.auc:.3f} ({reader.auc_ci95[0]:.3f}-{reader.auc_ci95[1]:.3f})",
+        )
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)

@@ -35,8 +35,12 @@ class Prediction:
             "positive_class": self.class_names[1],
             "threshold": self.threshold,
             "top_features": [
-                {"feature": r.feature, "value": r.value, "shap_log_odds": r.shap,
-                 "towards": self.class_names[1] if r.shap > 0 else self.class_names[0]}
+                {
+                    "feature": r.feature,
+                    "value": r.value,
+                    "shap_log_odds": r.shap,
+                    "towards": self.class_names[1] if r.shap > 0 else self.class_names[0],
+                }
                 for r in self.contributions.head(top).itertuples()
             ],
             "log_odds_bias": self.bias,
@@ -54,7 +58,9 @@ def model_params(model: LoadedModel) -> RadiomicsParameters:
     params = validate_params(extraction["params"], f"{model.folder / 'pipeline.json'} extraction params")
     stored = extraction.get("params_sha256")
     if stored and stored != params.sha256:
-        raise RadiologyAIError(f"{model.folder / 'pipeline.json'}: the extraction params do not match their SHA-256 (file edited?)")
+        raise RadiologyAIError(
+            f"{model.folder / 'pipeline.json'}: the extraction params do not match their SHA-256 (file edited?)"
+        )
     return params
 
 
@@ -64,12 +70,24 @@ def predict_features(model: LoadedModel, features: dict | pd.Series) -> Predicti
     probability = float(model.predict_proba(row)[0])
     contributions = model.contributions(row).iloc[0]
     bias = float(contributions.pop("bias"))
-    table = pd.DataFrame({"feature": contributions.index, "value": [float(row.iloc[0][f]) for f in contributions.index],
-                          "shap": contributions.to_numpy(dtype=float)})
+    table = pd.DataFrame(
+        {
+            "feature": contributions.index,
+            "value": [float(row.iloc[0][f]) for f in contributions.index],
+            "shap": contributions.to_numpy(dtype=float),
+        }
+    )
     table = table.reindex(table["shap"].abs().sort_values(ascending=False).index).reset_index(drop=True)
     names = model.class_names
-    return Prediction(names[int(probability >= model.threshold)], probability, model.threshold, names, table,
-                      {k: float(v) for k, v in dict(features).items() if _is_number(v)}, bias)
+    return Prediction(
+        names[int(probability >= model.threshold)],
+        probability,
+        model.threshold,
+        names,
+        table,
+        {k: float(v) for k, v in dict(features).items() if _is_number(v)},
+        bias,
+    )
 
 
 def _is_number(value) -> bool:
@@ -80,8 +98,9 @@ def _is_number(value) -> bool:
         return False
 
 
-def predict_image(model: LoadedModel | str, image: sitk.Image, mask: sitk.Image, label: int | None = None,
-                  what: str = "case") -> Prediction:
+def predict_image(
+    model: LoadedModel | str, image: sitk.Image, mask: sitk.Image, label: int | None = None, what: str = "case"
+) -> Prediction:
     """Extract features of ``image`` in ``mask`` with the model's params and predict."""
     from .extraction import extract_features
 

@@ -49,7 +49,9 @@ def validate_params(params, source: str = "params") -> RadiomicsParameters:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise RadiologyAIError(f"{source}: a PyRadiomics params file must be a mapping with sections {', '.join(ALLOWED_SECTIONS)}")
+        raise RadiologyAIError(
+            f"{source}: a PyRadiomics params file must be a mapping with sections {', '.join(ALLOWED_SECTIONS)}"
+        )
     unknown = [str(k) for k in params if k not in ALLOWED_SECTIONS]
     if unknown:
         raise RadiologyAIError(
@@ -62,7 +64,9 @@ def validate_params(params, source: str = "params") -> RadiomicsParameters:
     logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
     schema_file, schema_funcs = radiomics.getParameterValidationFiles()
     try:
-        core = pykwalify.core.Core(source_data=copy.deepcopy(params), schema_files=[schema_file], extensions=[schema_funcs])
+        core = pykwalify.core.Core(
+            source_data=copy.deepcopy(params), schema_files=[schema_file], extensions=[schema_funcs]
+        )
         validated = core.validate(raise_exception=True)
     except Exception as exc:  # pykwalify SchemaError / CoreError, or ValueError/TypeError from radiomics' checks
         raise RadiologyAIError(f"{source}: invalid PyRadiomics parameters: {_schema_message(exc)}") from None

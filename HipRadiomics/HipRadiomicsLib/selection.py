@@ -149,13 +149,23 @@ def make_importance_estimator(kind: str, random_state: int, n_jobs: int = 1, n_e
         from sklearn.ensemble import RandomForestClassifier
 
         # shallow trees, as the Boruta authors recommend; balanced classes so importance is not driven by prevalence
-        return RandomForestClassifier(n_estimators=n_estimators, max_depth=5, class_weight="balanced", n_jobs=n_jobs,
-                                      random_state=random_state)
+        return RandomForestClassifier(
+            n_estimators=n_estimators, max_depth=5, class_weight="balanced", n_jobs=n_jobs, random_state=random_state
+        )
     if kind == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(n_estimators=n_estimators, max_depth=3, learning_rate=0.1, subsample=0.8, colsample_bytree=0.8,
-                             importance_type="gain", n_jobs=n_jobs, random_state=random_state, verbosity=0)
+        return XGBClassifier(
+            n_estimators=n_estimators,
+            max_depth=3,
+            learning_rate=0.1,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            importance_type="gain",
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbosity=0,
+        )
     raise ValueError(f"unknown importance estimator '{kind}' (use rf or xgboost)")
 
 
@@ -164,8 +174,16 @@ def _impute(X: pd.DataFrame, medians: pd.Series) -> np.ndarray:
 
 
 class BorutaSelector(_ColumnSelector):
-    def __init__(self, estimator: str = "rf", max_iter: int = 100, perc: int = 100, alpha: float = 0.05,
-                 include_tentative: bool = False, random_state: int = 0, n_jobs: int = 1):
+    def __init__(
+        self,
+        estimator: str = "rf",
+        max_iter: int = 100,
+        perc: int = 100,
+        alpha: float = 0.05,
+        include_tentative: bool = False,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ):
         self.estimator = estimator
         self.max_iter = max_iter
         self.perc = perc
@@ -183,8 +201,15 @@ class BorutaSelector(_ColumnSelector):
             raise ValueError("no features left for Boruta")
         medians = X.median(numeric_only=True)
         estimator = make_importance_estimator(self.estimator, self.random_state, self.n_jobs)
-        boruta = BorutaPy(estimator, n_estimators="auto", perc=self.perc, alpha=self.alpha, max_iter=self.max_iter,
-                          random_state=self.random_state, verbose=0)
+        boruta = BorutaPy(
+            estimator,
+            n_estimators="auto",
+            perc=self.perc,
+            alpha=self.alpha,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+            verbose=0,
+        )
         boruta.fit(_impute(X, medians), np.asarray(y, dtype=int))
         confirmed = [n for n, s in zip(names, boruta.support_) if s]
         tentative = [n for n, s in zip(names, boruta.support_weak_) if s]
@@ -197,15 +222,26 @@ class BorutaSelector(_ColumnSelector):
             selected = [n for n in names if ranking[n] == best][:10]
             fallback = f"Boruta confirmed no feature; kept the {len(selected)} best-ranked (rank {best})"
         self.selected_features_ = [n for n in names if n in set(selected)]
-        self.report_ = {"confirmed": confirmed, "tentative": tentative,
-                        "rejected": [n for n in names if n not in set(confirmed) | set(tentative)],
-                        "ranking": ranking, "fallback": fallback}
+        self.report_ = {
+            "confirmed": confirmed,
+            "tentative": tentative,
+            "rejected": [n for n in names if n not in set(confirmed) | set(tentative)],
+            "ranking": ranking,
+            "fallback": fallback,
+        }
         return self
 
 
 class RFECVSelector(_ColumnSelector):
-    def __init__(self, estimator: str = "rf", step: float = 1, cv_folds: int = 5, min_features: int = 1,
-                 random_state: int = 0, n_jobs: int = 1):
+    def __init__(
+        self,
+        estimator: str = "rf",
+        step: float = 1,
+        cv_folds: int = 5,
+        min_features: int = 1,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ):
         self.estimator = estimator
         self.step = step
         self.cv_folds = cv_folds
@@ -226,12 +262,21 @@ class RFECVSelector(_ColumnSelector):
         if folds < 2:
             raise ValueError("RFECV needs at least 2 training cases of each class")
         estimator = make_importance_estimator(self.estimator, self.random_state, self.n_jobs, n_estimators=100)
-        rfecv = RFECV(clone(estimator), step=self.step, min_features_to_select=self.min_features,
-                      cv=StratifiedKFold(folds, shuffle=True, random_state=self.random_state), scoring="roc_auc", n_jobs=1)
+        rfecv = RFECV(
+            clone(estimator),
+            step=self.step,
+            min_features_to_select=self.min_features,
+            cv=StratifiedKFold(folds, shuffle=True, random_state=self.random_state),
+            scoring="roc_auc",
+            n_jobs=1,
+        )
         rfecv.fit(_impute(X, X.median(numeric_only=True)), y)
         self.selected_features_ = [n for n, s in zip(names, rfecv.support_) if s]
         scores = rfecv.cv_results_["mean_test_score"]
-        self.report_ = {"ranking": {n: int(r) for n, r in zip(names, rfecv.ranking_)},
-                        "cv_auc_by_n_features": {int(k): float(s) for k, s in zip(rfecv.cv_results_["n_features"], scores)},
-                        "n_features": int(rfecv.n_features_), "cv_folds": folds}
+        self.report_ = {
+            "ranking": {n: int(r) for n, r in zip(names, rfecv.ranking_)},
+            "cv_auc_by_n_features": {int(k): float(s) for k, s in zip(rfecv.cv_results_["n_features"], scores)},
+            "n_features": int(rfecv.n_features_),
+            "cv_folds": folds,
+        }
         return self

@@ -138,8 +138,14 @@ def delong_paired_test(y_true, score_a, score_b) -> dict:
     else:
         z = diff / math.sqrt(var)
         p = float(2 * _sps.norm.sf(abs(z)))
-    return {"auc_a": float(result.aucs[0]), "auc_b": float(result.aucs[1]), "difference": diff,
-            "se_difference": math.sqrt(max(var, 0.0)), "z": z, "p_value": p}
+    return {
+        "auc_a": float(result.aucs[0]),
+        "auc_b": float(result.aucs[1]),
+        "difference": diff,
+        "se_difference": math.sqrt(max(var, 0.0)),
+        "z": z,
+        "p_value": p,
+    }
 
 
 def bootstrap_auc(y_true, *scores, n_boot: int = 2000, seed: int = 0) -> np.ndarray:

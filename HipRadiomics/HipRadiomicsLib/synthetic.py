@@ -121,8 +121,15 @@ def make_case(label: int, seed: int, config: SyntheticParameters | None = None, 
     image.SetSpacing((cfg.spacing,) * 3)
     image.SetOrigin((-n * cfg.spacing / 2.0, -n * cfg.spacing / 2.0, 0.0))
     mask = image_from_array(head.astype(np.uint8), image)
-    truth = {"texture_sigma_mm": sigma_mm, "texture_amplitude": amplitude, "intensity_drop": drop, "radius_vox": radius,
-             "gain": gain, "offset": offset, "noise_sd": noise_sd}
+    truth = {
+        "texture_sigma_mm": sigma_mm,
+        "texture_amplitude": amplitude,
+        "intensity_drop": drop,
+        "radius_vox": radius,
+        "gain": gain,
+        "offset": offset,
+        "noise_sd": noise_sd,
+    }
     return SynthCase(case_id, int(label), image, mask, truth)
 
 
@@ -134,13 +141,17 @@ def _reader_scores(rng, cases: list[SynthCase], cfg: SyntheticParameters) -> lis
         row = []
         for case in cases:
             t = case.truth
-            latent = (t["texture_sigma_mm"] - 1.55) / 0.4 + (t["intensity_drop"] - 15.0) / 40.0 + rng.normal(0, noise_sd)
+            latent = (
+                (t["texture_sigma_mm"] - 1.55) / 0.4 + (t["intensity_drop"] - 15.0) / 40.0 + rng.normal(0, noise_sd)
+            )
             row.append(int(np.clip(np.round(3 + latent), 1, 5)))
         scores.append(row)
     return scores
 
 
-def make_cohort(output_dir: str | Path, config: SyntheticParameters | None = None, progress: ProgressCallback = no_progress) -> Path:
+def make_cohort(
+    output_dir: str | Path, config: SyntheticParameters | None = None, progress: ProgressCallback = no_progress
+) -> Path:
     """Write ``images/``, ``masks/`` (NRRD), ``cohort.csv`` and ``truth.csv`` into ``output_dir``; return the CSV path.
 
     ``cohort.csv`` has ``case_id, image, mask, label, reader1, reader2`` (paths relative to the CSV).

@@ -225,8 +225,14 @@ def _fit(pipeline, X, y, what: str):
         raise RadiologyAIError(f"{what}: {str(exc).strip().splitlines()[0]}") from None
 
 
-def out_of_fold_probabilities(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: int, seed: int,
-                              progress: ProgressCallback = no_progress) -> np.ndarray:
+def out_of_fold_probabilities(
+    config: ModelParameters,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    progress: ProgressCallback = no_progress,
+) -> np.ndarray:
     """Predicted P(positive) of each training case by a Pipeline fitted without it (stratified k-fold)."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -242,8 +248,15 @@ def out_of_fold_probabilities(config: ModelParameters, X: pd.DataFrame, y: np.nd
     return oof
 
 
-def repeated_cv(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: int, repeats: int, seed: int,
-                progress: ProgressCallback = no_progress) -> CrossValidation:
+def repeated_cv(
+    config: ModelParameters,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: int,
+    repeats: int,
+    seed: int,
+    progress: ProgressCallback = no_progress,
+) -> CrossValidation:
     """AUC of the whole Pipeline under repeated stratified k-fold CV (every fold refits every step)."""
     from sklearn.model_selection import RepeatedStratifiedKFold
 
@@ -260,11 +273,14 @@ def repeated_cv(config: ModelParameters, X: pd.DataFrame, y: np.ndarray, folds: 
         aucs.append(stats.roc_auc(yh, p) if 0 < yh.sum() < len(yh) else float("nan"))
         progress((k + 1) / total, f"cross-validation fold {k + 1}/{total}")
     aucs = np.array(aucs)
-    return CrossValidation(folds, repeats, float(np.nanmean(aucs)), float(np.nanstd(aucs, ddof=1)), [float(a) for a in aucs])
+    return CrossValidation(
+        folds, repeats, float(np.nanmean(aucs)), float(np.nanstd(aucs, ddof=1)), [float(a) for a in aucs]
+    )
 
 
-def train_model(table: FeatureTable, options: TrainingParameters | None = None,
-                progress: ProgressCallback = no_progress) -> TrainingResult:
+def train_model(
+    table: FeatureTable, options: TrainingParameters | None = None, progress: ProgressCallback = no_progress
+) -> TrainingResult:
     """Split, fit on the training split, set the threshold, validate on the test split (and optionally by CV)."""
     options = options or TrainingParameters()
     config = options.model.validate()
@@ -285,47 +301,80 @@ def train_model(table: FeatureTable, options: TrainingParameters | None = None,
     pipeline = _fit(build_pipeline(config), X.iloc[train], y[train], "training")
     progress(fit_end, "pipeline fitted")
     if threshold_mode == "youden":
-        oof = out_of_fold_probabilities(config, X.iloc[train], y[train], options.cv_folds, seed,
-                                        subprogress(progress, fit_end, fit_end + youden_share))
+        oof = out_of_fold_probabilities(
+            config,
+            X.iloc[train],
+            y[train],
+            options.cv_folds,
+            seed,
+            subprogress(progress, fit_end, fit_end + youden_share),
+        )
         threshold = stats.youden_threshold(y[train], oof)
     probability = pipeline.predict_proba(X.iloc[test])[:, 1]
     metrics = _test_metrics(table, options, pipeline, train, test, probability, threshold, threshold_mode)
     metrics.readers, reader_curves = _compare_readers(table, test, probability)
     if options.cv_repeats > 0:
-        metrics.cv = repeated_cv(config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, 0.9 - cv_share, 0.9))
+        metrics.cv = repeated_cv(
+            config, X, y, options.cv_folds, options.cv_repeats, seed, subprogress(progress, 0.9 - cv_share, 0.9)
+        )
     importance = _feature_importance(pipeline, X.iloc[test], metrics.selected_features)
     predictions = _test_predictions(table, test, probability, threshold)
     progress(0.9, "model validated")
     return TrainingResult(pipeline, metrics, predictions, importance, table, options, train, test, reader_curves)
 
 
-def _test_metrics(table: FeatureTable, options: TrainingParameters, pipeline, train: np.ndarray, test: np.ndarray,
-                  probability: np.ndarray, threshold: float, threshold_mode: str) -> TrainingMetrics:
+def _test_metrics(
+    table: FeatureTable,
+    options: TrainingParameters,
+    pipeline,
+    train: np.ndarray,
+    test: np.ndarray,
+    probability: np.ndarray,
+    threshold: float,
+    threshold_mode: str,
+) -> TrainingMetrics:
     """The fitted pipeline on the test split: AUC (DeLong CI), proportions at the threshold, what was selected."""
     y, names = table.y, table.class_names
     yte = y[test]
     auc = stats.auc_ci(yte, probability)
     at_threshold = stats.threshold_metrics(yte, probability, threshold)
-    proportions = {name: Proportion(at_threshold[name]["value"], at_threshold[name]["ci95"], at_threshold[name]["n"])
-                   for name in PROPORTIONS}
+    proportions = {
+        name: Proportion(at_threshold[name]["value"], at_threshold[name]["ci95"], at_threshold[name]["n"])
+        for name in PROPORTIONS
+    }
     features = selected_features(pipeline)
     steps = dict(pipeline.named_steps)
     return TrainingMetrics(
-        auc=auc["auc"], auc_ci95=auc["ci"], auc_se=auc["se"], auc_ci_method="DeLong (fast midrank, Sun & Xu 2014)",
-        threshold=float(threshold), threshold_mode=threshold_mode, **proportions,
-        proportion_ci_method="Wilson score", confusion=at_threshold["counts"],
-        class_names=names, positive_class=names[1],
-        n_cases=int(len(y)), n_train=int(len(train)), n_test=int(len(test)),
-        n_train_by_class=_class_counts(y[train], names), n_test_by_class=_class_counts(yte, names),
+        auc=auc["auc"],
+        auc_ci95=auc["ci"],
+        auc_se=auc["se"],
+        auc_ci_method="DeLong (fast midrank, Sun & Xu 2014)",
+        threshold=float(threshold),
+        threshold_mode=threshold_mode,
+        **proportions,
+        proportion_ci_method="Wilson score",
+        confusion=at_threshold["counts"],
+        class_names=names,
+        positive_class=names[1],
+        n_cases=int(len(y)),
+        n_train=int(len(train)),
+        n_test=int(len(test)),
+        n_train_by_class=_class_counts(y[train], names),
+        n_test_by_class=_class_counts(yte, names),
         n_input_features=int(table.X.shape[1]),
         n_after_near_constant=len(steps["near_constant"].selected_features_),
         n_after_collinearity=len(steps["collinearity"].selected_features_),
-        selector=options.model.selector, selected_features=features, n_selected=len(features),
-        test_size=options.test_size, seed=options.model.seed,
+        selector=options.model.selector,
+        selected_features=features,
+        n_selected=len(features),
+        test_size=options.test_size,
+        seed=options.model.seed,
     )
 
 
-def _compare_readers(table: FeatureTable, test: np.ndarray, probability: np.ndarray) -> tuple[list[ReaderComparison], dict]:
+def _compare_readers(
+    table: FeatureTable, test: np.ndarray, probability: np.ndarray
+) -> tuple[list[ReaderComparison], dict]:
     """Each reader against the model on the test cases it scored; also ``{reader: (labels, scores)}`` for the ROC plot."""
     yte = table.y[test]
     readers, curves = [], {}
@@ -338,10 +387,20 @@ def _compare_readers(table: FeatureTable, test: np.ndarray, probability: np.ndar
             continue
         reader_auc = stats.auc_ci(yr, scores[ok])
         paired = stats.delong_paired_test(yr, probability[ok], scores[ok])
-        readers.append(ReaderComparison(name, int(ok.sum()), auc=reader_auc["auc"], auc_ci95=reader_auc["ci"],
-                                        auc_se=reader_auc["se"], model_auc_same_cases=paired["auc_a"],
-                                        auc_difference_model_minus_reader=paired["difference"], z=paired["z"],
-                                        p_value=paired["p_value"], test="paired DeLong"))
+        readers.append(
+            ReaderComparison(
+                name,
+                int(ok.sum()),
+                auc=reader_auc["auc"],
+                auc_ci95=reader_auc["ci"],
+                auc_se=reader_auc["se"],
+                model_auc_same_cases=paired["auc_a"],
+                auc_difference_model_minus_reader=paired["difference"],
+                z=paired["z"],
+                p_value=paired["p_value"],
+                test="paired DeLong",
+            )
+        )
         curves[name] = (yr, scores[ok])
     return readers, curves
 
@@ -353,23 +412,33 @@ def _feature_importance(pipeline, X_test: pd.DataFrame, features: list[str]) -> 
     booster = pipeline.named_steps["xgboost"].get_booster()
     gain = booster.get_score(importance_type="gain")
     total_gain = sum(gain.values()) or 1.0
-    contributions = booster.predict(xgboost.DMatrix(X_test[features].to_numpy(dtype=float), feature_names=features,
-                                                    missing=np.nan), pred_contribs=True)
-    return pd.DataFrame({
-        "feature": features,
-        "gain": [gain.get(f, 0.0) / total_gain for f in features],
-        "mean_abs_shap_test": np.abs(contributions[:, :-1]).mean(axis=0),
-    }).sort_values("gain", ascending=False).reset_index(drop=True)
+    contributions = booster.predict(
+        xgboost.DMatrix(X_test[features].to_numpy(dtype=float), feature_names=features, missing=np.nan),
+        pred_contribs=True,
+    )
+    return (
+        pd.DataFrame(
+            {
+                "feature": features,
+                "gain": [gain.get(f, 0.0) / total_gain for f in features],
+                "mean_abs_shap_test": np.abs(contributions[:, :-1]).mean(axis=0),
+            }
+        )
+        .sort_values("gain", ascending=False)
+        .reset_index(drop=True)
+    )
 
 
 def _test_predictions(table: FeatureTable, test: np.ndarray, probability: np.ndarray, threshold: float) -> pd.DataFrame:
     """test_predictions.csv: each test case's label, P(positive), predicted class and reader scores."""
-    predictions = pd.DataFrame({
-        "case_id": [table.case_ids[i] for i in test],
-        "label": [table.label_values[v] for v in table.y[test]],
-        "probability": probability,
-        "predicted": [table.class_names[int(p >= threshold)] for p in probability],
-    })
+    predictions = pd.DataFrame(
+        {
+            "case_id": [table.case_ids[i] for i in test],
+            "label": [table.label_values[v] for v in table.y[test]],
+            "probability": probability,
+            "predicted": [table.class_names[int(p >= threshold)] for p in probability],
+        }
+    )
     for name in table.readers.columns:
         predictions[name] = table.readers[name].to_numpy(dtype=float)[test]
     return predictions
@@ -385,8 +454,9 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
 
 
-def write_outputs(result: TrainingResult, output_dir: str | Path, progress: ProgressCallback = no_progress,
-                  overwrite: bool = False) -> Path:
+def write_outputs(
+    result: TrainingResult, output_dir: str | Path, progress: ProgressCallback = no_progress, overwrite: bool = False
+) -> Path:
     """Write model.json, pipeline.json, metrics.json, test_predictions.csv, roc.png, importance.png, report.html.
 
     All files are written into a staging folder and moved into ``output_dir`` only when all succeeded;
@@ -399,54 +469,98 @@ def write_outputs(result: TrainingResult, output_dir: str | Path, progress: Prog
 
     metrics = result.metrics
     table = result.table
-    training = {"source": table.source, "n_train": metrics.n_train, "n_test": metrics.n_test, "seed": metrics.seed,
-                "test_size": metrics.test_size, "train_case_ids": [table.case_ids[i] for i in result.train_index],
-                "test_case_ids": [table.case_ids[i] for i in result.test_index], "cv_folds": result.options.cv_folds,
-                "cv_repeats": result.options.cv_repeats}
+    training = {
+        "source": table.source,
+        "n_train": metrics.n_train,
+        "n_test": metrics.n_test,
+        "seed": metrics.seed,
+        "test_size": metrics.test_size,
+        "train_case_ids": [table.case_ids[i] for i in result.train_index],
+        "test_case_ids": [table.case_ids[i] for i in result.test_index],
+        "cv_folds": result.options.cv_folds,
+        "cv_repeats": result.options.cv_repeats,
+    }
     inputs = [table.source] if table.source else []
     with staged_output_dir(output_dir, command="hip train", inputs=inputs, overwrite=overwrite) as stage:
-        record = save_model_folder(stage, result.pipeline, result.options.model, table.class_names, metrics.threshold,
-                                   metrics.threshold_mode, list(table.X.columns), table.extraction, training)
-        metrics = replace(metrics, params_sha256=(table.extraction or {}).get("params_sha256"), versions=record["versions"])
+        record = save_model_folder(
+            stage,
+            result.pipeline,
+            result.options.model,
+            table.class_names,
+            metrics.threshold,
+            metrics.threshold_mode,
+            list(table.X.columns),
+            table.extraction,
+            training,
+        )
+        metrics = replace(
+            metrics, params_sha256=(table.extraction or {}).get("params_sha256"), versions=record["versions"]
+        )
         write_json(stage / "metrics.json", metrics.to_dict())
         write_csv(stage / "test_predictions.csv", result.test_predictions)
         write_csv(stage / "importance.csv", result.importance)
         yte = table.y[result.test_index]
         auc = {"auc": metrics.auc, "ci": metrics.auc_ci95}
-        save_figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics.readers,
-                               result.reader_curves), stage / "roc.png")
+        save_figure(
+            roc_figure(
+                yte, result.test_predictions["probability"].to_numpy(), auc, metrics.readers, result.reader_curves
+            ),
+            stage / "roc.png",
+        )
         save_figure(importance_figure(result.importance), stage / "importance.png")
         progress(0.95, "writing the report")
         report = HtmlReport("HipRadiomics model report")
-        report.paragraph(f"Features table: {table.source}. Classes: negative '{table.class_names[0]}', positive "
-                         f"'{table.class_names[1]}'. {metrics.n_cases} cases, stratified split {metrics.n_train} training / "
-                         f"{metrics.n_test} test (seed {metrics.seed}).")
+        report.paragraph(
+            f"Features table: {table.source}. Classes: negative '{table.class_names[0]}', positive "
+            f"'{table.class_names[1]}'. {metrics.n_cases} cases, stratified split {metrics.n_train} training / "
+            f"{metrics.n_test} test (seed {metrics.seed})."
+        )
         report.heading("Held-out test performance")
         rows = [("AUC (DeLong 95% CI)", _fmt_ci(metrics.auc, metrics.auc_ci95))]
         for key in PROPORTIONS:
             proportion = getattr(metrics, key)
-            rows.append((f"{key.upper() if len(key) == 3 else key} (Wilson 95% CI)", _fmt_ci(proportion.value, proportion.ci95)))
+            rows.append(
+                (f"{key.upper() if len(key) == 3 else key} (Wilson 95% CI)", _fmt_ci(proportion.value, proportion.ci95))
+            )
         rows.append(("threshold", f"{metrics.threshold:.3f} ({metrics.threshold_mode})"))
         report.table(pd.DataFrame(rows, columns=["measure", "value"]))
         if metrics.readers:
             report.heading("Comparison with readers (same test cases)")
-            reader_rows = [(r.name, r.n, _fmt_ci(r.auc, r.auc_ci95 or [0, 0]), _or_nan(r.model_auc_same_cases), _or_nan(r.p_value))
-                           for r in metrics.readers]
-            report.table(pd.DataFrame(reader_rows, columns=["reader", "n", "reader AUC (95% CI)", "model AUC", "paired DeLong p"]))
+            reader_rows = [
+                (r.name, r.n, _fmt_ci(r.auc, r.auc_ci95 or [0, 0]), _or_nan(r.model_auc_same_cases), _or_nan(r.p_value))
+                for r in metrics.readers
+            ]
+            report.table(
+                pd.DataFrame(
+                    reader_rows, columns=["reader", "n", "reader AUC (95% CI)", "model AUC", "paired DeLong p"]
+                )
+            )
         if metrics.cv:
             cv = metrics.cv
-            report.paragraph(f"Repeated stratified {cv.folds}-fold cross-validation x {cv.repeats} on all cases "
-                             f"(every step refitted per fold): AUC {cv.auc_mean:.3f} +- {cv.auc_sd:.3f} (SD).")
-        report.figure(roc_figure(yte, result.test_predictions["probability"].to_numpy(), auc, metrics.readers, result.reader_curves),
-                      "ROC curve of the held-out test set")
+            report.paragraph(
+                f"Repeated stratified {cv.folds}-fold cross-validation x {cv.repeats} on all cases "
+                f"(every step refitted per fold): AUC {cv.auc_mean:.3f} +- {cv.auc_sd:.3f} (SD)."
+            )
+        report.figure(
+            roc_figure(
+                yte, result.test_predictions["probability"].to_numpy(), auc, metrics.readers, result.reader_curves
+            ),
+            "ROC curve of the held-out test set",
+        )
         report.heading("Feature selection")
-        report.paragraph(f"{metrics.n_input_features} input features -> {metrics.n_after_near_constant} after removing constant/"
-                         f"near-constant -> {metrics.n_after_collinearity} after the collinearity filter (|r| > "
-                         f"{result.options.model.collinearity_threshold}) -> {metrics.n_selected} selected by {metrics.selector}.")
-        report.table(result.importance.head(40), caption="Selected features (XGBoost gain share, mean |SHAP| on the test set)")
+        report.paragraph(
+            f"{metrics.n_input_features} input features -> {metrics.n_after_near_constant} after removing constant/"
+            f"near-constant -> {metrics.n_after_collinearity} after the collinearity filter (|r| > "
+            f"{result.options.model.collinearity_threshold}) -> {metrics.n_selected} selected by {metrics.selector}."
+        )
+        report.table(
+            result.importance.head(40), caption="Selected features (XGBoost gain share, mean |SHAP| on the test set)"
+        )
         report.figure(importance_figure(result.importance), "Feature importance")
         report.heading("Provenance")
-        provenance = [("PyRadiomics params SHA-256", str(metrics.params_sha256))] + [(k, str(v)) for k, v in metrics.versions.items()]
+        provenance = [("PyRadiomics params SHA-256", str(metrics.params_sha256))] + [
+            (k, str(v)) for k, v in metrics.versions.items()
+        ]
         report.table(pd.DataFrame(provenance, columns=["item", "value"]))
         report.write(stage / "report.html")
     progress(1.0, "done")

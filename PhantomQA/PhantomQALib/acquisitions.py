@@ -139,9 +139,14 @@ def check_repetitions(acquisitions: list[Acquisition], what: str) -> None:
     groups: dict[tuple, list[Acquisition]] = {}
     for acq in acquisitions:
         groups.setdefault((acq.recon, acq.ctdivol_mgy), []).append(acq)
-    short = [(recon, dose, members) for (recon, dose), members in sorted(groups.items()) if len(members) < MIN_REPETITIONS]
+    short = [
+        (recon, dose, members) for (recon, dose), members in sorted(groups.items()) if len(members) < MIN_REPETITIONS
+    ]
     if short:
-        listed = "; ".join(f"{recon} at {dose:g} mGy has {len(members)} repetition(s) ({_rows(members)})" for recon, dose, members in short)
+        listed = "; ".join(
+            f"{recon} at {dose:g} mGy has {len(members)} repetition(s) ({_rows(members)})"
+            for recon, dose, members in short
+        )
         raise RadiologyAIError(f"{what}: {listed}; at least {MIN_REPETITIONS} are needed for a mean ± SD")
 
 
@@ -173,7 +178,9 @@ def read_dicom_folder(folder: str | os.PathLike, recon_overrides: dict[str, str]
     for s in series:
         where = f"DICOM series '{s.description or s.series_uid}' in {s.folder}"
         if s.ctdivol_mgy is None:
-            raise RadiologyAIError(f"{where}: no CTDIvol (0018,9345) in its header; list the scans in a manifest CSV instead")
+            raise RadiologyAIError(
+                f"{where}: no CTDIvol (0018,9345) in its header; list the scans in a manifest CSV instead"
+            )
         if not math.isfinite(s.ctdivol_mgy) or s.ctdivol_mgy <= 0:
             raise RadiologyAIError(f"{where}: CTDIvol {s.ctdivol_mgy} is not a positive dose")
         override = recon_overrides.get(s.kernel.lower()) or recon_overrides.get(s.description.lower())
@@ -187,7 +194,9 @@ def read_dicom_folder(folder: str | os.PathLike, recon_overrides: dict[str, str]
     nominal = _nominal_doses([s.ctdivol_mgy for s, _, _ in found])
     counters: dict[tuple, int] = {}
     acquisitions = []
-    for s, recon, where in sorted(found, key=lambda item: (item[1], nominal[item[0].ctdivol_mgy], item[0].folder, item[0].series_uid)):
+    for s, recon, where in sorted(
+        found, key=lambda item: (item[1], nominal[item[0].ctdivol_mgy], item[0].folder, item[0].series_uid)
+    ):
         dose = nominal[s.ctdivol_mgy]
         counters[(recon, dose)] = counters.get((recon, dose), 0) + 1
         acquisitions.append(
@@ -226,5 +235,7 @@ def write_manifest_rows(acquisitions: list[Acquisition], relative_to: Path) -> l
             path = path.relative_to(relative_to)
         except ValueError:
             pass
-        rows.append({"path": path.as_posix(), "recon": acq.recon, "ctdivol_mgy": acq.ctdivol_mgy, "repetition": acq.repetition})
+        rows.append(
+            {"path": path.as_posix(), "recon": acq.recon, "ctdivol_mgy": acq.ctdivol_mgy, "repetition": acq.repetition}
+        )
     return rows

@@ -110,7 +110,9 @@ def _off_by_pct(value: float, low: float, high: float) -> float:
     return 0.0
 
 
-def published_comparison(per_acquisition: pd.DataFrame, acquisitions: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM) -> pd.DataFrame:
+def published_comparison(
+    per_acquisition: pd.DataFrame, acquisitions: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM
+) -> pd.DataFrame:
     """Every simulated/measured figure that has a published counterpart, against it.
 
     One row per (quantity, recon, dose) where the study's value is quoted: the 3 mm IQR, the 3 mm
@@ -120,9 +122,17 @@ def published_comparison(per_acquisition: pd.DataFrame, acquisitions: pd.DataFra
     goal's tolerance (15 %; the study's SDs are not available). Nothing is interpolated.
     """
     rows = []
-    at_r = per_acquisition[np.isclose(per_acquisition["radius_mm"], radius_mm)] if not per_acquisition.empty else per_acquisition
+    at_r = (
+        per_acquisition[np.isclose(per_acquisition["radius_mm"], radius_mm)]
+        if not per_acquisition.empty
+        else per_acquisition
+    )
     groups = {key: g for key, g in at_r.groupby(["recon", "ctdivol_mgy"], sort=False)} if not at_r.empty else {}
-    volume_groups = {key: g for key, g in acquisitions.groupby(["recon", "ctdivol_mgy"], sort=False)} if not acquisitions.empty else {}
+    volume_groups = (
+        {key: g for key, g in acquisitions.groupby(["recon", "ctdivol_mgy"], sort=False)}
+        if not acquisitions.empty
+        else {}
+    )
 
     def add(quantity: str, recon: str, dose: float, values: np.ndarray, low: float, high: float, text: str):
         values = np.asarray(values, float)
@@ -149,16 +159,28 @@ def published_comparison(per_acquisition: pd.DataFrame, acquisitions: pd.DataFra
             add(f"IQR {radius_mm:g} mm (HU)", recon, dose, group["iqr_hu"].to_numpy(), iqr, iqr, f"{iqr:g}")
         mpv = published_figures.mpv_3mm_range(recon)
         if mpv is not None:
-            add(f"MPV {radius_mm:g} mm (HU)", recon, dose, group["mpv_hu"].to_numpy(), mpv[0], mpv[1], f"{mpv[0]:g}-{mpv[1]:g} (range over doses)")
+            add(
+                f"MPV {radius_mm:g} mm (HU)",
+                recon,
+                dose,
+                group["mpv_hu"].to_numpy(),
+                mpv[0],
+                mpv[1],
+                f"{mpv[0]:g}-{mpv[1]:g} (range over doses)",
+            )
     for (recon, dose), group in volume_groups.items():
         vol = published_figures.volume_ml(recon, dose)
         if np.isfinite(vol):
             add("volume (ml)", recon, dose, group["detected_volume_ml"].to_numpy(), vol, vol, f"{vol:g}")
-    table = pd.DataFrame(rows, columns=["quantity", "recon", "ctdivol_mgy", "mean", "sd", "worst", "published", "off_pct", "within"])
+    table = pd.DataFrame(
+        rows, columns=["quantity", "recon", "ctdivol_mgy", "mean", "sd", "worst", "published", "off_pct", "within"]
+    )
     return _order(table).sort_values("quantity", kind="stable").reset_index(drop=True)
 
 
-def study_goals(comparison: pd.DataFrame, summary: pd.DataFrame, vols: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM) -> dict:
+def study_goals(
+    comparison: pd.DataFrame, summary: pd.DataFrame, vols: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM
+) -> dict:
     """The issue's goals on the figures that exist (see PhantomQA/README.md, "Measured figures").
 
     - MPV and IQR at 3 mm within 15 % of published (IQR where quoted, MPV against the range), counted;
@@ -170,7 +192,9 @@ def study_goals(comparison: pd.DataFrame, summary: pd.DataFrame, vols: pd.DataFr
     hu = comparison[comparison["quantity"].str.startswith(("MPV", "IQR"))]
     out["mpv_iqr_within"] = int(hu["within"].sum())
     out["mpv_iqr_available"] = int(len(hu))
-    at_r = summary[np.isclose(summary["radius_mm"], radius_mm)].pivot_table(index="ctdivol_mgy", columns="recon", values="mpv_mean_hu")
+    at_r = summary[np.isclose(summary["radius_mm"], radius_mm)].pivot_table(
+        index="ctdivol_mgy", columns="recon", values="mpv_mean_hu"
+    )
     if {"fbp", "ir", "dlr"} <= set(at_r.columns):
         ordered = (at_r["dlr"] >= at_r["ir"]) & (at_r["ir"] > at_r["fbp"])
         out["mpv_order_doses"] = int(ordered.sum())
@@ -185,7 +209,8 @@ def study_goals(comparison: pd.DataFrame, summary: pd.DataFrame, vols: pd.DataFr
         if recon in vol.columns and len(vol) >= 3:
             out[f"volume_spearman_{recon}"] = _spearman(vol.index, vol[recon])
     out["met"] = {
-        "mpv_iqr_within_90pct": out["mpv_iqr_available"] > 0 and out["mpv_iqr_within"] >= 0.9 * out["mpv_iqr_available"],
+        "mpv_iqr_within_90pct": out["mpv_iqr_available"] > 0
+        and out["mpv_iqr_within"] >= 0.9 * out["mpv_iqr_available"],
         "mpv_order": out.get("mpv_order_doses", 0) == out.get("mpv_order_available", -1),
         "volume_ratio_dlr_fbp_ge_1.2": out.get("volume_ratio_dlr_fbp", 0.0) >= 1.2,
         "volume_ratio_dlr_ir_ge_1.2": out.get("volume_ratio_dlr_ir", 0.0) >= 1.2,
@@ -201,12 +226,24 @@ def _pm(mean: float, sd: float, digits: int = 0) -> str:
     return f"{mean:.{digits}f} ± {sd_text}"
 
 
-def terminal_table(summary: pd.DataFrame, vols: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM, repetitions: int | None = None) -> str:
+def terminal_table(
+    summary: pd.DataFrame, vols: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM, repetitions: int | None = None
+) -> str:
     """The seed study's table layout: per recon and dose, 3 mm MPV and IQR (mean ± SD), tree volume."""
     at_r = summary[np.isclose(summary["radius_mm"], radius_mm)].set_index(["recon", "ctdivol_mgy"])
     vol = vols.set_index(["recon", "ctdivol_mgy"])
     reps = f" over {repetitions} repetitions" if repetitions else ""
-    header = ["Recon", "CTDIvol (mGy)", f"MPV {radius_mm:g} mm (HU)", "published MPV", f"IQR {radius_mm:g} mm (HU)", "published IQR", "Volume (ml)", "published", "Detection"]
+    header = [
+        "Recon",
+        "CTDIvol (mGy)",
+        f"MPV {radius_mm:g} mm (HU)",
+        "published MPV",
+        f"IQR {radius_mm:g} mm (HU)",
+        "published IQR",
+        "Volume (ml)",
+        "published",
+        "Detection",
+    ]
     lines = []
     for (recon, dose), row in vol.iterrows():
         s = at_r.loc[(recon, dose)] if (recon, dose) in at_r.index else None

@@ -31,7 +31,18 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array, read_volume, write_image
 
 from .study_phantom import Materials, PhantomDesign
-from .rasterize import LABEL_HOLDER, LABEL_LUNG, LABEL_VESSEL, GridDesign, RigidMap, continuous_index, physical_points, rasterise_design, reference_geometry, render_design_image
+from .rasterize import (
+    LABEL_HOLDER,
+    LABEL_LUNG,
+    LABEL_VESSEL,
+    GridDesign,
+    RigidMap,
+    continuous_index,
+    physical_points,
+    rasterise_design,
+    reference_geometry,
+    render_design_image,
+)
 
 SURFACE_SUFFIXES = (".stl", ".obj", ".vtk", ".vtp", ".ply")
 CENTRELINE_COLUMNS = ("x_mm", "y_mm", "z_mm", "radius_mm", "segment")
@@ -87,12 +98,18 @@ def _maps_on_grid(design: MapDesign, reference: sitk.Image, rigid: RigidMap) -> 
     radius = radius.astype(np.float32)
     owned = occupancy > 0.02
     if np.any(owned & (radius <= 0)) and np.any(radius > 0):
-        _, nearest = ndimage.distance_transform_edt(radius <= 0, sampling=reference.GetSpacing()[::-1], return_indices=True)
+        _, nearest = ndimage.distance_transform_edt(
+            radius <= 0, sampling=reference.GetSpacing()[::-1], return_indices=True
+        )
         filled = radius[tuple(nearest)]
         radius = np.where(owned & (radius <= 0), filled, radius)
     radius = np.where(owned, radius, 0).astype(np.float32)
     labels = sitk.GetArrayFromImage(sitk.Resample(label, reference, transform, sitk.sitkNearestNeighbor, 0))
-    holder = (labels == LABEL_HOLDER).astype(np.float32) if np.any(sitk.GetArrayViewFromImage(label) == LABEL_HOLDER) else None
+    holder = (
+        (labels == LABEL_HOLDER).astype(np.float32)
+        if np.any(sitk.GetArrayViewFromImage(label) == LABEL_HOLDER)
+        else None
+    )
     if np.any(sitk.GetArrayViewFromImage(label) == LABEL_LUNG):
         lung = np.isin(labels, (LABEL_LUNG, LABEL_VESSEL)).astype(np.uint8)
     else:
@@ -105,8 +122,14 @@ def _maps_on_grid(design: MapDesign, reference: sitk.Image, rigid: RigidMap) -> 
     kji = kji[np.all((kji >= 0) & (kji < np.array(occupancy.shape)), axis=1)]
     on_axis = np.zeros(occupancy.shape, bool)
     on_axis[tuple(kji.T)] = True
-    axis_distance = ndimage.distance_transform_edt(~on_axis, sampling=reference.GetSpacing()[::-1]).astype(np.float32) if on_axis.any() else None
-    return GridDesign(reference_geometry(reference), occupancy, radius, lung, holder, centres, design.materials, axis_distance)
+    axis_distance = (
+        ndimage.distance_transform_edt(~on_axis, sampling=reference.GetSpacing()[::-1]).astype(np.float32)
+        if on_axis.any()
+        else None
+    )
+    return GridDesign(
+        reference_geometry(reference), occupancy, radius, lung, holder, centres, design.materials, axis_distance
+    )
 
 
 def centre_voxels(vessel: np.ndarray, spacing_zyx) -> np.ndarray:
@@ -163,7 +186,9 @@ def read_surface(path: str | os.PathLike):
     try:
         import vtk
     except ImportError:
-        raise RadiologyAIError("surface-model designs need the 'vtk' package: pip install vtk (Slicer ships it)") from None
+        raise RadiologyAIError(
+            "surface-model designs need the 'vtk' package: pip install vtk (Slicer ships it)"
+        ) from None
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -188,7 +213,11 @@ def read_surface(path: str | os.PathLike):
 
 
 def rasterise_surface(
-    path: str | os.PathLike, spacing_mm: float = 0.25, nominal_radii: list[float] | None = None, ras: bool = False, margin_mm: float = 3.0
+    path: str | os.PathLike,
+    spacing_mm: float = 0.25,
+    nominal_radii: list[float] | None = None,
+    ras: bool = False,
+    margin_mm: float = 3.0,
 ) -> MapDesign:
     """A closed surface model of the vessel tree as a MapDesign on an isotropic grid."""
     import vtk
@@ -207,7 +236,9 @@ def rasterise_surface(
     lo = np.array([x0, y0, z0]) - margin_mm
     size = np.ceil((np.array([x1, y1, z1]) + margin_mm - lo) / spacing_mm).astype(int) + 1
     if np.prod(size) > 300e6:
-        raise RadiologyAIError(f"surface {path}: {tuple(size)} voxels at {spacing_mm} mm is too large; use a coarser --surface-spacing")
+        raise RadiologyAIError(
+            f"surface {path}: {tuple(size)} voxels at {spacing_mm} mm is too large; use a coarser --surface-spacing"
+        )
     white = vtk.vtkImageData()
     white.SetSpacing(spacing_mm, spacing_mm, spacing_mm)
     white.SetOrigin(*lo)
@@ -251,7 +282,13 @@ def read_centrelines(path: Path) -> np.ndarray:
     return values
 
 
-def load_design(path: str | os.PathLike | None, radius_path: str | os.PathLike | None = None, nominal_radii=None, surface_spacing_mm: float = 0.25, surface_ras: bool = False):
+def load_design(
+    path: str | os.PathLike | None,
+    radius_path: str | os.PathLike | None = None,
+    nominal_radii=None,
+    surface_spacing_mm: float = 0.25,
+    surface_ras: bool = False,
+):
     """A design from a folder, a design.json, a surface model, or a label map (+ radius map)."""
     if path is None:
         from .study_phantom import make_study_phantom
@@ -265,8 +302,12 @@ def load_design(path: str | os.PathLike | None, radius_path: str | os.PathLike |
             return load_design(path / "design.json")
         label, radius = path / "design_label.nrrd", path / "design_radius.nrrd"
         if not label.is_file() or not radius.is_file():
-            raise RadiologyAIError(f"design {path}: the folder has neither design.json nor design_label.nrrd + design_radius.nrrd")
-        design = MapDesign(read_volume(label, "design label map"), read_volume(radius, "design radius map"), name=f"design {path}")
+            raise RadiologyAIError(
+                f"design {path}: the folder has neither design.json nor design_label.nrrd + design_radius.nrrd"
+            )
+        design = MapDesign(
+            read_volume(label, "design label map"), read_volume(radius, "design radius map"), name=f"design {path}"
+        )
         if (path / "centrelines.csv").is_file():
             design.centrelines = read_centrelines(path / "centrelines.csv")
         return design.validate()

@@ -32,7 +32,9 @@ if TYPE_CHECKING:  # pandas is a requirement: imported on use, after ensure_requ
 from .published import CALIBRATION_RADIUS_MM
 from .recon import RECON_MODELS, normalise_recon, recon_from_dicom
 
-_NAME_PATTERN = re.compile(r"(?P<recon>fbp|ir|dlr)[_\- ]+(?P<dose>\d+(?:\.\d+)?)\s*mGy(?:[_\- ]+rep(?P<rep>\d+))?", re.I)
+_NAME_PATTERN = re.compile(
+    r"(?P<recon>fbp|ir|dlr)[_\- ]+(?P<dose>\d+(?:\.\d+)?)\s*mGy(?:[_\- ]+rep(?P<rep>\d+))?", re.I
+)
 
 
 @dataclass
@@ -113,13 +115,22 @@ class PhantomQALogic(LogicBase):
         for (node, *_), acq in zip(entries, acquisitions):
             name = f"{acq.recon}_{acq.ctdivol_mgy:g}mGy_rep{acq.repetition}.nrrd"
             write_image(mrml.volume_node_to_image(node), folder / name)
-            rows.append({"path": name, "recon": acq.recon, "ctdivol_mgy": acq.ctdivol_mgy, "repetition": acq.repetition})
+            rows.append(
+                {"path": name, "recon": acq.recon, "ctdivol_mgy": acq.ctdivol_mgy, "repetition": acq.repetition}
+            )
         manifest = folder / "manifest.csv"
         write_csv(manifest, pd.DataFrame(rows))
         return manifest
 
-    def runStudy(self, manifest: str, outputDir: str, design: str | None = None, workers: int | None = 1, progress=None,
-                 overwrite: bool = False) -> dict:
+    def runStudy(
+        self,
+        manifest: str,
+        outputDir: str,
+        design: str | None = None,
+        workers: int | None = 1,
+        progress=None,
+        overwrite: bool = False,
+    ) -> dict:
         """Run a (small) study in this process: returns the output tables (see :mod:`.reporting`).
 
         ``overwrite``: write into a non-empty ``outputDir``, replacing only an earlier run's outputs.
@@ -152,8 +163,16 @@ class PhantomQALogic(LogicBase):
 
         The folder the user chose is reused run after run: only RadiologyAI's own files in it are replaced.
         """
-        args = ["phantom", "study", str(source), "--output-dir", str(outputDir), "--workers", str(int(workers)),
-                "--overwrite"]
+        args = [
+            "phantom",
+            "study",
+            str(source),
+            "--output-dir",
+            str(outputDir),
+            "--workers",
+            str(int(workers)),
+            "--overwrite",
+        ]
         if path_is_set(design):
             args += ["--design", str(design)]
         return args
@@ -163,8 +182,9 @@ class PhantomQALogic(LogicBase):
         """The worker's arguments that simulate and analyse the published study into ``outputDir``."""
         return ["phantom", "demo", "--output-dir", str(outputDir), "--workers", str(int(workers)), "--overwrite"]
 
-    def sceneStudyArguments(self, entries: list, workDir, outputDir: str, workers: int = 1,
-                            design: str | None = None) -> list[str]:
+    def sceneStudyArguments(
+        self, entries: list, workDir, outputDir: str, workers: int = 1, design: str | None = None
+    ) -> list[str]:
         """Export the scene volumes of ``entries`` (see :meth:`writeManifest`) into ``workDir``; the study's arguments."""
         return self.studyArguments(str(self.writeManifest(entries, workDir)), outputDir, workers, design)
 
@@ -183,9 +203,16 @@ class PhantomQALogic(LogicBase):
         acquisitions = pd.read_csv(files["acquisitions"]) if files["acquisitions"].is_file() else None
         return self.resultsToNodes(summary, volumes, acquisitions, radius_mm)
 
-    def resultsToNodes(self, summary: pd.DataFrame, volumes: pd.DataFrame, acquisitions: pd.DataFrame | None = None,
-                       radius_mm: float = CALIBRATION_RADIUS_MM) -> PhantomQANodes:
-        recons = [r for r in RECON_MODELS if r in set(summary["recon"])] + sorted(set(summary["recon"]) - set(RECON_MODELS))
+    def resultsToNodes(
+        self,
+        summary: pd.DataFrame,
+        volumes: pd.DataFrame,
+        acquisitions: pd.DataFrame | None = None,
+        radius_mm: float = CALIBRATION_RADIUS_MM,
+    ) -> PhantomQANodes:
+        recons = [r for r in RECON_MODELS if r in set(summary["recon"])] + sorted(
+            set(summary["recon"]) - set(RECON_MODELS)
+        )
         at_r = summary[np.isclose(summary["radius_mm"], radius_mm)]
         vs_dose = {}
         for key, frame, column, title, y_title in (
@@ -194,24 +221,43 @@ class PhantomQALogic(LogicBase):
             ("volume", volumes, "volume_mean_ml", "Detected vessel volume vs dose", "volume (ml)"),
         ):
             table = _wide_table(frame, "ctdivol_mgy", column, recons, f"PhantomQA {key} vs dose")
-            chart = mrml.plot_chart_node(table, "ctdivol_mgy", recons, title, "CTDIvol (mGy)", y_title,
-                                         name=f"PhantomQA {key} chart")
+            chart = mrml.plot_chart_node(
+                table, "ctdivol_mgy", recons, title, "CTDIvol (mGy)", y_title, name=f"PhantomQA {key} chart"
+            )
             vs_dose[key] = (table, chart)
         top = summary["ctdivol_mgy"].max()
-        detection = _wide_table(summary[np.isclose(summary["ctdivol_mgy"], top)], "radius_mm", "detection_mean", recons,
-                                "PhantomQA detection vs radius")
-        detection_chart = mrml.plot_chart_node(detection, "radius_mm", recons,
-                                               f"Detection rate vs design radius at {top:g} mGy", "design radius (mm)",
-                                               "detection rate", name="PhantomQA detection chart")
+        detection = _wide_table(
+            summary[np.isclose(summary["ctdivol_mgy"], top)],
+            "radius_mm",
+            "detection_mean",
+            recons,
+            "PhantomQA detection vs radius",
+        )
+        detection_chart = mrml.plot_chart_node(
+            detection,
+            "radius_mm",
+            recons,
+            f"Detection rate vs design radius at {top:g} mGy",
+            "design radius (mm)",
+            "detection rate",
+            name="PhantomQA detection chart",
+        )
         return PhantomQANodes(
             summaryTable=mrml.dataframe_to_table_node(summary, "PhantomQA summary"),
             volumesTable=mrml.dataframe_to_table_node(volumes, "PhantomQA volumes"),
-            acquisitionsTable=(mrml.dataframe_to_table_node(acquisitions, "PhantomQA acquisitions")
-                               if acquisitions is not None else None),
-            iqrTable=vs_dose["iqr"][0], iqrChart=vs_dose["iqr"][1],
-            mpvTable=vs_dose["mpv"][0], mpvChart=vs_dose["mpv"][1],
-            volumeTable=vs_dose["volume"][0], volumeChart=vs_dose["volume"][1],
-            detectionTable=detection, detectionChart=detection_chart,
+            acquisitionsTable=(
+                mrml.dataframe_to_table_node(acquisitions, "PhantomQA acquisitions")
+                if acquisitions is not None
+                else None
+            ),
+            iqrTable=vs_dose["iqr"][0],
+            iqrChart=vs_dose["iqr"][1],
+            mpvTable=vs_dose["mpv"][0],
+            mpvChart=vs_dose["mpv"][1],
+            volumeTable=vs_dose["volume"][0],
+            volumeChart=vs_dose["volume"][1],
+            detectionTable=detection,
+            detectionChart=detection_chart,
         )
 
     def loadAcquisitions(self, manifest: str) -> list:

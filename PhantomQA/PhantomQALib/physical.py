@@ -55,7 +55,9 @@ class PhysicalParameters:
     n_angles: int = 180  # views over 180 degrees
     mu_water_per_mm: float = 0.0192  # water at ~70 keV effective energy
     i0_1mgy: float = _calibrated("i0_1mgy")  # photons per detector bin and view at CTDIvol 1 mGy (calibrated on FBP)
-    system_fwhm_mm: float = _calibrated("system_fwhm_mm")  # in-plane blur of focal spot + detector aperture (calibrated on FBP)
+    system_fwhm_mm: float = _calibrated(
+        "system_fwhm_mm"
+    )  # in-plane blur of focal spot + detector aperture (calibrated on FBP)
     slice_fwhm_mm: float = 1.0
     fbp_filter: str = "ramp"
     # Denoising strengths follow the noise level, as statistical IR weights its penalty by the data
@@ -141,8 +143,16 @@ def simulate_physical(
     if abs(spacing_xyz[0] - spacing_xyz[1]) > 1e-6:
         raise RadiologyAIError("the physical simulator needs square in-plane pixels")
     progress = progress or no_progress
-    sigma = [p.slice_fwhm_mm / 2.3548 / spacing_xyz[2], p.system_fwhm_mm / 2.3548 / spacing_xyz[1], p.system_fwhm_mm / 2.3548 / spacing_xyz[0]]
-    volume = ndimage.gaussian_filter(np.asarray(ideal_hu, np.float32), sigma) if max(sigma) > 0 else np.asarray(ideal_hu, np.float32)
+    sigma = [
+        p.slice_fwhm_mm / 2.3548 / spacing_xyz[2],
+        p.system_fwhm_mm / 2.3548 / spacing_xyz[1],
+        p.system_fwhm_mm / 2.3548 / spacing_xyz[0],
+    ]
+    volume = (
+        ndimage.gaussian_filter(np.asarray(ideal_hu, np.float32), sigma)
+        if max(sigma) > 0
+        else np.asarray(ideal_hu, np.float32)
+    )
     rng = np.random.default_rng(seed)
     indices = list(range(volume.shape[0])) if slices is None else [int(k) for k in slices]
     out = np.empty((len(indices),) + volume.shape[1:], np.float32)

@@ -51,7 +51,11 @@ def _number(value, what: str) -> float:
 
 
 def _dose_table(entry, what: str) -> dict:
-    if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict) or not isinstance(entry.get("source"), str):
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("values"), dict)
+        or not isinstance(entry.get("source"), str)
+    ):
         raise RadiologyAIError(f"{what}: expected {{'values': {{dose: value}}, 'source': text}}")
     table = {}
     for key, value in entry["values"].items():
@@ -87,7 +91,9 @@ def parse_published(data, what: str = "published figures") -> PublishedFigures:
     for recon, entry in (data.get("mpv_3mm_range_hu") or {}).items():
         low_high = entry.get("range") if isinstance(entry, dict) else None
         if recon not in STUDY_RECONS or not isinstance(low_high, list) or len(low_high) != 2:
-            raise RadiologyAIError(f"{what}: mpv_3mm_range_hu.{recon}: expected {{'range': [low, high], 'source': text}}")
+            raise RadiologyAIError(
+                f"{what}: mpv_3mm_range_hu.{recon}: expected {{'range': [low, high], 'source': text}}"
+            )
         low, high = (_number(v, f"{what}: mpv_3mm_range_hu.{recon}") for v in low_high)
         if low > high:
             raise RadiologyAIError(f"{what}: mpv_3mm_range_hu.{recon}: low {low:g} above high {high:g}")
@@ -98,7 +104,9 @@ def parse_published(data, what: str = "published figures") -> PublishedFigures:
         raise RadiologyAIError(f"{what}: mpv_3mm_ordering.order names an unknown reconstruction: {list(order)}")
     ratios = {}
     for name, entry in (data.get("volume_ratio_4mgy") or {}).items():
-        ratios[name] = _number(entry.get("value") if isinstance(entry, dict) else None, f"{what}: volume_ratio_4mgy.{name}")
+        ratios[name] = _number(
+            entry.get("value") if isinstance(entry, dict) else None, f"{what}: volume_ratio_4mgy.{name}"
+        )
         sources[f"volume_ratio_4mgy/{name}"] = str(entry.get("source", ""))
     missing = data.get("missing", [])
     return PublishedFigures(
@@ -149,4 +157,3 @@ def volume_ml(recon: str, ctdivol_mgy: float) -> float:
 def mpv_3mm_range(recon: str) -> tuple[float, float] | None:
     """Published range of the 3 mm MPV over the doses, or None."""
     return published().mpv_3mm_range_hu.get(recon)
-

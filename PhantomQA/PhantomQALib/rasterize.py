@@ -93,7 +93,9 @@ class GridDesign:
         image = m.background_hu + vessel * (m.vessel_hu - m.background_hu) + holder * (m.holder_hu - m.background_hu)
         if m.vessel_texture_sd_hu > 0:
             spacing_zyx = self.reference.GetSpacing()[::-1]
-            image = image + vessel * material_texture(vessel.shape, spacing_zyx, m.vessel_texture_sd_hu, m.vessel_texture_fwhm_mm)
+            image = image + vessel * material_texture(
+                vessel.shape, spacing_zyx, m.vessel_texture_sd_hu, m.vessel_texture_fwhm_mm
+            )
         return image.astype(np.float32)
 
     def image(self, array: np.ndarray, pixel_type=None) -> sitk.Image:
@@ -221,7 +223,9 @@ def rasterise_design(
         lung[k] = ((rho < inner - width) & (np.abs(q[:, 2]) < half - width)).reshape(shape[1:])
     centres = design.centreline_points(centreline_step_mm)
     centres[:, :3] = rigid.to_scan(centres[:, :3])
-    return GridDesign(reference_geometry(reference), occupancy, radius, lung, holder, centres, design.materials, axis_distance)
+    return GridDesign(
+        reference_geometry(reference), occupancy, radius, lung, holder, centres, design.materials, axis_distance
+    )
 
 
 def reference_geometry(reference: sitk.Image) -> sitk.Image:
@@ -231,7 +235,9 @@ def reference_geometry(reference: sitk.Image) -> sitk.Image:
     return geometry
 
 
-def render_design_image(design: PhantomDesign, spacing_mm: float, margin_mm: float = 4.0) -> tuple[sitk.Image, sitk.Image]:
+def render_design_image(
+    design: PhantomDesign, spacing_mm: float, margin_mm: float = 4.0
+) -> tuple[sitk.Image, sitk.Image]:
     """The analytic design on its own isotropic grid: (label image, design-radius image).
 
     Labels: 1 vessel, 2 holder interior (lung region), 3 holder wall, 0 outside.

@@ -85,7 +85,10 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
 
 
 # The built-in phantoms' material constants fitted with the reconstructions (phantom.Materials).
-MATERIAL_RANGES: dict[str, tuple[float, float]] = {"vessel_texture_sd_hu": (0.0, 200.0), "vessel_texture_fwhm_mm": (0.1, 10.0)}
+MATERIAL_RANGES: dict[str, tuple[float, float]] = {
+    "vessel_texture_sd_hu": (0.0, 200.0),
+    "vessel_texture_fwhm_mm": (0.1, 10.0),
+}
 # The physical simulator's calibrated constants (physical.PhysicalParameters).
 PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
     "i0_1mgy": (1.0, 1e9),
@@ -113,8 +116,15 @@ def _model_from_entry(name: str, entry, what: str) -> ReconModel:
         if key not in entry:
             raise RadiologyAIError(f"{what}: models.{name}: missing field {key}")
         value = entry[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-            raise RadiologyAIError(f"{what}: models.{name}.{key} must be a number in [{low:g}, {high:g}], got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not low <= value <= high
+        ):
+            raise RadiologyAIError(
+                f"{what}: models.{name}.{key} must be a number in [{low:g}, {high:g}], got {value!r}"
+            )
         values[key] = float(value)
     return ReconModel(**values)
 
@@ -141,7 +151,12 @@ def _check_block(block, name: str, ranges: dict, what: str, required: bool) -> N
         raise RadiologyAIError(f"{what}: '{name}' must hold {'exactly' if required else 'only'} {', '.join(ranges)}")
     for key, value in block.items():
         low, high = ranges[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not low <= value <= high
+        ):
             raise RadiologyAIError(f"{what}: {name}.{key} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
@@ -154,12 +169,21 @@ def load_calibration(path: str | Path | None = None) -> tuple[dict, dict]:
     return parse_calibration(data, f"recon calibration {path.name}")
 
 
-def calibration_document(models: dict, version: int, fitted_by: str, phantom_materials: dict | None = None, physical: dict | None = None, **metadata) -> dict:
+def calibration_document(
+    models: dict,
+    version: int,
+    fitted_by: str,
+    phantom_materials: dict | None = None,
+    physical: dict | None = None,
+    **metadata,
+) -> dict:
     """The JSON document for ``models`` (what ``bench_phantom_calibration.py --fit`` writes).
 
     ``physical`` defaults to the current file's physical constants (the fast fit leaves them alone).
     """
-    entries = {name: {f.name: getattr(m, f.name) for f in fields(ReconModel) if f.name != "name"} for name, m in models.items()}
+    entries = {
+        name: {f.name: getattr(m, f.name) for f in fields(ReconModel) if f.name != "name"} for name, m in models.items()
+    }
     document = {"format": CALIBRATION_FORMAT, "version": int(version), "fitted_by": fitted_by, **metadata}
     if phantom_materials:
         document["phantom_materials"] = dict(phantom_materials)

@@ -67,11 +67,25 @@ def identity_correlation(scan: sitk.Image, grid: GridDesign, sigma_mm: float = 1
 def _resample_iso(image: sitk.Image, spacing: float) -> sitk.Image:
     size = [max(8, int(round(n * s / spacing))) for n, s in zip(image.GetSize(), image.GetSpacing())]
     smoothed = _smooth(image, max(spacing / 2.0, 1e-3))
-    return sitk.Resample(smoothed, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), [spacing] * 3, image.GetDirection(), -1000.0, sitk.sitkFloat32)
+    return sitk.Resample(
+        smoothed,
+        size,
+        sitk.Transform(),
+        sitk.sitkLinear,
+        image.GetOrigin(),
+        [spacing] * 3,
+        image.GetDirection(),
+        -1000.0,
+        sitk.sitkFloat32,
+    )
 
 
 def register_design(
-    scan: sitk.Image, design_image: sitk.Image, parameters: RegistrationParameters | None = None, what: str = "scan", fine_design_image: sitk.Image | None = None
+    scan: sitk.Image,
+    design_image: sitk.Image,
+    parameters: RegistrationParameters | None = None,
+    what: str = "scan",
+    fine_design_image: sitk.Image | None = None,
 ) -> tuple[RigidMap, float]:
     """Rigid transform scan -> design and the final correlation metric (lower is better, in [-1, 0])."""
     p = parameters or RegistrationParameters()
@@ -82,7 +96,9 @@ def register_design(
     if sitk.GetArrayViewFromImage(fixed_dense).sum() == 0:
         raise RadiologyAIError(f"{what}: no phantom material (> -500 HU) found in the scan; is it a CT of the phantom?")
     try:
-        initial = sitk.CenteredTransformInitializer(fixed_dense, moving_dense, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)
+        initial = sitk.CenteredTransformInitializer(
+            fixed_dense, moving_dense, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
     except RuntimeError as exc:
         raise RadiologyAIError(f"{what}: cannot initialise the design registration ({exc})") from None
     best = None
@@ -94,7 +110,9 @@ def register_design(
         reg.SetMetricSamplingStrategy(reg.RANDOM)
         reg.SetMetricSamplingPercentage(0.2, seed=1)
         reg.SetInterpolator(sitk.sitkLinear)
-        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=p.iterations, relaxationFactor=0.6)
+        reg.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=2.0, minStep=1e-3, numberOfIterations=p.iterations, relaxationFactor=0.6
+        )
         reg.SetOptimizerScalesFromPhysicalShift()
         reg.SetShrinkFactorsPerLevel([4, 2, 1])
         reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
@@ -103,7 +121,9 @@ def register_design(
         try:
             transform = reg.Execute(fixed, moving)
         except RuntimeError as exc:
-            raise RadiologyAIError(f"{what}: the design could not be registered to the scan ({str(exc).strip().splitlines()[-1]})") from None
+            raise RadiologyAIError(
+                f"{what}: the design could not be registered to the scan ({str(exc).strip().splitlines()[-1]})"
+            ) from None
         metric = reg.GetMetricValue()
         if best is None or metric < best[1]:
             best = (transform, metric)
@@ -116,9 +136,14 @@ def register_design(
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(0.1, seed=2)
     reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=0.5, minStep=1e-4, numberOfIterations=p.iterations // 2, relaxationFactor=0.6)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=0.5, minStep=1e-4, numberOfIterations=p.iterations // 2, relaxationFactor=0.6
+    )
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetInitialTransform(sitk.Euler3DTransform(best[0].GetNthTransform(0) if best[0].GetName() == "CompositeTransform" else best[0]), inPlace=False)
+    reg.SetInitialTransform(
+        sitk.Euler3DTransform(best[0].GetNthTransform(0) if best[0].GetName() == "CompositeTransform" else best[0]),
+        inPlace=False,
+    )
     try:
         refined = reg.Execute(fixed_fine, moving_fine)
         best = (refined, reg.GetMetricValue())

@@ -33,7 +33,9 @@ def _log_ticks(ax, values, rotate: bool = False) -> None:
 
 
 def _published_points(quantity: str, recon: str) -> tuple[list, list]:
-    table = {"iqr": published_figures.published().iqr_3mm_hu, "volume": published_figures.published().volume_ml}[quantity].get(recon, {})
+    table = {"iqr": published_figures.published().iqr_3mm_hu, "volume": published_figures.published().volume_ml}[
+        quantity
+    ].get(recon, {})
     doses = sorted(table)
     return doses, [table[d] for d in doses]
 
@@ -58,7 +60,15 @@ def dose_figure(summary: pd.DataFrame, vols: pd.DataFrame, radius: float = CALIB
         for recon, group in frame.groupby("recon", sort=False):
             group = group.sort_values("ctdivol_mgy")
             colour = COLOURS.get(recon)
-            ax.errorbar(group["ctdivol_mgy"], group[column], yerr=group[sd_column], marker="o", capsize=3, color=colour, label=f"{recon.upper()} simulated")
+            ax.errorbar(
+                group["ctdivol_mgy"],
+                group[column],
+                yerr=group[sd_column],
+                marker="o",
+                capsize=3,
+                color=colour,
+                label=f"{recon.upper()} simulated",
+            )
             if quantity == "mpv":
                 band = published_figures.mpv_3mm_range(recon)
                 if band is not None:
@@ -89,8 +99,17 @@ def _detection_vs_radius(summary: pd.DataFrame):
     for index, recon in enumerate(recons):
         ax = fig.add_subplot(1, len(recons), index + 1)
         for j, dose in enumerate(doses):
-            group = summary[(summary["recon"] == recon) & np.isclose(summary["ctdivol_mgy"], dose)].sort_values("radius_mm")
-            ax.plot(group["radius_mm"], group["detection_mean"], marker="o", ms=3, color=cmap(j / max(len(doses) - 1, 1)), label=f"{dose:g} mGy")
+            group = summary[(summary["recon"] == recon) & np.isclose(summary["ctdivol_mgy"], dose)].sort_values(
+                "radius_mm"
+            )
+            ax.plot(
+                group["radius_mm"],
+                group["detection_mean"],
+                marker="o",
+                ms=3,
+                color=cmap(j / max(len(doses) - 1, 1)),
+                label=f"{dose:g} mGy",
+            )
         _log_ticks(ax, sorted(summary["radius_mm"].unique()), rotate=True)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("design radius (mm)")
@@ -115,7 +134,12 @@ def study_tables(study: StudyResults) -> dict:
     }
 
 
-def write_study_outputs(folder: Path, study: StudyResults, title: str = "PhantomQA: dose x reconstruction study", notes: list[str] | None = None) -> dict:
+def write_study_outputs(
+    folder: Path,
+    study: StudyResults,
+    title: str = "PhantomQA: dose x reconstruction study",
+    notes: list[str] | None = None,
+) -> dict:
     """Write summary.csv, volumes.csv, per_acquisition.csv, acquisitions.csv, study.json and report.html."""
     folder = Path(folder)
     tables = study_tables(study)
@@ -136,7 +160,9 @@ def write_study_outputs(folder: Path, study: StudyResults, title: str = "Phantom
             "published_comparison": tables["comparison"].to_dict(orient="records"),
             "goals": tables["goals"],
             "recon_models": {k: vars(v) for k, v in RECON_MODELS.items()},
-            "recon_calibration": {k: v for k, v in CALIBRATION_METADATA.items() if k in ("version", "fitted_by", "fitted_on")},
+            "recon_calibration": {
+                k: v for k, v in CALIBRATION_METADATA.items() if k in ("version", "fitted_by", "fitted_on")
+            },
             "published_figures_version": published_figures.published().version,
         },
     )
@@ -155,21 +181,47 @@ def write_study_outputs(folder: Path, study: StudyResults, title: str = "Phantom
             caption="Against the seed study, only where it quotes a value (mean ± SD over repetitions; worst = the repetition farthest "
             "from published; off_pct = distance from the published value or range; within = inside 15 %, the study's SDs not being available)",
         )
-        report.paragraph("Not available from the study (not compared): " + "; ".join(published_figures.published().missing) + ".")
-    goal_rows = pd.DataFrame([{"goal": k, "value": v} for k, v in tables["goals"].items() if k != "met"] + [{"goal": f"met: {k}", "value": v} for k, v in tables["goals"]["met"].items()])
+        report.paragraph(
+            "Not available from the study (not compared): " + "; ".join(published_figures.published().missing) + "."
+        )
+    goal_rows = pd.DataFrame(
+        [{"goal": k, "value": v} for k, v in tables["goals"].items() if k != "met"]
+        + [{"goal": f"met: {k}", "value": v} for k, v in tables["goals"]["met"].items()]
+    )
     report.table(goal_rows, caption="Goals (PhantomQA/README.md, 'Measured figures')")
     trend_rows = pd.DataFrame([{"measure": k, "spearman_rho_vs_dose": v} for k, v in tables["trends"].items()])
     if not trend_rows.empty:
         report.table(trend_rows, caption="Trends with dose (Spearman rank correlation across doses)")
     report.heading("Plots")
-    report.figure(dose_figure(summary, vols), caption="MPV, IQR (3 mm) and detected volume vs dose per reconstruction (mean ± SD); squares: published values where quoted; bands: published MPV range")
-    report.figure(_detection_vs_radius(summary), caption="Detection rate (fraction of the design centreline found) vs design radius, per dose")
+    report.figure(
+        dose_figure(summary, vols),
+        caption="MPV, IQR (3 mm) and detected volume vs dose per reconstruction (mean ± SD); squares: published values where quoted; bands: published MPV range",
+    )
+    report.figure(
+        _detection_vs_radius(summary),
+        caption="Detection rate (fraction of the design centreline found) vs design radius, per dose",
+    )
     report.heading("Summary per design radius")
     report.table(summary.round(3))
     report.heading("Volumes")
     report.table(vols.round(3))
     report.heading("Acquisitions")
-    acq_cols = [c for c in ["recon", "ctdivol_mgy", "repetition", "path", "kernel", "detected_volume_ml", "false_positive_volume_ml", "detection_rate", "alignment", "seconds"] if c in study.acquisitions.columns]
+    acq_cols = [
+        c
+        for c in [
+            "recon",
+            "ctdivol_mgy",
+            "repetition",
+            "path",
+            "kernel",
+            "detected_volume_ml",
+            "false_positive_volume_ml",
+            "detection_rate",
+            "alignment",
+            "seconds",
+        ]
+        if c in study.acquisitions.columns
+    ]
     acq = study.acquisitions[acq_cols].copy()
     if "path" in acq.columns:
         acq["path"] = acq["path"].map(lambda p: Path(str(p)).name)

@@ -91,7 +91,11 @@ def _rfft_weights(nx: int) -> np.ndarray:
 def noise_filter(model: ReconModel, shape: tuple, spacing_zyx: tuple) -> np.ndarray:
     """|H(f)| on the rfftn grid, scaled so filtered unit white noise has unit variance."""
     fr, fz = _frequency_grids(shape, spacing_zyx)
-    shaped = fr**model.ramp_power * np.exp(-((fr / model.nps_cutoff_cyc_mm) ** 2)) * np.exp(-((fz / model.z_cutoff_cyc_mm) ** 2))
+    shaped = (
+        fr**model.ramp_power
+        * np.exp(-((fr / model.nps_cutoff_cyc_mm) ** 2))
+        * np.exp(-((fz / model.z_cutoff_cyc_mm) ** 2))
+    )
     # normalise the coloured part to unit mean power, then mix in the white part
     weights = np.broadcast_to(_rfft_weights(shape[2])[None, None, :], shaped.shape)
     mean_power = float((shaped * weights).sum() / weights.sum())  # Parseval: mean over the full spectrum
@@ -113,14 +117,18 @@ def detail_weight(contrast_hu: np.ndarray, model: ReconModel, ctdivol_mgy: float
     return c2 / (c2 + threshold * threshold)
 
 
-def signal_image(spectrum: np.ndarray, shape: tuple, spacing_zyx: tuple, model: ReconModel, ctdivol_mgy: float) -> np.ndarray:
+def signal_image(
+    spectrum: np.ndarray, shape: tuple, spacing_zyx: tuple, model: ReconModel, ctdivol_mgy: float
+) -> np.ndarray:
     """The noise-free reconstructed image (float32 HU) of the object whose rfftn is ``spectrum``."""
     sharp = np.fft.irfftn(spectrum * signal_filter(model, shape, spacing_zyx), s=shape).astype(np.float32)
     if not model.is_regularised():
         return sharp
     from scipy import ndimage
 
-    smooth = np.fft.irfftn(spectrum * signal_filter(model, shape, spacing_zyx, model.regularisation_fwhm_mm), s=shape).astype(np.float32)
+    smooth = np.fft.irfftn(
+        spectrum * signal_filter(model, shape, spacing_zyx, model.regularisation_fwhm_mm), s=shape
+    ).astype(np.float32)
     detail = sharp - smooth
     sigma_vox = [0.0] + [model.signal_fwhm_mm / 2.3548 / s for s in spacing_zyx[1:]]  # in-plane, over the resolution
     contrast = ndimage.gaussian_filter(np.abs(detail), sigma_vox)

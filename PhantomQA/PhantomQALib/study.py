@@ -112,7 +112,12 @@ def _cached(key, make):
 
 
 def _geometry_key(image: sitk.Image) -> tuple:
-    return (image.GetSize(), tuple(np.round(image.GetSpacing(), 6)), tuple(np.round(image.GetOrigin(), 4)), tuple(np.round(image.GetDirection(), 6)))
+    return (
+        image.GetSize(),
+        tuple(np.round(image.GetSpacing(), 6)),
+        tuple(np.round(image.GetOrigin(), 4)),
+        tuple(np.round(image.GetDirection(), 6)),
+    )
 
 
 def _design_volume_ml(design) -> float:
@@ -133,7 +138,9 @@ def _extent_overlaps(design, scan: sitk.Image) -> bool:
     return bool(np.all(np.maximum(lo, pts.min(0)) < np.minimum(hi, pts.max(0))))
 
 
-def align_design(design, token: str, scan: sitk.Image, parameters: RegistrationParameters, what: str) -> tuple[GridDesign, str, float]:
+def align_design(
+    design, token: str, scan: sitk.Image, parameters: RegistrationParameters, what: str
+) -> tuple[GridDesign, str, float]:
     """The design on the scan grid: identity when it fits (mode auto/never), else registered."""
     from .designio import design_hu_image, design_on_grid
 
@@ -149,8 +156,14 @@ def align_design(design, token: str, scan: sitk.Image, parameters: RegistrationP
             if corr >= parameters.accept_correlation:
                 check_overlap(grid, _design_volume_ml(design), parameters.min_overlap, what)
                 return grid, "identity", corr
-    moving = _cached(("design-image", token, parameters.working_spacing_mm), lambda: design_hu_image(design, parameters.working_spacing_mm))
-    fine = _cached(("design-image", token, parameters.refine_spacing_mm), lambda: design_hu_image(design, parameters.refine_spacing_mm))
+    moving = _cached(
+        ("design-image", token, parameters.working_spacing_mm),
+        lambda: design_hu_image(design, parameters.working_spacing_mm),
+    )
+    fine = _cached(
+        ("design-image", token, parameters.refine_spacing_mm),
+        lambda: design_hu_image(design, parameters.refine_spacing_mm),
+    )
     rigid, metric = register_design(scan, moving, parameters, what, fine)
     grid = design_on_grid(design, scan, rigid)
     check_overlap(grid, _design_volume_ml(design), parameters.min_overlap, what)
@@ -166,7 +179,9 @@ def _read_scan(acq: Acquisition) -> sitk.Image:
         try:
             image = reader.Execute()
         except RuntimeError as exc:
-            raise RadiologyAIError(f"{acq.source}: cannot read the DICOM series ({str(exc).strip().splitlines()[-1]})") from None
+            raise RadiologyAIError(
+                f"{acq.source}: cannot read the DICOM series ({str(exc).strip().splitlines()[-1]})"
+            ) from None
         return validate_scalar_volume(image, acq.source)
     return read_volume(acq.path, f"scan ({acq.source})")
 
@@ -222,11 +237,15 @@ def _design_grid(design, reference):
     return design_on_grid(design, reference)
 
 
-def analyse_scan(scan: sitk.Image, grid: GridDesign, vessel_parameters: dict | None = None, measure: MeasureParameters | None = None):
+def analyse_scan(
+    scan: sitk.Image, grid: GridDesign, vessel_parameters: dict | None = None, measure: MeasureParameters | None = None
+):
     """VesselQuant on one scan with the phantom's lung region, then the per-radius measurements."""
     from VesselQuantLib.pipeline import VesselQuantParameters, run_vessel_quant
 
-    params = VesselQuantParameters.from_dict(dict(vessel_parameters or {}))  # unknown keys and bad values: a clear error
+    params = VesselQuantParameters.from_dict(
+        dict(vessel_parameters or {})
+    )  # unknown keys and bad values: a clear error
     lung = grid.image(grid.lung_mask)
     result = run_vessel_quant(scan, lung_mask=lung, parameters=params)
     ct = sitk.GetArrayViewFromImage(scan)
@@ -245,17 +264,30 @@ class StudyResults:
     seconds: float = 0.0
 
 
-def make_jobs(acquisitions: list[Acquisition], design: DesignRef, parameters: StudyParameters, simulation: SimulationParameters | None = None, analyse: bool = True, write_dir: Path | None = None) -> list[Job]:
+def make_jobs(
+    acquisitions: list[Acquisition],
+    design: DesignRef,
+    parameters: StudyParameters,
+    simulation: SimulationParameters | None = None,
+    analyse: bool = True,
+    write_dir: Path | None = None,
+) -> list[Job]:
     jobs = []
     for acq in acquisitions:
         spec = None
         if simulation is not None:
-            spec = replace(simulation, write_path=str(write_dir / Path(acq.path).name) if write_dir is not None else None)
-        jobs.append(Job(acq, design, analyse, spec, parameters.registration, parameters.measure, parameters.vessel_parameters))
+            spec = replace(
+                simulation, write_path=str(write_dir / Path(acq.path).name) if write_dir is not None else None
+            )
+        jobs.append(
+            Job(acq, design, analyse, spec, parameters.registration, parameters.measure, parameters.vessel_parameters)
+        )
     return jobs
 
 
-def run_jobs(jobs: list[Job], parameters: StudyParameters, progress: ProgressCallback | None = None, what: str = "analysing") -> list[JobResult]:
+def run_jobs(
+    jobs: list[Job], parameters: StudyParameters, progress: ProgressCallback | None = None, what: str = "analysing"
+) -> list[JobResult]:
     """Map :func:`run_job` over the jobs with the study's executor; the first error stops the study."""
     from RadiologyAICommonLib.executors import open_executor
 
@@ -269,7 +301,10 @@ def run_jobs(jobs: list[Job], parameters: StudyParameters, progress: ProgressCal
                 index = futures[future]
                 results[index] = future.result()
                 acq = jobs[index].acquisition
-                progress(done / len(jobs), f"{what}: {acq.recon} {acq.ctdivol_mgy:g} mGy rep {acq.repetition} ({done}/{len(jobs)})")
+                progress(
+                    done / len(jobs),
+                    f"{what}: {acq.recon} {acq.ctdivol_mgy:g} mGy rep {acq.repetition} ({done}/{len(jobs)})",
+                )
         except BaseException as first:
             for future in futures:
                 future.cancel()
@@ -299,10 +334,21 @@ def collect(results: list[JobResult]) -> StudyResults:
             {
                 **base,
                 "path": acq.path,
-                "measured_ctdivol_mgy": acq.measured_ctdivol_mgy if acq.measured_ctdivol_mgy is not None else acq.ctdivol_mgy,
+                "measured_ctdivol_mgy": acq.measured_ctdivol_mgy
+                if acq.measured_ctdivol_mgy is not None
+                else acq.ctdivol_mgy,
                 "kernel": acq.kernel,
                 "description": acq.description,
-                **{k: res.summary.get(k, np.nan) for k in ("detected_volume_ml", "true_positive_volume_ml", "false_positive_volume_ml", "design_volume_ml", "detection_rate")},
+                **{
+                    k: res.summary.get(k, np.nan)
+                    for k in (
+                        "detected_volume_ml",
+                        "true_positive_volume_ml",
+                        "false_positive_volume_ml",
+                        "design_volume_ml",
+                        "detection_rate",
+                    )
+                },
                 "alignment": res.alignment,
                 "alignment_correlation": res.correlation,
                 "seconds": round(res.seconds, 2),
@@ -311,9 +357,15 @@ def collect(results: list[JobResult]) -> StudyResults:
     per_acq = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     acq_table = pd.DataFrame(acq_rows)
     if not acq_table.empty:
-        acq_table = acq_table.sort_values(["recon", "ctdivol_mgy", "repetition"], key=_recon_sort_key).reset_index(drop=True)
+        acq_table = acq_table.sort_values(["recon", "ctdivol_mgy", "repetition"], key=_recon_sort_key).reset_index(
+            drop=True
+        )
     if not per_acq.empty:
-        per_acq = per_acq.sort_values(["recon", "ctdivol_mgy", "repetition", "radius_mm"], ascending=[True, True, True, False], key=_recon_sort_key).reset_index(drop=True)
+        per_acq = per_acq.sort_values(
+            ["recon", "ctdivol_mgy", "repetition", "radius_mm"],
+            ascending=[True, True, True, False],
+            key=_recon_sort_key,
+        ).reset_index(drop=True)
     return StudyResults(per_acq, acq_table)
 
 
@@ -340,4 +392,3 @@ def run_study(
     study = collect(results)
     study.seconds = time.perf_counter() - started
     return study
-

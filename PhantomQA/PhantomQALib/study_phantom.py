@@ -92,7 +92,11 @@ class PhantomParameters:
             raise RadiologyAIError(f"bifurcation_generations must be in [0, {len(radii) - 1}]")
         if not 1 <= int(self.trees) <= 6:
             raise RadiologyAIError(f"phantom trees must be 1-6, got {self.trees}")
-        if self.holder_inner_radius_mm <= 2 * radii[0] or self.holder_wall_mm <= 0 or self.slab_height_mm <= 4 * radii[0]:
+        if (
+            self.holder_inner_radius_mm <= 2 * radii[0]
+            or self.holder_wall_mm <= 0
+            or self.slab_height_mm <= 4 * radii[0]
+        ):
             raise RadiologyAIError("the phantom holder is too small for the vessel tree")
         return self
 
@@ -223,6 +227,7 @@ def _segment_distance(p1, q1, p2, q2) -> float:
     t = np.linspace(0.0, 1.0, 9)[:, None]
     a = p1 + t * (q1 - p1)
     b = p2 + t * (q2 - p2)
+
     # refine: distance from samples of one to the other segment, both ways
     def point_seg(points, p, q):
         d = q - p
@@ -287,8 +292,16 @@ class _TreeGrower:
 
     def add(self, parent: int, start: np.ndarray, direction: np.ndarray, level: int, generation: int) -> int:
         end = start + self.lengths[level] * direction
-        self.segments.append(Segment(len(self.segments), parent, tuple(map(float, start)), tuple(map(float, end)),
-                                     self.radii[level], generation))
+        self.segments.append(
+            Segment(
+                len(self.segments),
+                parent,
+                tuple(map(float, start)),
+                tuple(map(float, end)),
+                self.radii[level],
+                generation,
+            )
+        )
         return len(self.segments) - 1
 
     def try_child(self, parent: int, start, parent_dir, plane_normal, angle_deg, sign, level, generation) -> int | None:
@@ -303,8 +316,11 @@ class _TreeGrower:
                 angle = np.deg2rad(rng.uniform(angle_deg, 100.0))
             direction = _unit(_rotate(parent_dir, normal, sign * angle))
             end = start + length * direction
-            if (self.inside(end, radius) and self.inside(start + 0.5 * length * direction, radius)
-                    and self.clear_of_others(start, end, radius, parent)):
+            if (
+                self.inside(end, radius)
+                and self.inside(start + 0.5 * length * direction, radius)
+                and self.clear_of_others(start, end, radius, parent)
+            ):
                 return self.add(parent, start, direction, level, generation)
         return None
 
@@ -321,8 +337,13 @@ class _TreeGrower:
             offset = 0.0 if p.trees == 1 else 0.45 * self.inner
             up = 1.0 if tree % 2 == 0 else -1.0
             root_dir = _unit(np.array([0.15 * np.cos(angle + 0.6), 0.15 * np.sin(angle + 0.6), up]))
-            root_start = np.array([offset * np.cos(angle), offset * np.sin(angle),
-                                   -up * (self.half - self.radii[0] - p.clearance_mm - 2.0)])
+            root_start = np.array(
+                [
+                    offset * np.cos(angle),
+                    offset * np.sin(angle),
+                    -up * (self.half - self.radii[0] - p.clearance_mm - 2.0),
+                ]
+            )
             root = self.add(-1, root_start, root_dir, 0, 0)
             frontier.append((root, _perpendicular(root_dir)))
         return frontier
@@ -337,8 +358,9 @@ class _TreeGrower:
             for parent, plane_normal in frontier:
                 start, pdir = self._end_of(parent)
                 for sign in (+1, -1):
-                    child = self.try_child(parent, start, pdir, plane_normal, self.p.branch_angle_deg, sign, level,
-                                           generation)
+                    child = self.try_child(
+                        parent, start, pdir, plane_normal, self.p.branch_angle_deg, sign, level, generation
+                    )
                     if child is not None:
                         next_frontier.append((child, _unit(np.cross(pdir, plane_normal))))
             frontier = next_frontier
@@ -351,8 +373,9 @@ class _TreeGrower:
             for parent, plane_normal in frontier:
                 start, pdir = self._end_of(parent)
                 sign = +1 if step % 2 == 0 else -1
-                child = self.try_child(parent, start, pdir, plane_normal, self.p.chain_angle_deg, sign, chain_level,
-                                       generation + step + 1)
+                child = self.try_child(
+                    parent, start, pdir, plane_normal, self.p.chain_angle_deg, sign, chain_level, generation + step + 1
+                )
                 if child is not None:
                     next_frontier.append((child, plane_normal))
             frontier = next_frontier
@@ -374,8 +397,9 @@ class _TreeGrower:
                 if level + depth >= len(self.radii):
                     break
                 angle = p.side_branch_angle_deg if depth == 0 else p.chain_angle_deg
-                child = self.try_child(previous, start, pdir, normal, angle, +1, level + depth,
-                                       parent.generation + depth + 1)
+                child = self.try_child(
+                    previous, start, pdir, normal, angle, +1, level + depth, parent.generation + depth + 1
+                )
                 if child is None:
                     break
                 previous = child

@@ -33,7 +33,9 @@ def sha256_of(path: str | os.PathLike) -> str:
 def write_checksums(folder: str | os.PathLike, names: Iterable[str]) -> Path:
     """Write ``checksums.json`` for the files ``names`` of ``folder`` (call it after they are complete)."""
     folder = Path(folder)
-    return write_json(folder / CHECKSUMS_FILE, {"format": FORMAT, "sha256": {n: sha256_of(folder / n) for n in sorted(names)}})
+    return write_json(
+        folder / CHECKSUMS_FILE, {"format": FORMAT, "sha256": {n: sha256_of(folder / n) for n in sorted(names)}}
+    )
 
 
 def verify_checksums(folder: str | os.PathLike, required: Iterable[str]) -> None:
@@ -41,8 +43,10 @@ def verify_checksums(folder: str | os.PathLike, required: Iterable[str]) -> None
     folder = Path(folder)
     path = folder / CHECKSUMS_FILE
     if not path.is_file():
-        raise RadiologyAIError(f"model folder {folder}: {CHECKSUMS_FILE} is missing, so its files cannot be checked "
-                               "(edited, or written by an older RadiologyAI); retrain the model or restore the folder")
+        raise RadiologyAIError(
+            f"model folder {folder}: {CHECKSUMS_FILE} is missing, so its files cannot be checked "
+            "(edited, or written by an older RadiologyAI); retrain the model or restore the folder"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -52,7 +56,11 @@ def verify_checksums(folder: str | os.PathLike, required: Iterable[str]) -> None
         raise RadiologyAIError(f"{path}: not a RadiologyAI checksum file")
     for name in required:
         if name not in sums:
-            raise RadiologyAIError(f"{path} does not cover {name}; the folder was edited: retrain the model or restore it")
+            raise RadiologyAIError(
+                f"{path} does not cover {name}; the folder was edited: retrain the model or restore it"
+            )
         if sha256_of(folder / name) != sums[name]:
-            raise RadiologyAIError(f"{folder / name}: checksum does not match {CHECKSUMS_FILE}; the file was edited, "
-                                   "replaced or is damaged")
+            raise RadiologyAIError(
+                f"{folder / name}: checksum does not match {CHECKSUMS_FILE}; the file was edited, "
+                "replaced or is damaged"
+            )

@@ -18,8 +18,11 @@ def check_scheduler_address(address: str) -> str:
     text = str(address).strip()
     scheme, _, rest = text.rpartition("://") if "://" in text else ("tcp", "", text)
     if scheme not in SCHEMES:
-        raise RadiologyAIError(f"--scheduler {address!r}: unknown address scheme '{scheme}://' (use one of "
-                               + ", ".join(f"{s}://" for s in SCHEMES) + ")")
+        raise RadiologyAIError(
+            f"--scheduler {address!r}: unknown address scheme '{scheme}://' (use one of "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+            + ")"
+        )
     if not rest or rest.startswith(":"):
         raise RadiologyAIError(f"--scheduler {address!r}: no host (expected e.g. tcp://host:8786)")
     return text
@@ -35,4 +38,6 @@ def connect_scheduler(address: str, timeout_s: float = 20.0):
     try:
         return Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise RadiologyAIError(f"cannot connect to the dask scheduler at {address} ({str(exc).splitlines()[0]})") from None
+        raise RadiologyAIError(
+            f"cannot connect to the dask scheduler at {address} ({str(exc).splitlines()[0]})"
+        ) from None

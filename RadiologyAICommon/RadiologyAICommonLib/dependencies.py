@@ -88,7 +88,9 @@ def ensure_torch() -> None:
     if not logic.torchInstalled():
         import slicer
 
-        if not slicer.util.confirmOkCancelDisplay("PyTorch is not installed yet. Install it now (it may take several minutes)?"):
+        if not slicer.util.confirmOkCancelDisplay(
+            "PyTorch is not installed yet. Install it now (it may take several minutes)?"
+        ):
             raise RadiologyAIError("this module cannot run without PyTorch")
         if logic.installTorch(askConfirmation=False) is None:
             raise RadiologyAIError("PyTorch could not be installed; see the PyTorch module")

@@ -65,7 +65,9 @@ def _limit_threads() -> None:
 
 
 @contextlib.contextmanager
-def open_executor(workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 20.0) -> Iterator[Executor]:
+def open_executor(
+    workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 20.0
+) -> Iterator[Executor]:
     """Yield the executor for ``workers`` processes (or a dask ``scheduler``) and close it afterwards."""
     if scheduler:
         from .cluster import connect_scheduler
@@ -84,7 +86,9 @@ def open_executor(workers: int | None = None, scheduler: str | None = None, conn
         return
     # Workers start from a fresh server process, never forked from this one: a process whose compute thread
     # pools have run (numba on GNU OpenMP, ITK) cannot safely fork workers that use them again.
-    context = multiprocessing.get_context("forkserver") if "forkserver" in multiprocessing.get_all_start_methods() else None
+    context = (
+        multiprocessing.get_context("forkserver") if "forkserver" in multiprocessing.get_all_start_methods() else None
+    )
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, mp_context=context)
     try:
         yield pool

@@ -20,10 +20,25 @@ from .errors import RadiologyAIError
 from .memory import check_memory
 
 # Bytes per voxel component of SimpleITK's pixel types (for the memory check before reading).
-_NUMPY_TYPES = {getattr(sitk, f"sitk{n}"): t for n, t in (
-    ("UInt8", np.uint8), ("Int8", np.int8), ("UInt16", np.uint16), ("Int16", np.int16), ("UInt32", np.uint32),
-    ("Int32", np.int32), ("UInt64", np.uint64), ("Int64", np.int64), ("Float32", np.float32), ("Float64", np.float64),
-    ("VectorUInt8", np.uint8), ("VectorInt16", np.int16), ("VectorFloat32", np.float32), ("VectorFloat64", np.float64))}
+_NUMPY_TYPES = {
+    getattr(sitk, f"sitk{n}"): t
+    for n, t in (
+        ("UInt8", np.uint8),
+        ("Int8", np.int8),
+        ("UInt16", np.uint16),
+        ("Int16", np.int16),
+        ("UInt32", np.uint32),
+        ("Int32", np.int32),
+        ("UInt64", np.uint64),
+        ("Int64", np.int64),
+        ("Float32", np.float32),
+        ("Float64", np.float64),
+        ("VectorUInt8", np.uint8),
+        ("VectorInt16", np.int16),
+        ("VectorFloat32", np.float32),
+        ("VectorFloat64", np.float64),
+    )
+}
 
 # DICOM tags read from a series' first file (SimpleITK "gggg|eeee" keys).
 TAG_CTDIVOL = "0018|9345"
@@ -121,9 +136,16 @@ def check_no_skipped_files(folder: str | os.PathLike, series: list[DicomSeries])
     """Refuse a folder holding a DICOM file that GDCM could not place in any series (damaged or truncated)."""
     listed = {os.path.realpath(f) for s in series for f in s.files}
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and os.path.realpath(path) not in listed and path.name != "DICOMDIR" and _looks_like_dicom(path):
-            raise RadiologyAIError(f"{path}: a DICOM file that cannot be read as part of any series (damaged or "
-                                   "truncated?); remove it or replace it")
+        if (
+            path.is_file()
+            and os.path.realpath(path) not in listed
+            and path.name != "DICOMDIR"
+            and _looks_like_dicom(path)
+        ):
+            raise RadiologyAIError(
+                f"{path}: a DICOM file that cannot be read as part of any series (damaged or "
+                "truncated?); remove it or replace it"
+            )
 
 
 def check_slice_spacing(series: DicomSeries) -> None:
@@ -161,7 +183,8 @@ def check_slice_spacing(series: DicomSeries) -> None:
         kind = "missing" if gaps[i] > median else "extra or duplicated"
         raise RadiologyAIError(
             f"{series.folder}: slices are not evenly spaced: {gaps[i]:.3g} mm between {Path(positions[i][1]).name} and "
-            f"{Path(positions[i + 1][1]).name} where the series has {median:.3g} mm (a {kind} slice?)")
+            f"{Path(positions[i + 1][1]).name} where the series has {median:.3g} mm (a {kind} slice?)"
+        )
 
 
 def read_dicom_series(series: DicomSeries) -> sitk.Image:
@@ -181,8 +204,9 @@ def read_dicom_series(series: DicomSeries) -> sitk.Image:
     return image
 
 
-def read_image(path: str | os.PathLike, what: str = "image", modality: str | None = None,
-               series: str | None = None) -> sitk.Image:
+def read_image(
+    path: str | os.PathLike, what: str = "image", modality: str | None = None, series: str | None = None
+) -> sitk.Image:
     """Read an image file, or a DICOM series in a folder, as a SimpleITK image.
 
     A folder must hold one DICOM series, or ``series`` names the one to read (its SeriesInstanceUID, as the
@@ -203,28 +227,35 @@ def read_image(path: str | os.PathLike, what: str = "image", modality: str | Non
             reader.SetFileName(str(path))
             reader.ReadImageInformation()
             voxels = float(np.prod(reader.GetSize(), dtype=float)) * reader.GetNumberOfComponents()
-            check_memory(voxels * np.dtype(_NUMPY_TYPES.get(reader.GetPixelIDValue(), np.float64)).itemsize,
-                         f"{what} {path} ({' x '.join(map(str, reader.GetSize()))} voxels)")
+            check_memory(
+                voxels * np.dtype(_NUMPY_TYPES.get(reader.GetPixelIDValue(), np.float64)).itemsize,
+                f"{what} {path} ({' x '.join(map(str, reader.GetSize()))} voxels)",
+            )
             return reader.Execute()
     except RuntimeError as exc:
         raise RadiologyAIError(f"{what} {path}: not an image SimpleITK can read ({_first_line(exc)})") from None
 
 
-def read_dicom_folder(path: Path, what: str = "image", modality: str | None = None, series: str | None = None) -> sitk.Image:
+def read_dicom_folder(
+    path: Path, what: str = "image", modality: str | None = None, series: str | None = None
+) -> sitk.Image:
     """The one DICOM series in folder ``path``, or the one whose SeriesInstanceUID is ``series`` (see :func:`read_image`)."""
     found = list_dicom_series(path)
     if not found:
         raise RadiologyAIError(f"{what} {path}: the folder holds no DICOM series")
     check_no_skipped_files(path, found)
-    names = "; ".join(f"{s.series_uid} ({s.description or 'no description'}, {len(s.files)} files in {s.folder})"
-                      for s in found)
+    names = "; ".join(
+        f"{s.series_uid} ({s.description or 'no description'}, {len(s.files)} files in {s.folder})" for s in found
+    )
     if series:
         found = [s for s in found if s.series_uid == series.strip()]
         if not found:
             raise RadiologyAIError(f"{what} {path}: no DICOM series {series} in the folder; it holds {names}")
     if len(found) > 1:
-        raise RadiologyAIError(f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); choose one by "
-                               "its UID (--series UID on the command line) or give the folder of the one to use")
+        raise RadiologyAIError(
+            f"{what} {path}: the folder holds {len(found)} DICOM series ({names}); choose one by "
+            "its UID (--series UID on the command line) or give the folder of the one to use"
+        )
     if modality and found[0].modality and found[0].modality.upper() != modality.upper():
         raise RadiologyAIError(f"{what} {path}: the DICOM series is {found[0].modality}, this command needs {modality}")
     return read_dicom_series(found[0])
@@ -243,8 +274,10 @@ def validate_geometry(image: sitk.Image, what: str = "image") -> sitk.Image:
     dimension = image.GetDimension()
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(dimension, dimension)
     if not np.isfinite(direction).all() or not np.allclose(direction.T @ direction, np.eye(dimension), atol=1e-3):
-        raise RadiologyAIError(f"{what}: the direction matrix is not orthonormal ({np.round(direction, 4).tolist()}); "
-                               "the file's geometry is damaged, and volumes measured on it would be wrong")
+        raise RadiologyAIError(
+            f"{what}: the direction matrix is not orthonormal ({np.round(direction, 4).tolist()}); "
+            "the file's geometry is damaged, and volumes measured on it would be wrong"
+        )
     return image
 
 
@@ -263,8 +296,10 @@ def validate_scalar_volume(image: sitk.Image, what: str = "image", min_voxels_pe
     if min(image.GetSize()) < 1 or image.GetNumberOfPixels() < 2:
         raise RadiologyAIError(f"{what}: the volume is empty (size {image.GetSize()})")
     if min(image.GetSize()) < min_voxels_per_axis:
-        raise RadiologyAIError(f"{what}: {image.GetSize()} voxels is too small; this command needs at least "
-                               f"{min_voxels_per_axis} voxels along each axis")
+        raise RadiologyAIError(
+            f"{what}: {image.GetSize()} voxels is too small; this command needs at least "
+            f"{min_voxels_per_axis} voxels along each axis"
+        )
     validate_geometry(image, what)
     array = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
@@ -273,8 +308,9 @@ def validate_scalar_volume(image: sitk.Image, what: str = "image", min_voxels_pe
     return image
 
 
-def read_volume(path: str | os.PathLike, what: str = "image", modality: str | None = None,
-                series: str | None = None) -> sitk.Image:
+def read_volume(
+    path: str | os.PathLike, what: str = "image", modality: str | None = None, series: str | None = None
+) -> sitk.Image:
     """:func:`read_image` followed by :func:`validate_scalar_volume`."""
     return validate_scalar_volume(read_image(path, what, modality, series), f"{what} {path}")
 

@@ -14,4 +14,5 @@ except ImportError:  # slicer-core: no ScriptedLoadableModule (and no Qt)
         def __init__(self) -> None:
             pass
 
+
 __all__ = ["LogicBase"]

@@ -26,5 +26,7 @@ def check_memory(need_bytes: float, what: str) -> None:
     """Raise a RadiologyAIError when ``need_bytes`` is more than the memory available now."""
     available = available_memory_bytes()
     if available is not None and need_bytes > available:
-        raise RadiologyAIError(f"{what} needs about {need_bytes / 2**30:.1f} GiB of memory and "
-                               f"{available / 2**30:.1f} GiB is available; use a smaller volume or a larger machine")
+        raise RadiologyAIError(
+            f"{what} needs about {need_bytes / 2**30:.1f} GiB of memory and "
+            f"{available / 2**30:.1f} GiB is available; use a smaller volume or a larger machine"
+        )

@@ -95,7 +95,9 @@ def labelmap_to_segmentation_node(label_image: sitk.Image, segments: dict, name:
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
     node.CreateDefaultDisplayNodes()
-    labelmap = image_to_volume_node(sitk.Cast(label_image, sitk.sitkUInt8), name + "_labels", class_name="vtkMRMLLabelMapVolumeNode")
+    labelmap = image_to_volume_node(
+        sitk.Cast(label_image, sitk.sitkUInt8), name + "_labels", class_name="vtkMRMLLabelMapVolumeNode"
+    )
     try:
         segmentation = node.GetSegmentation()
         node.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
@@ -166,7 +168,9 @@ def dataframe_to_table_node(dataframe, name: str, node=None):
     return node
 
 
-def plot_chart_node(table_node, x_column: str, y_columns, title: str, x_title: str = "", y_title: str = "", name: str | None = None):
+def plot_chart_node(
+    table_node, x_column: str, y_columns, title: str, x_title: str = "", y_title: str = "", name: str | None = None
+):
     """A plot chart (one line series per y column, markers on) over a table node's columns."""
     scene = _scene()
     chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name or title)

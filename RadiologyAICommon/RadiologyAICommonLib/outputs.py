@@ -58,7 +58,9 @@ def _check_inputs(target: Path, inputs: Iterable) -> list[Path]:
             continue
         source = _resolved(item)
         if source.is_dir() and _is_within(target, source):
-            raise RadiologyAIError(f"output folder {target} is inside the input folder {source}; choose another output folder")
+            raise RadiologyAIError(
+                f"output folder {target} is inside the input folder {source}; choose another output folder"
+            )
         if source.is_file() and target in source.parents:
             inside.append(source.relative_to(target))
     return inside
@@ -87,7 +89,7 @@ def _safe_relative(name: str) -> bool:
 def _remove_stale_staging(folder: Path) -> None:
     """Remove staging folders of runs that no longer exist (killed before they could clean up)."""
     for entry in folder.glob(f"{STAGING_PREFIX}*"):
-        pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        pid = entry.name[len(STAGING_PREFIX) :].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
@@ -125,7 +127,11 @@ class _Commit:
 
     def put(self, name: str) -> None:
         destination = self.target / name
-        missing = [p for p in [destination.parent, *destination.parent.parents] if _is_within(p, self.target) and not p.exists()]
+        missing = [
+            p
+            for p in [destination.parent, *destination.parent.parents]
+            if _is_within(p, self.target) and not p.exists()
+        ]
         for folder in reversed(missing):
             folder.mkdir()
             os.chmod(folder, 0o777 & ~current_umask())
@@ -146,7 +152,9 @@ class _Commit:
                 os.replace(kept, source)
 
 
-def _check_clashes(new: list[str], target: Path, previous: dict[str, str], overwrite: bool, protected: list[Path]) -> None:
+def _check_clashes(
+    new: list[str], target: Path, previous: dict[str, str], overwrite: bool, protected: list[Path]
+) -> None:
     """Refuse, before anything moves, to replace what RadiologyAI did not write (or an input, or without --overwrite)."""
     for name in new:
         destination = target / name
@@ -156,25 +164,43 @@ def _check_clashes(new: list[str], target: Path, previous: dict[str, str], overw
             if folder == target:
                 break
             if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-                raise RadiologyAIError(f"{folder} is in the way of the output {name}; it is left alone: choose another output folder")
+                raise RadiologyAIError(
+                    f"{folder} is in the way of the output {name}; it is left alone: choose another output folder"
+                )
         if destination.is_symlink() or destination.exists():
             if destination.is_dir() or name not in previous:
-                raise RadiologyAIError(f"{destination} exists and was not written by RadiologyAI; it is left alone: "
-                                       "choose another output folder")
+                raise RadiologyAIError(
+                    f"{destination} exists and was not written by RadiologyAI; it is left alone: "
+                    "choose another output folder"
+                )
             if not overwrite:
                 raise RadiologyAIError(f"{destination} exists; add --overwrite to replace it (RadiologyAI wrote it)")
 
 
-def _commit(staging: Path, target: Path, previous: dict[str, str], command: str, overwrite: bool, shared: bool,
-            protected: list[Path]) -> None:
+def _commit(
+    staging: Path,
+    target: Path,
+    previous: dict[str, str],
+    command: str,
+    overwrite: bool,
+    shared: bool,
+    protected: list[Path],
+) -> None:
     """Move the staged files into ``target`` together, with the manifest; undo every move if one fails."""
     new = [n for n in _files_below(staging) if not n.startswith(f"{_REPLACED}/")]
     if not new:
         return
     _check_clashes(new, target, previous, overwrite, protected)
     # Stale outputs: files the same command wrote last time and does not write now (never an input).
-    stale = [] if shared else [n for n, c in previous.items()
-                               if c == command and n not in new and Path(n) not in protected and (target / n).is_file()]
+    stale = (
+        []
+        if shared
+        else [
+            n
+            for n, c in previous.items()
+            if c == command and n not in new and Path(n) not in protected and (target / n).is_file()
+        ]
+    )
     replaced = [n for n in new if (target / n).exists()]
     commit = _Commit(staging, target)
     try:
@@ -201,7 +227,9 @@ def _commit(staging: Path, target: Path, previous: dict[str, str], command: str,
 
 def _write_manifest(target: Path, staging: Path, files: dict[str, str]) -> None:
     """Written in the staging folder (a half-written one never lands in the output folder), then renamed."""
-    text = json.dumps({"written_by": f"radiologyai {__version__}", "files": dict(sorted(files.items()))}, indent=2) + "\n"
+    text = (
+        json.dumps({"written_by": f"radiologyai {__version__}", "files": dict(sorted(files.items()))}, indent=2) + "\n"
+    )
     os.replace(write_text(staging / MANIFEST, text), target / MANIFEST)
 
 
@@ -219,8 +247,10 @@ def _entry_checks(output_dir, inputs: Iterable, overwrite: bool, shared: bool):
         previous = read_manifest(target)
         foreign = [e.name for e in target.iterdir() if e.name not in _own_entries(target)]
         if foreign and not overwrite and not shared:
-            raise RadiologyAIError(f"output folder {given} is not empty; choose a new folder, or add --overwrite to "
-                                   "replace the files an earlier RadiologyAI run wrote there (nothing else is touched)")
+            raise RadiologyAIError(
+                f"output folder {given} is not empty; choose a new folder, or add --overwrite to "
+                "replace the files an earlier RadiologyAI run wrote there (nothing else is touched)"
+            )
     return given, target, protected, previous
 
 
@@ -230,13 +260,16 @@ def check_output_dir(output_dir: str | os.PathLike, *, inputs: Iterable = (), ov
     _, target, _, _ = _entry_checks(output_dir, inputs, overwrite, False)
     folder = next(p for p in [target, *target.parents] if p.exists())
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise RadiologyAIError(f"cannot write into the output folder {output_dir}: "
-                               f"{folder} is {'not a folder' if not folder.is_dir() else 'not writable'}")
+        raise RadiologyAIError(
+            f"cannot write into the output folder {output_dir}: "
+            f"{folder} is {'not a folder' if not folder.is_dir() else 'not writable'}"
+        )
 
 
 @contextlib.contextmanager
-def staged_output_dir(output_dir: str | os.PathLike, *, command: str, inputs: Iterable = (), overwrite: bool = False,
-                      shared: bool = False) -> Iterator[Path]:
+def staged_output_dir(
+    output_dir: str | os.PathLike, *, command: str, inputs: Iterable = (), overwrite: bool = False, shared: bool = False
+) -> Iterator[Path]:
     """Yield an empty staging folder; on success move its files into ``output_dir`` (see the module docstring).
 
     ``command`` names what writes (``"vessels"``, ``"salivary train"``): a later run of the
@@ -264,7 +297,9 @@ def staged_output_dir(output_dir: str | os.PathLike, *, command: str, inputs: It
                 target.rmdir()  # only if nothing was committed
 
 
-def staged_output_files(paths: Iterable[str | os.PathLike], *, command: str, inputs: Iterable = (), overwrite: bool = False):
+def staged_output_files(
+    paths: Iterable[str | os.PathLike], *, command: str, inputs: Iterable = (), overwrite: bool = False
+):
     """:func:`staged_output_dir` for files that go together into one folder (a table and its sidecar).
 
     Yields the staging folder; write each file under its own name there. Returns the folder's

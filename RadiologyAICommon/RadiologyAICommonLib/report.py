@@ -62,7 +62,9 @@ class HtmlReport:
         plt.close(figure)
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-        self._parts.append(f'<figure><img alt="{html.escape(caption or "figure")}" src="data:image/png;base64,{data}">{cap}</figure>')
+        self._parts.append(
+            f'<figure><img alt="{html.escape(caption or "figure")}" src="data:image/png;base64,{data}">{cap}</figure>'
+        )
         return self
 
     def render(self) -> str:

@@ -125,7 +125,7 @@ class WorkerProcess:
                 if self.on_progress:
                     self.on_progress(*progress)
             elif line.startswith("error: "):
-                self.result.error = line[len("error: "):]
+                self.result.error = line[len("error: ") :]
             elif line.strip():
                 self.result.log.append(line)
                 if self.on_log:

@@ -76,8 +76,15 @@ def sampling_map(image, label, body_threshold: float = 0.05):
     return result
 
 
-def training_transforms(patch_size, samples_per_case: int, pos: float, neg: float, params: AugmentationParameters,
-                        augment: bool = True, mirror: float = 0.0):
+def training_transforms(
+    patch_size,
+    samples_per_case: int,
+    pos: float,
+    neg: float,
+    params: AugmentationParameters,
+    augment: bool = True,
+    mirror: float = 0.0,
+):
     """Random patch sampling followed by the published augmentation (dictionary transforms).
 
     Patch centres: tumour (share ``pos``), other body voxels (``neg``) and, when ``mirror`` > 0 and the
@@ -108,29 +115,65 @@ def training_transforms(patch_size, samples_per_case: int, pos: float, neg: floa
     ]
     if mirror > 0:
         transforms += [
-            RandCropByLabelClassesd(keys=keys, label_key="sampling", spatial_size=patch_size,
-                                    ratios=[neg, pos, mirror], num_classes=3, num_samples=samples_per_case,
-                                    image_key="image", image_threshold=0.05, warn=False),
+            RandCropByLabelClassesd(
+                keys=keys,
+                label_key="sampling",
+                spatial_size=patch_size,
+                ratios=[neg, pos, mirror],
+                num_classes=3,
+                num_samples=samples_per_case,
+                image_key="image",
+                image_threshold=0.05,
+                warn=False,
+            ),
             DeleteItemsd(keys="sampling"),
         ]
     else:
-        transforms.append(RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=patch_size, pos=pos,
-                                                 neg=neg, num_samples=samples_per_case, image_key="image",
-                                                 image_threshold=0.05))
+        transforms.append(
+            RandCropByPosNegLabeld(
+                keys=keys,
+                label_key="label",
+                spatial_size=patch_size,
+                pos=pos,
+                neg=neg,
+                num_samples=samples_per_case,
+                image_key="image",
+                image_threshold=0.05,
+            )
+        )
     if augment:
         small = math.radians(params.small_rotation_deg)
         large = math.radians(params.large_rotation_deg)
         t = params.translation_voxels
         transforms += [
-            RandAffined(keys=keys, prob=params.small_rotation_prob, rotate_range=(small, small, small),
-                        translate_range=(t, t, t / 2), scale_range=(params.scaling,) * 3, mode=modes,
-                        padding_mode="zeros", spatial_size=patch_size),
-            RandAffined(keys=keys, prob=params.large_rotation_prob, rotate_range=(0.0, 0.0, large), mode=modes,
-                        padding_mode="zeros", spatial_size=patch_size),
+            RandAffined(
+                keys=keys,
+                prob=params.small_rotation_prob,
+                rotate_range=(small, small, small),
+                translate_range=(t, t, t / 2),
+                scale_range=(params.scaling,) * 3,
+                mode=modes,
+                padding_mode="zeros",
+                spatial_size=patch_size,
+            ),
+            RandAffined(
+                keys=keys,
+                prob=params.large_rotation_prob,
+                rotate_range=(0.0, 0.0, large),
+                mode=modes,
+                padding_mode="zeros",
+                spatial_size=patch_size,
+            ),
             RandFlipd(keys=keys, prob=params.flip_prob, spatial_axis=0),
-            Rand3DElasticd(keys=keys, prob=params.elastic_prob, sigma_range=params.elastic_sigma,
-                           magnitude_range=params.elastic_magnitude, mode=modes, padding_mode="zeros",
-                           spatial_size=patch_size),
+            Rand3DElasticd(
+                keys=keys,
+                prob=params.elastic_prob,
+                sigma_range=params.elastic_sigma,
+                magnitude_range=params.elastic_magnitude,
+                mode=modes,
+                padding_mode="zeros",
+                spatial_size=patch_size,
+            ),
         ]
     transforms.append(EnsureTyped(keys=keys, dtype="float32", track_meta=False))
     return Compose(transforms)
@@ -145,8 +188,13 @@ def slice_transforms(params: AugmentationParameters, augment: bool = True):
     small = math.radians(params.small_rotation_deg)
     return Compose(
         [
-            RandAffine(prob=0.7, rotate_range=small, translate_range=(4, 4), scale_range=(params.scaling,) * 2,
-                       padding_mode="zeros"),
+            RandAffine(
+                prob=0.7,
+                rotate_range=small,
+                translate_range=(4, 4),
+                scale_range=(params.scaling,) * 2,
+                padding_mode="zeros",
+            ),
             RandRotate90(prob=params.large_rotation_prob, max_k=3),
             RandFlip(prob=params.flip_prob, spatial_axis=0),
         ]

@@ -18,79 +18,138 @@ def configure_parser(parser) -> None:
 
     commands = parser.add_subparsers(dest="salivary_command", metavar="SUBCOMMAND", required=True)
 
-    synth = commands.add_parser("synth", help="write a synthetic head-and-neck CT dataset (images/, labels/, cases.csv)",
-                                description="Synthetic non-contrast neck CTs with parotid/submandibular glands and one "
-                                            "benign (circumscribed) or malignant (infiltrative) lesion each.")
+    synth = commands.add_parser(
+        "synth",
+        help="write a synthetic head-and-neck CT dataset (images/, labels/, cases.csv)",
+        description="Synthetic non-contrast neck CTs with parotid/submandibular glands and one "
+        "benign (circumscribed) or malignant (infiltrative) lesion each.",
+    )
     synth.add_argument("--output-dir", required=True, help="dataset folder to create (must be new or empty)")
     synth.add_argument("--cases", type=int, default=16, help="number of cases (default 16; diagnoses balanced)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.add_argument("--first-index", type=int, default=0,
-                       help="number of the first case (case_NNN); use different ranges for unseen cases (default 0)")
-    synth.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"),
-                       help="fixed voxel size in mm (default: random per case, in-plane 0.8-1.1, slices 1.5-3)")
-    synth.add_argument("--fov", type=float, nargs=3, metavar=("X", "Y", "Z"), default=(200.0, 200.0, 140.0),
-                       help="field of view in mm (default 200 200 140)")
+    synth.add_argument(
+        "--first-index",
+        type=int,
+        default=0,
+        help="number of the first case (case_NNN); use different ranges for unseen cases (default 0)",
+    )
+    synth.add_argument(
+        "--spacing",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="fixed voxel size in mm (default: random per case, in-plane 0.8-1.1, slices 1.5-3)",
+    )
+    synth.add_argument(
+        "--fov",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        default=(200.0, 200.0, 140.0),
+        help="field of view in mm (default 200 200 140)",
+    )
     add_overwrite_argument(synth)
     synth.set_defaults(handler=run_synth)
 
-    train = commands.add_parser("train", help="train V-Net segmentation + ResNet-50 classification on a dataset",
-                                description="Train on DATASET (images/, labels/, cases.csv) and write a model folder: "
-                                            "model.pt, config.json, metrics.json, history.csv/png, per-epoch validation "
-                                            "predictions.")
+    train = commands.add_parser(
+        "train",
+        help="train V-Net segmentation + ResNet-50 classification on a dataset",
+        description="Train on DATASET (images/, labels/, cases.csv) and write a model folder: "
+        "model.pt, config.json, metrics.json, history.csv/png, per-epoch validation "
+        "predictions.",
+    )
     train.add_argument("dataset", help="dataset folder")
     train.add_argument("--output-dir", required=True, help="model folder to write")
     train.add_argument("--epochs", type=int, default=80, help="maximum V-Net epochs (default 80)")
     train.add_argument("--classifier-epochs", type=int, default=12, help="maximum ResNet-50 epochs (default 12)")
-    train.add_argument("--patience", type=int, default=25, help="early stopping: epochs without improvement (default 25)")
+    train.add_argument(
+        "--patience", type=int, default=25, help="early stopping: epochs without improvement (default 25)"
+    )
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--batch-size", type=int, default=4, help="patches per V-Net step (default 4)")
-    train.add_argument("--patch-size", type=int, nargs=3, default=(32, 32, 32), metavar=("X", "Y", "Z"),
-                       help="training patch in 2 mm voxels, multiples of 16 (default 32 32 32 = 64 mm)")
+    train.add_argument(
+        "--patch-size",
+        type=int,
+        nargs=3,
+        default=(32, 32, 32),
+        metavar=("X", "Y", "Z"),
+        help="training patch in 2 mm voxels, multiples of 16 (default 32 32 32 = 64 mm)",
+    )
     train.add_argument("--samples-per-case", type=int, default=4, help="patches per case per epoch (default 4)")
     train.add_argument("--learning-rate", type=float, default=1e-3, help="V-Net Adam peak learning rate (default 1e-3)")
-    train.add_argument("--warmup-epochs", type=int, default=3,
-                       help="V-Net epochs of linear learning-rate warm-up before the cosine decay (default 3)")
-    train.add_argument("--architecture", choices=("vnet_lite", "vnet"), default="vnet_lite",
-                       help="vnet_lite: CPU-friendly modified V-Net (default); vnet: MONAI VNet (GPU)")
-    train.add_argument("--classifier", choices=("resnet50", "resnet34", "resnet18"), default="resnet50",
-                       help="slice classifier: resnet50 as published (default), or a lighter ResNet")
+    train.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=3,
+        help="V-Net epochs of linear learning-rate warm-up before the cosine decay (default 3)",
+    )
+    train.add_argument(
+        "--architecture",
+        choices=("vnet_lite", "vnet"),
+        default="vnet_lite",
+        help="vnet_lite: CPU-friendly modified V-Net (default); vnet: MONAI VNet (GPU)",
+    )
+    train.add_argument(
+        "--classifier",
+        choices=("resnet50", "resnet34", "resnet18"),
+        default="resnet50",
+        help="slice classifier: resnet50 as published (default), or a lighter ResNet",
+    )
     train.add_argument("--base-channels", type=int, default=8, help="vnet_lite first-stage channels (default 8)")
     train.add_argument("--val-fraction", type=float, default=0.15, help="validation share without a split column")
     train.add_argument("--test-fraction", type=float, default=0.15, help="test share without a split column")
     train.add_argument("--max-minutes", type=float, help="wall-clock budget; training stops early to respect it")
-    train.add_argument("--pretrained-resnet", metavar="FILE",
-                       help="local ResNet-50 weights (state dict) to start the classifier from; read weights-only")
+    train.add_argument(
+        "--pretrained-resnet",
+        metavar="FILE",
+        help="local ResNet-50 weights (state dict) to start the classifier from; read weights-only",
+    )
     train.add_argument("--no-augmentation", action="store_true", help="train without augmentation")
-    train.add_argument("--no-validation-masks", action="store_true",
-                       help="do not keep the per-epoch validation masks (validation_masks/)")
+    train.add_argument(
+        "--no-validation-masks",
+        action="store_true",
+        help="do not keep the per-epoch validation masks (validation_masks/)",
+    )
     add_overwrite_argument(train)
     train.set_defaults(handler=run_train)
 
-    predict = commands.add_parser("predict", help="segment and classify a CT (or every image of a dataset)",
-                                  description="Writes tumour_label.nrrd (on the input grid) and prediction.json "
-                                              "(class, probability). IMAGE may be a file, a DICOM folder, or a dataset "
-                                              "folder (one sub-folder per case plus predictions.csv).")
+    predict = commands.add_parser(
+        "predict",
+        help="segment and classify a CT (or every image of a dataset)",
+        description="Writes tumour_label.nrrd (on the input grid) and prediction.json "
+        "(class, probability). IMAGE may be a file, a DICOM folder, or a dataset "
+        "folder (one sub-folder per case plus predictions.csv).",
+    )
     predict.add_argument("image", help="CT volume file, DICOM series folder, or dataset folder with images/")
     add_series_argument(predict)
     predict.add_argument("--model", required=True, help="model folder written by 'train'")
     predict.add_argument("--output-dir", required=True, help="folder for the results")
     predict.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     predict.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
-    predict.add_argument("--component", choices=("most_confident", "largest", "all"),
-                         help="tumour components kept: the most confident one, the largest one (published option) "
-                              "or all (default: the model's setting, normally most_confident)")
-    predict.add_argument("--skip-ct-check", action="store_true",
-                         help="do not refuse volumes that do not look like CT in HU (results are then meaningless "
-                              "unless the intensities really are HU)")
+    predict.add_argument(
+        "--component",
+        choices=("most_confident", "largest", "all"),
+        help="tumour components kept: the most confident one, the largest one (published option) "
+        "or all (default: the model's setting, normally most_confident)",
+    )
+    predict.add_argument(
+        "--skip-ct-check",
+        action="store_true",
+        help="do not refuse volumes that do not look like CT in HU (results are then meaningless "
+        "unless the intensities really are HU)",
+    )
     add_overwrite_argument(predict)
     predict.set_defaults(handler=run_predict)
 
-    evaluate = commands.add_parser("evaluate", help="Dice, HD95 and ASD (mm) of predictions against ground truth",
-                                   description="PRED and TRUTH are two label files, or two folders: TRUTH a dataset "
-                                               "(labels/ + cases.csv) or a folder of label files, PRED the output of a "
-                                               "dataset 'predict' or a folder of label files named by case id.")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="Dice, HD95 and ASD (mm) of predictions against ground truth",
+        description="PRED and TRUTH are two label files, or two folders: TRUTH a dataset "
+        "(labels/ + cases.csv) or a folder of label files, PRED the output of a "
+        "dataset 'predict' or a folder of label files named by case id.",
+    )
     evaluate.add_argument("--pred", required=True, help="predicted label file or folder")
     evaluate.add_argument("--truth", required=True, help="ground-truth label file, dataset or folder")
     evaluate.add_argument("--output-dir", help="also write evaluation.csv and evaluation.json here")
@@ -115,11 +174,17 @@ def run_synth(args, progress) -> int:
         raise RadiologyAIError(f"--fov must be between 64 and 600 mm per axis, got {args.fov}")
     output = Path(args.output_dir)
     params = SyntheticParameters(fov_mm=tuple(args.fov), spacing_mm=tuple(args.spacing) if args.spacing else None)
-    rows = make_dataset(output, args.cases, args.seed, params, start_index=args.first_index, progress=progress,
-                            overwrite=args.overwrite)
-    _print_json({"output_dir": str(output), "cases": len(rows),
-                 "benign": sum(r["diagnosis"] == "benign" for r in rows),
-                 "malignant": sum(r["diagnosis"] == "malignant" for r in rows)})
+    rows = make_dataset(
+        output, args.cases, args.seed, params, start_index=args.first_index, progress=progress, overwrite=args.overwrite
+    )
+    _print_json(
+        {
+            "output_dir": str(output),
+            "cases": len(rows),
+            "benign": sum(r["diagnosis"] == "benign" for r in rows),
+            "malignant": sum(r["diagnosis"] == "malignant" for r in rows),
+        }
+    )
     return 0
 
 
@@ -137,28 +202,48 @@ def run_train(args, progress) -> int:
     if args.base_channels < 2 or args.base_channels > 64:
         raise RadiologyAIError(f"--base-channels must be between 2 and 64, got {args.base_channels}")
     params = TrainingParameters(
-        epochs=args.epochs, classifier_epochs=args.classifier_epochs, patience=args.patience,
-        batch_size=args.batch_size, patch_size=tuple(args.patch_size), samples_per_case=args.samples_per_case,
-        learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs,
-        seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction, device=args.device,
-        threads=args.threads, max_minutes=args.max_minutes, pretrained_classifier=args.pretrained_resnet,
-        augment=not args.no_augmentation, save_validation_masks=not args.no_validation_masks,
+        epochs=args.epochs,
+        classifier_epochs=args.classifier_epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        patch_size=tuple(args.patch_size),
+        samples_per_case=args.samples_per_case,
+        learning_rate=args.learning_rate,
+        warmup_epochs=args.warmup_epochs,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        device=args.device,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        pretrained_classifier=args.pretrained_resnet,
+        augment=not args.no_augmentation,
+        save_validation_masks=not args.no_validation_masks,
     ).validate()
     segmentation = SegmentationNetworkParameters(architecture=args.architecture, base_channels=args.base_channels)
     classification = ClassificationNetworkParameters(architecture=args.classifier)
-    result = train(args.dataset, output, params, segmentation=segmentation, classification=classification,
-                   progress=progress, overwrite=args.overwrite)
+    result = train(
+        args.dataset,
+        output,
+        params,
+        segmentation=segmentation,
+        classification=classification,
+        progress=progress,
+        overwrite=args.overwrite,
+    )
     metrics = result.metrics
-    _print_json({
-        "output_dir": str(output),
-        "evaluated_on": metrics.get("evaluated_on"),
-        "dice_mean": metrics["dice"]["mean"],
-        "hd95_mm_mean": metrics["hd95_mm"]["mean"],
-        "asd_mm_mean": metrics["asd_mm"]["mean"],
-        "accuracy": metrics["classification"]["accuracy"],
-        "f1": metrics["classification"]["f1"],
-        "training_seconds": round(result.seconds, 1),
-    })
+    _print_json(
+        {
+            "output_dir": str(output),
+            "evaluated_on": metrics.get("evaluated_on"),
+            "dice_mean": metrics["dice"]["mean"],
+            "hd95_mm_mean": metrics["hd95_mm"]["mean"],
+            "asd_mm_mean": metrics["asd_mm"]["mean"],
+            "accuracy": metrics["classification"]["accuracy"],
+            "f1": metrics["classification"]["f1"],
+            "training_seconds": round(result.seconds, 1),
+        }
+    )
     return 0
 
 
@@ -200,8 +285,13 @@ def run_predict(args, progress) -> int:
                 result = predict(image, package, device, component, sub, what=f"case '{case_id}'", ct_check=ct_check)
                 write_image(result.label, staging / case_id / "tumour_label.nrrd")
                 write_json(staging / case_id / "prediction.json", result.to_json())
-                rows.append({"case_id": case_id, **{k: v for k, v in result.to_json().items() if k != "probabilities"},
-                             "probability_malignant": result.probabilities.get("malignant")})
+                rows.append(
+                    {
+                        "case_id": case_id,
+                        **{k: v for k, v in result.to_json().items() if k != "probabilities"},
+                        "probability_malignant": result.probabilities.get("malignant"),
+                    }
+                )
             import pandas as pd
 
             write_csv(staging / "predictions.csv", pd.DataFrame(rows))
@@ -234,8 +324,9 @@ def run_evaluate(args, progress) -> int:
             from RadiologyAICommonLib.atomic import write_json
             from RadiologyAICommonLib.outputs import staged_output_dir
 
-            with staged_output_dir(args.output_dir, command="salivary evaluate", inputs=[pred, truth],
-                                   overwrite=args.overwrite) as staging:
+            with staged_output_dir(
+                args.output_dir, command="salivary evaluate", inputs=[pred, truth], overwrite=args.overwrite
+            ) as staging:
                 write_json(staging / "evaluation.json", result)
         _print_json(result)
         return 0
@@ -246,8 +337,9 @@ def run_evaluate(args, progress) -> int:
         from RadiologyAICommonLib.atomic import write_csv, write_json
         from RadiologyAICommonLib.outputs import staged_output_dir
 
-        with staged_output_dir(args.output_dir, command="salivary evaluate", inputs=[pred, truth],
-                               overwrite=args.overwrite) as staging:
+        with staged_output_dir(
+            args.output_dir, command="salivary evaluate", inputs=[pred, truth], overwrite=args.overwrite
+        ) as staging:
             write_csv(staging / "evaluation.csv", pd.DataFrame(rows))
             write_json(staging / "evaluation.json", {"summary": summary, "cases": rows})
     _print_json({"summary": summary, "cases": rows})

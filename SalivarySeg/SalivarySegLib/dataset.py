@@ -24,10 +24,32 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 
 CLASS_NAMES = ("benign", "malignant")
 SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                  "test": "test", "testing": "test"}
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img", ".tif", ".tiff", ".vtk",
-                   ".gipl", ".gipl.gz", ".mnc", ".dcm")
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+_IMAGE_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".nrrd",
+    ".nhdr",
+    ".mha",
+    ".mhd",
+    ".hdr",
+    ".img",
+    ".tif",
+    ".tiff",
+    ".vtk",
+    ".gipl",
+    ".gipl.gz",
+    ".mnc",
+    ".dcm",
+)
 
 
 @dataclass
@@ -89,7 +111,9 @@ def read_cases_csv(path: Path) -> list[dict]:
     return table.to_dict("records")
 
 
-def load_dataset(folder: str | os.PathLike, require_labels: bool = True, check_contents: bool = True) -> list[CaseRecord]:
+def load_dataset(
+    folder: str | os.PathLike, require_labels: bool = True, check_contents: bool = True
+) -> list[CaseRecord]:
     """Read and validate a dataset folder; raise one :class:`RadiologyAIError` listing the problems."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -121,13 +145,17 @@ def load_dataset(folder: str | os.PathLike, require_labels: bool = True, check_c
         seen.add(case_id)
         diagnosis = str(row["diagnosis"]).strip().lower()
         if diagnosis not in CLASS_NAMES:
-            problems.append(f"{where}: unknown diagnosis '{row['diagnosis']}' for case '{case_id}' (expected benign or malignant)")
+            problems.append(
+                f"{where}: unknown diagnosis '{row['diagnosis']}' for case '{case_id}' (expected benign or malignant)"
+            )
         split = None
         if has_split:
             raw = str(row.get("split", "")).strip().lower()
             split = _SPLIT_ALIASES.get(raw)
             if split is None:
-                problems.append(f"{where}: unknown split '{row.get('split', '')}' for case '{case_id}' (expected train, val or test)")
+                problems.append(
+                    f"{where}: unknown split '{row.get('split', '')}' for case '{case_id}' (expected train, val or test)"
+                )
         if case_id not in images:
             problems.append(f"{where}: case '{case_id}' has no image in images/")
         if require_labels and case_id not in labels:
@@ -180,8 +208,9 @@ def _check_pair(record: CaseRecord, require_labels: bool) -> list[str]:
     return []
 
 
-def stratified_split(records: list[CaseRecord], val_fraction: float = 0.15, test_fraction: float = 0.15,
-                     seed: int = 0) -> dict[str, str]:
+def stratified_split(
+    records: list[CaseRecord], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0
+) -> dict[str, str]:
     """case_id -> split; the CSV's split when it has one, else a seeded split stratified by diagnosis.
 
     Each diagnosis is shuffled and divided in proportion, so both classes appear in validation

@@ -78,8 +78,10 @@ def evaluate_folders(pred: str | Path, truth: str | Path, progress: ProgressCall
     truth_labels, diagnoses = _truth_cases(truth)
     predictions = _prediction_cases(pred)
     if not predictions:
-        raise RadiologyAIError(f"--pred {pred}: no predictions found (expected <case>/{PREDICTION_LABEL} folders "
-                               "or label files named <case_id>.nrrd)")
+        raise RadiologyAIError(
+            f"--pred {pred}: no predictions found (expected <case>/{PREDICTION_LABEL} folders "
+            "or label files named <case_id>.nrrd)"
+        )
     if not truth_labels:
         raise RadiologyAIError(f"--truth {truth}: no label files found")
     unmatched = sorted(set(predictions) - set(truth_labels))
@@ -90,9 +92,13 @@ def evaluate_folders(pred: str | Path, truth: str | Path, progress: ProgressCall
     for i, case_id in enumerate(sorted(predictions)):
         label_path, json_path = predictions[case_id]
         row = {"case_id": case_id, "diagnosis": diagnoses.get(case_id)}
-        row.update(segmentation_metrics(_read_mask(label_path, f"case '{case_id}' prediction"),
-                                        _read_mask(truth_labels[case_id], f"case '{case_id}' truth"),
-                                        f"case '{case_id}'"))
+        row.update(
+            segmentation_metrics(
+                _read_mask(label_path, f"case '{case_id}' prediction"),
+                _read_mask(truth_labels[case_id], f"case '{case_id}' truth"),
+                f"case '{case_id}'",
+            )
+        )
         predicted_class, probability = None, None
         if json_path is not None:
             data = read_json(json_path)

@@ -91,8 +91,9 @@ def segment_probability(package: ModelPackage, image_tensor, device: str = "cpu"
         inputs = torch.as_tensor(image_tensor)[None].float().to(device)
         # Never pad a small (already 16-divisible) volume up to the window size.
         roi = tuple(min(int(r), int(s)) for r, s in zip(params.roi_size, inputs.shape[2:]))
-        logits = sliding_window_inference(inputs, roi_size=roi, sw_batch_size=1, predictor=net,
-                                          overlap=params.overlap, mode=params.blend_mode)
+        logits = sliding_window_inference(
+            inputs, roi_size=roi, sw_batch_size=1, predictor=net, overlap=params.overlap, mode=params.blend_mode
+        )
         probability = torch.softmax(torch.as_tensor(logits).float(), dim=1)[0, 1]
     return probability.cpu().numpy()
 
@@ -101,8 +102,12 @@ def classify(package: ModelPackage, image_tensor, mask_xyz: np.ndarray, device: 
     """(patient probabilities per class, number of slices) from the lesion slices."""
     import torch
 
-    slices, weights = lesion_slices(image_tensor, torch.from_numpy(mask_xyz.astype(np.float32))[None],
-                                    float(package.preprocessing.spacing_mm[0]), package.slice_params)
+    slices, weights = lesion_slices(
+        image_tensor,
+        torch.from_numpy(mask_xyz.astype(np.float32))[None],
+        float(package.preprocessing.spacing_mm[0]),
+        package.slice_params,
+    )
     if slices.shape[0] == 0:
         return None, 0
     with torch.inference_mode():
@@ -111,8 +116,15 @@ def classify(package: ModelPackage, image_tensor, mask_xyz: np.ndarray, device: 
     return aggregate(probabilities, weights), int(slices.shape[0])
 
 
-def predict(image: sitk.Image, package: ModelPackage, device: str = "cpu", component: str | None = None,
-            progress: ProgressCallback | None = None, what: str = "image", ct_check: bool = True) -> Prediction:
+def predict(
+    image: sitk.Image,
+    package: ModelPackage,
+    device: str = "cpu",
+    component: str | None = None,
+    progress: ProgressCallback | None = None,
+    what: str = "image",
+    ct_check: bool = True,
+) -> Prediction:
     """Segment and classify one CT volume with a loaded :class:`ModelPackage`."""
     progress = progress or no_progress
     start = time.perf_counter()

@@ -70,8 +70,17 @@ class SalivarySegLogic(LogicBase):
         workDir = Path(workDir)
         workDir.mkdir(parents=True, exist_ok=True)
         write_image(image, workDir / "input.nrrd")
-        return ["salivary", "predict", str(workDir / "input.nrrd"), "--model", str(modelFolder),
-                "--output-dir", str(output_dir(workDir)), "--device", device]
+        return [
+            "salivary",
+            "predict",
+            str(workDir / "input.nrrd"),
+            "--model",
+            str(modelFolder),
+            "--output-dir",
+            str(output_dir(workDir)),
+            "--device",
+            device,
+        ]
 
     def startPrediction(self, inputVolumeNode, modelFolder, on_progress=None, device: str = "cpu"):
         """Start the worker process; returns ``(worker, workDir)``. Poll ``worker.poll()``; cancel with ``.cancel()``."""
@@ -95,8 +104,15 @@ class SalivarySegLogic(LogicBase):
         return self._toNodes(sitk.ReadImage(str(label_path)), prediction, inputVolumeNode, segmentationNode)
 
     # -- in-process path ---------------------------------------------------------------------
-    def process(self, inputVolumeNode, modelFolder, segmentationNode=None, inProcess: bool = True,
-                device: str = "cpu", progress=None) -> SalivarySegResult:
+    def process(
+        self,
+        inputVolumeNode,
+        modelFolder,
+        segmentationNode=None,
+        inProcess: bool = True,
+        device: str = "cpu",
+        progress=None,
+    ) -> SalivarySegResult:
         """Segment and classify ``inputVolumeNode``; blocking. ``inProcess=False`` runs the CLI worker and waits."""
         if inputVolumeNode is None:
             raise RadiologyAIError("select an input CT volume")
@@ -116,7 +132,9 @@ class SalivarySegLogic(LogicBase):
         try:
             outcome = worker.wait()
             if not outcome.ok:
-                raise RadiologyAIError(outcome.error or "\n".join(outcome.log[-5:]) or f"exit code {outcome.returncode}")
+                raise RadiologyAIError(
+                    outcome.error or "\n".join(outcome.log[-5:]) or f"exit code {outcome.returncode}"
+                )
             return self.loadPrediction(output_dir(workDir), inputVolumeNode, segmentationNode)
         finally:
             remove_work_dir(workDir)
@@ -131,9 +149,13 @@ class SalivarySegLogic(LogicBase):
         node.SetNodeReferenceID("SalivarySegInputVolume", inputVolumeNode.GetID())
         node.SetAttribute("SalivarySeg.class", str(prediction.get("class")))
         node.SetAttribute("SalivarySeg.probability", str(prediction.get("probability")))
-        return SalivarySegResult(node, prediction.get("class"), prediction.get("probability"),
-                                 dict(prediction.get("probabilities") or {}),
-                                 float(prediction.get("lesion_volume_ml") or 0.0))
+        return SalivarySegResult(
+            node,
+            prediction.get("class"),
+            prediction.get("probability"),
+            dict(prediction.get("probabilities") or {}),
+            float(prediction.get("lesion_volume_ml") or 0.0),
+        )
 
 
 __all__ = ["SalivarySegLogic", "SalivarySegResult", "TUMOUR_SEGMENT"]

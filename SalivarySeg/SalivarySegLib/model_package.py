@@ -49,7 +49,11 @@ METRICS_FILE = "metrics.json"
 class InferenceParameters:
     """How the segmentation network is applied to a whole volume."""
 
-    roi_size: tuple[int, int, int] = (192, 192, 192)  # sliding-window size (multiple of 16; a 2 mm head CT fits one window)
+    roi_size: tuple[int, int, int] = (
+        192,
+        192,
+        192,
+    )  # sliding-window size (multiple of 16; a 2 mm head CT fits one window)
     overlap: float = 0.25
     blend_mode: str = "gaussian"  # "gaussian" or "constant"
     threshold: float = 0.5  # tumour probability threshold
@@ -66,8 +70,13 @@ class InferenceParameters:
         return cls(**values)
 
     def to_dict(self) -> dict:
-        return {"roi_size": list(self.roi_size), "overlap": self.overlap, "blend_mode": self.blend_mode,
-                "threshold": self.threshold, "component": self.component}
+        return {
+            "roi_size": list(self.roi_size),
+            "overlap": self.overlap,
+            "blend_mode": self.blend_mode,
+            "threshold": self.threshold,
+            "component": self.component,
+        }
 
 
 @dataclass
@@ -88,9 +97,14 @@ class ModelPackage:
         return list(self.classification_params.class_names)
 
 
-def make_config(preprocessing: PreprocessingParameters, segmentation: SegmentationNetworkParameters,
-                classification: ClassificationNetworkParameters, slices: SliceParameters, inference: InferenceParameters,
-                training: dict | None = None) -> dict:
+def make_config(
+    preprocessing: PreprocessingParameters,
+    segmentation: SegmentationNetworkParameters,
+    classification: ClassificationNetworkParameters,
+    slices: SliceParameters,
+    inference: InferenceParameters,
+    training: dict | None = None,
+) -> dict:
     import monai
     import torch
 
@@ -121,8 +135,13 @@ def make_config(preprocessing: PreprocessingParameters, segmentation: Segmentati
     }
 
 
-def save_model_package(folder: str | os.PathLike, config: dict, segmentation_state: dict, classification_state: dict,
-                       metrics: dict | None = None) -> Path:
+def save_model_package(
+    folder: str | os.PathLike,
+    config: dict,
+    segmentation_state: dict,
+    classification_state: dict,
+    metrics: dict | None = None,
+) -> Path:
     """Write ``model.pt`` (state dicts only), ``config.json``, metrics and ``checksums.json`` (config and weights)."""
     import torch
 
@@ -196,7 +215,9 @@ def load_model_package(folder: str | os.PathLike, device: str = "cpu", load_weig
     weights_path = folder / str(config["weights"].get("file", WEIGHTS_FILE))
     if weights_path.name != WEIGHTS_FILE or not weights_path.is_file():
         raise RadiologyAIError(f"model folder {folder}: missing {WEIGHTS_FILE}")
-    verify_checksums(folder, [CONFIG_FILE, WEIGHTS_FILE])  # read_config checked them too; the weights may have changed since
+    verify_checksums(
+        folder, [CONFIG_FILE, WEIGHTS_FILE]
+    )  # read_config checked them too; the weights may have changed since
     weights = read_state_dict(weights_path, "model weights")
     for part in ("segmentation", "classification"):
         if not isinstance(weights.get(part), dict):

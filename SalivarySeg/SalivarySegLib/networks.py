@@ -128,8 +128,14 @@ class _Up(nn.Module):
 class LiteVNet(nn.Module):
     """V-Net topology with configurable width and kernel (see the module docstring)."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2, base_channels: int = 8, kernel_size: int = 3,
-                 dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        base_channels: int = 8,
+        kernel_size: int = 3,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         from monai.networks.blocks import Convolution
 
@@ -176,8 +182,13 @@ def build_segmentation_network(params: SegmentationNetworkParameters) -> nn.Modu
     if params.architecture == "vnet":
         from monai.networks.nets import VNet
 
-        return VNet(spatial_dims=3, in_channels=1, out_channels=params.out_channels,
-                    dropout_prob_down=params.dropout, dropout_prob_up=(params.dropout, params.dropout))
+        return VNet(
+            spatial_dims=3,
+            in_channels=1,
+            out_channels=params.out_channels,
+            dropout_prob_down=params.dropout,
+            dropout_prob_up=(params.dropout, params.dropout),
+        )
     raise RadiologyAIError(
         f"unknown segmentation architecture '{params.architecture}'; expected one of {', '.join(SEGMENTATION_ARCHITECTURES)}"
     )
@@ -195,8 +206,13 @@ def build_classifier(params: ClassificationNetworkParameters) -> nn.Module:
     from monai.networks.nets import resnet18, resnet34, resnet50
 
     factory = {"resnet50": resnet50, "resnet34": resnet34, "resnet18": resnet18}[params.architecture]
-    return factory(pretrained=False, spatial_dims=2, n_input_channels=params.in_channels,
-                   num_classes=params.num_classes, conv1_t_stride=params.conv1_stride)
+    return factory(
+        pretrained=False,
+        spatial_dims=2,
+        n_input_channels=params.in_channels,
+        num_classes=params.num_classes,
+        conv1_t_stride=params.conv1_stride,
+    )
 
 
 def read_state_dict(path: str | Path, what: str) -> dict:
@@ -210,7 +226,9 @@ def read_state_dict(path: str | Path, what: str) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RadiologyAIError(f"{what} {path}: not a readable PyTorch weights file ({first[:200]})") from None
     if not isinstance(data, dict):
-        raise RadiologyAIError(f"{what} {path}: expected a dictionary of tensors (a state dict), got {type(data).__name__}")
+        raise RadiologyAIError(
+            f"{what} {path}: expected a dictionary of tensors (a state dict), got {type(data).__name__}"
+        )
     return data
 
 

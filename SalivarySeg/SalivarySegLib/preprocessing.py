@@ -138,17 +138,29 @@ def preprocessing_transforms(params: PreprocessingParameters, with_label: bool):
     return Compose(
         [
             Spacingd(keys=keys, pixdim=params.spacing_mm, mode=modes, padding_mode="border"),
-            ScaleIntensityRanged(keys="image", a_min=params.hu_min, a_max=params.hu_max, b_min=0.0, b_max=1.0, clip=True),
-            CropForegroundd(keys=keys, source_key="image", select_fn=_is_body(params),
-                            margin=params.body_margin_voxels, k_divisible=params.divisible_by,
-                            allow_smaller=False),
+            ScaleIntensityRanged(
+                keys="image", a_min=params.hu_min, a_max=params.hu_max, b_min=0.0, b_max=1.0, clip=True
+            ),
+            CropForegroundd(
+                keys=keys,
+                source_key="image",
+                select_fn=_is_body(params),
+                margin=params.body_margin_voxels,
+                k_divisible=params.divisible_by,
+                allow_smaller=False,
+            ),
             EnsureTyped(keys=keys, dtype="float32", track_meta=True),
         ]
     )
 
 
-def preprocess(image: sitk.Image, label: sitk.Image | None = None, params: PreprocessingParameters | None = None,
-               what: str = "image", ct_check: bool = True) -> dict:
+def preprocess(
+    image: sitk.Image,
+    label: sitk.Image | None = None,
+    params: PreprocessingParameters | None = None,
+    what: str = "image",
+    ct_check: bool = True,
+) -> dict:
     """Preprocess one CT (and its label): returns ``{"image": MetaTensor, "label": MetaTensor}`` on the 2 mm grid."""
     params = params or PreprocessingParameters()
     if ct_check:
@@ -162,7 +174,8 @@ def preprocess(image: sitk.Image, label: sitk.Image | None = None, params: Prepr
     return result
 
 
-def resample_to_reference(image: sitk.Image, reference: sitk.Image, interpolator=sitk.sitkLinear,
-                          default: float = 0.0) -> sitk.Image:
+def resample_to_reference(
+    image: sitk.Image, reference: sitk.Image, interpolator=sitk.sitkLinear, default: float = 0.0
+) -> sitk.Image:
     """Resample ``image`` onto the grid of ``reference`` (physical coordinates)."""
     return sitk.Resample(image, reference, sitk.Transform(), interpolator, default, image.GetPixelID())

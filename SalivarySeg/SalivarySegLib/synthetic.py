@@ -64,8 +64,9 @@ def _smooth_noise(rng, shape, sigma_vox):
     return field / (field.std() + 1e-6)
 
 
-def make_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
-                  params: SyntheticParameters | None = None) -> SyntheticCase:
+def make_case(
+    case_index: int, seed: int = 0, diagnosis: str | None = None, params: SyntheticParameters | None = None
+) -> SyntheticCase:
     """One synthetic case; ``diagnosis`` None draws benign/malignant at random."""
     params = params or SyntheticParameters()
     rng = np.random.default_rng((int(seed), int(case_index)))
@@ -176,9 +177,16 @@ def make_case(case_index: int, seed: int = 0, diagnosis: str | None = None,
     return SyntheticCase(f"case_{case_index:03d}", image, label, diagnosis, gland, volume_ml)
 
 
-def make_dataset(output_dir: str | os.PathLike, cases: int, seed: int = 0, params: SyntheticParameters | None = None,
-                     splits: list[str] | None = None, start_index: int = 0,
-                     progress: ProgressCallback | None = None, overwrite: bool = False) -> list[dict]:
+def make_dataset(
+    output_dir: str | os.PathLike,
+    cases: int,
+    seed: int = 0,
+    params: SyntheticParameters | None = None,
+    splits: list[str] | None = None,
+    start_index: int = 0,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+) -> list[dict]:
     """Write a dataset folder (``images/``, ``labels/``, ``cases.csv``) with balanced diagnoses.
 
     ``splits`` (one of train/val/test per case) adds a ``split`` column. The folder is written

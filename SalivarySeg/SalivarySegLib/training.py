@@ -102,8 +102,11 @@ class TrainingParameters:
             raise RadiologyAIError("--warmup-epochs must be 0 or more")
         if self.batch_size < 1 or self.samples_per_case < 1 or self.classifier_batch_size < 2:
             raise RadiologyAIError("batch sizes and samples per case must be positive (classifier batch >= 2)")
-        if not 0 < self.positive_fraction <= 1 or not 0 <= self.mirror_fraction < 1 \
-                or self.positive_fraction + self.mirror_fraction > 1:
+        if (
+            not 0 < self.positive_fraction <= 1
+            or not 0 <= self.mirror_fraction < 1
+            or self.positive_fraction + self.mirror_fraction > 1
+        ):
             raise RadiologyAIError("positive_fraction in (0, 1], mirror_fraction in [0, 1), sum at most 1")
         if not 0 < self.learning_rate < 1 or not 0 < self.classifier_learning_rate < 1:
             raise RadiologyAIError("learning rates must be in (0, 1)")
@@ -160,11 +163,19 @@ class _StageOutput:
     validation_rows: list[dict]
 
 
-def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params: TrainingParameters | None = None,
-          preprocessing: PreprocessingParameters | None = None, segmentation: SegmentationNetworkParameters | None = None,
-          augmentation: AugmentationParameters | None = None, slices: SliceParameters | None = None,
-          inference: InferenceParameters | None = None, classification: ClassificationNetworkParameters | None = None,
-          progress: ProgressCallback | None = None, overwrite: bool = False) -> TrainingResult:
+def train(
+    dataset_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    params: TrainingParameters | None = None,
+    preprocessing: PreprocessingParameters | None = None,
+    segmentation: SegmentationNetworkParameters | None = None,
+    augmentation: AugmentationParameters | None = None,
+    slices: SliceParameters | None = None,
+    inference: InferenceParameters | None = None,
+    classification: ClassificationNetworkParameters | None = None,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+) -> TrainingResult:
     """Train both networks on a dataset folder and write the model package to ``output_dir``.
 
     A non-empty ``output_dir`` is refused unless ``overwrite``, which replaces only an earlier
@@ -199,7 +210,9 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
         stage = _StageInputs(cases, params, augmentation, device, staging, clock)
         segmentation_run = _train_segmentation(stage, segmentation, inference, subprogress(progress, 0.08, 0.68))
         cls_params = classification or ClassificationNetworkParameters()
-        classification_run = _train_classifier(stage, cls_params, slices, preprocessing, subprogress(progress, 0.68, 0.9))
+        classification_run = _train_classifier(
+            stage, cls_params, slices, preprocessing, subprogress(progress, 0.68, 0.9)
+        )
         seg_summary, cls_summary = segmentation_run.summary, classification_run.summary
         history = segmentation_run.history + classification_run.history
         val_rows = segmentation_run.validation_rows + classification_run.validation_rows
@@ -234,12 +247,20 @@ def train(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, params:
         write_csv(staging / "test_cases.csv", pd.DataFrame(table))
         write_csv(staging / "history.csv", pd.DataFrame(history))
         write_csv(staging / "validation_predictions.csv", pd.DataFrame(val_rows))
-        write_csv(staging / "splits.csv", pd.DataFrame(
-            [{"case_id": r.case_id, "diagnosis": r.diagnosis, "split": splits[r.case_id]} for r in records]))
-        plot_history(history, staging / "history.png",
-                     {"vnet_lite": "V-Net (lite)", "vnet": "V-Net"}.get(segmentation.architecture, "V-Net"),
-                     {"resnet50": "ResNet-50", "resnet34": "ResNet-34", "resnet18": "ResNet-18"}.get(
-                         cls_params.architecture, cls_params.architecture))
+        write_csv(
+            staging / "splits.csv",
+            pd.DataFrame(
+                [{"case_id": r.case_id, "diagnosis": r.diagnosis, "split": splits[r.case_id]} for r in records]
+            ),
+        )
+        plot_history(
+            history,
+            staging / "history.png",
+            {"vnet_lite": "V-Net (lite)", "vnet": "V-Net"}.get(segmentation.architecture, "V-Net"),
+            {"resnet50": "ResNet-50", "resnet34": "ResNet-34", "resnet18": "ResNet-18"}.get(
+                cls_params.architecture, cls_params.architecture
+            ),
+        )
     progress(1.0, "training finished")
     return TrainingResult(Path(output_dir), metrics, history, clock.elapsed())
 
@@ -254,16 +275,21 @@ def _preprocess_all(records, splits, preprocessing, progress) -> list[dict]:
         label = sitk.Cast(sitk.NotEqual(label, 0), sitk.sitkUInt8)
         data = preprocess(image, label, preprocessing, what=f"case '{record.case_id}' image {record.image}")
         if float(data["label"].sum()) == 0:
-            raise RadiologyAIError(f"case '{record.case_id}': the lesion vanishes at {preprocessing.spacing_mm} mm "
-                                   "(too small to segment)")
+            raise RadiologyAIError(
+                f"case '{record.case_id}': the lesion vanishes at {preprocessing.spacing_mm} mm (too small to segment)"
+            )
         data.update(case_id=record.case_id, diagnosis=record.diagnosis, split=splits[record.case_id])
         cases.append(data)
         progress((i + 1) / len(records), f"preprocessing {i + 1}/{len(records)}")
     return cases
 
 
-def _train_segmentation(stage: _StageInputs, net_params: SegmentationNetworkParameters, inference: InferenceParameters,
-                        progress: ProgressCallback) -> _StageOutput:
+def _train_segmentation(
+    stage: _StageInputs,
+    net_params: SegmentationNetworkParameters,
+    inference: InferenceParameters,
+    progress: ProgressCallback,
+) -> _StageOutput:
     """V-Net on random patches of the training cases; each epoch validated on whole volumes; the best epoch kept."""
     import torch
     from monai.losses import DiceCELoss
@@ -278,8 +304,15 @@ def _train_segmentation(stage: _StageInputs, net_params: SegmentationNetworkPara
     # Dice on the tumour channel over the whole batch (patches without tumour do not blow it up) + cross-entropy.
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     pos, mirror = params.positive_fraction, params.mirror_fraction
-    sampler = training_transforms(params.patch_size, params.samples_per_case, pos, max(1.0 - pos - mirror, 0.0),
-                                  stage.augmentation, params.augment, mirror)
+    sampler = training_transforms(
+        params.patch_size,
+        params.samples_per_case,
+        pos,
+        max(1.0 - pos - mirror, 0.0),
+        stage.augmentation,
+        params.augment,
+        mirror,
+    )
     sampling = [sampling_map(c["image"], c["label"]) for c in train_cases] if mirror > 0 else None
     sampler.set_random_state(seed=params.seed)
     rng = np.random.default_rng(params.seed)
@@ -294,7 +327,7 @@ def _train_segmentation(stage: _StageInputs, net_params: SegmentationNetworkPara
         order = rng.permutation(len(samples))
         losses = []
         for step in range(steps_per_epoch):
-            batch = [samples[i] for i in order[step * params.batch_size:(step + 1) * params.batch_size]]
+            batch = [samples[i] for i in order[step * params.batch_size : (step + 1) * params.batch_size]]
             if not batch:
                 break
             images = torch.stack([torch.as_tensor(b["image"]) for b in batch]).to(device)
@@ -304,36 +337,52 @@ def _train_segmentation(stage: _StageInputs, net_params: SegmentationNetworkPara
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-            progress(((epoch - 1) + (step + 1) / steps_per_epoch) / params.epochs,
-                     f"V-Net epoch {epoch}/{params.epochs} loss {np.mean(losses):.3f}")
+            progress(
+                ((epoch - 1) + (step + 1) / steps_per_epoch) / params.epochs,
+                f"V-Net epoch {epoch}/{params.epochs} loss {np.mean(losses):.3f}",
+            )
         scheduler.step()
-        val_loss, val_dice, rows = _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, stage.staging,
-                                                          params.save_validation_masks)
+        val_loss, val_dice, rows = _validate_segmentation(
+            net, val_cases, loss_fn, inference, device, epoch, stage.staging, params.save_validation_masks
+        )
         val_rows += rows
         # The validation set is small (2 cases in the benchmark), so one epoch's Dice is noisy: select on the
         # running mean of the last `selection_window` epochs, which favours a stable model over a lucky epoch.
         recent.append(val_dice)
-        score = float(np.mean(recent[-params.selection_window:]))
+        score = float(np.mean(recent[-params.selection_window :]))
         improved = score > best["score"]
         if improved:
             best = {"dice": val_dice, "score": score, "epoch": epoch, "state": copy.deepcopy(net.state_dict())}
             stale = 0
         else:
             stale += 1
-        history.append({
-            "stage": "segmentation", "epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-            "val_dice": val_dice, "val_dice_selection": score, "val_accuracy": None,
-            "learning_rate": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - start, 2), "best": improved,
-        })
+        history.append(
+            {
+                "stage": "segmentation",
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val_loss,
+                "val_dice": val_dice,
+                "val_dice_selection": score,
+                "val_accuracy": None,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "seconds": round(time.perf_counter() - start, 2),
+                "best": improved,
+            }
+        )
         progress(epoch / params.epochs, f"V-Net epoch {epoch}: val Dice {val_dice:.3f} (best {best['dice']:.3f})")
         if stale >= params.patience:
             break
         if stage.clock.past(0.65):
             break
-    summary = {"best_epoch": best["epoch"], "best_val_dice": round(best["dice"], 4),
-               "best_val_dice_selection": round(best["score"], 4), "epochs_run": epoch,
-               "parameters": count_parameters(net), "stopped_early": epoch < params.epochs}
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_val_dice": round(best["dice"], 4),
+        "best_val_dice_selection": round(best["score"], 4),
+        "epochs_run": epoch,
+        "parameters": count_parameters(net),
+        "stopped_early": epoch < params.epochs,
+    }
     return _StageOutput(best["state"], summary, history, val_rows)
 
 
@@ -390,10 +439,18 @@ def _validate_segmentation(net, val_cases, loss_fn, inference, device, epoch, st
             total = predicted.sum() + truth.sum()
             dice = float(2.0 * np.logical_and(predicted, truth).sum() / total) if total else 1.0
             dices.append(dice)
-            rows.append({"stage": "segmentation", "epoch": epoch, "case_id": case["case_id"],
-                         "diagnosis": case["diagnosis"], "dice": dice,
-                         "predicted_volume_ml": float(predicted.sum()) * 8e-3,
-                         "probability_malignant": None, "predicted_class": None})
+            rows.append(
+                {
+                    "stage": "segmentation",
+                    "epoch": epoch,
+                    "case_id": case["case_id"],
+                    "diagnosis": case["diagnosis"],
+                    "dice": dice,
+                    "predicted_volume_ml": float(predicted.sum()) * 8e-3,
+                    "probability_malignant": None,
+                    "predicted_class": None,
+                }
+            )
             if save_masks:
                 mask = array_to_image(predicted.astype(np.uint8), np.asarray(case["label"].affine))
                 write_image(mask, staging / "validation_masks" / f"epoch_{epoch:03d}" / f"{case['case_id']}.nrrd")
@@ -404,8 +461,13 @@ def _case_slices(case, mask, spacing, slice_params):
     return lesion_slices(case["image"], mask, spacing, slice_params)
 
 
-def _train_classifier(stage: _StageInputs, net_params: ClassificationNetworkParameters, slice_params: SliceParameters,
-                      preprocessing: PreprocessingParameters, progress: ProgressCallback) -> _StageOutput:
+def _train_classifier(
+    stage: _StageInputs,
+    net_params: ClassificationNetworkParameters,
+    slice_params: SliceParameters,
+    preprocessing: PreprocessingParameters,
+    progress: ProgressCallback,
+) -> _StageOutput:
     """ResNet on the axial slices through the true lesions; each epoch validated per patient; the best epoch kept."""
     import torch
 
@@ -442,7 +504,7 @@ def _train_classifier(stage: _StageInputs, net_params: ClassificationNetworkPara
         losses = []
         n_steps = max(1, len(order) // batch)  # drop a last batch of one (batch norm)
         for step in range(n_steps):
-            idx = order[step * batch:(step + 1) * batch] if step < n_steps - 1 else order[step * batch:]
+            idx = order[step * batch : (step + 1) * batch] if step < n_steps - 1 else order[step * batch :]
             x = torch.stack([torch.as_tensor(augment(train_x[i])) for i in idx]).float().to(device)
             y = train_y[idx].to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -450,8 +512,10 @@ def _train_classifier(stage: _StageInputs, net_params: ClassificationNetworkPara
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-            progress(((epoch - 1) + (step + 1) / n_steps) / epochs,
-                     f"ResNet-50 epoch {epoch}/{epochs} loss {np.mean(losses):.3f}")
+            progress(
+                ((epoch - 1) + (step + 1) / n_steps) / epochs,
+                f"ResNet-50 epoch {epoch}/{epochs} loss {np.mean(losses):.3f}",
+            )
         val_loss, val_acc, rows = _validate_classifier(net, val_cases, val_inputs, names, device, epoch)
         val_rows += rows
         improved = val_loss < best["loss"] - 1e-6
@@ -460,18 +524,32 @@ def _train_classifier(stage: _StageInputs, net_params: ClassificationNetworkPara
             stale = 0
         else:
             stale += 1
-        history.append({
-            "stage": "classification", "epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-            "val_dice": None, "val_accuracy": val_acc, "learning_rate": params.classifier_learning_rate,
-            "seconds": round(time.perf_counter() - start, 2), "best": improved,
-        })
+        history.append(
+            {
+                "stage": "classification",
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val_loss,
+                "val_dice": None,
+                "val_accuracy": val_acc,
+                "learning_rate": params.classifier_learning_rate,
+                "seconds": round(time.perf_counter() - start, 2),
+                "best": improved,
+            }
+        )
         progress(epoch / epochs, f"ResNet-50 epoch {epoch}: val accuracy {val_acc:.2f}")
         if stale >= params.classifier_patience or stage.clock.past(0.9):
             break
-    summary = {"best_epoch": best["epoch"], "best_val_loss": None if math.isinf(best["loss"]) else round(best["loss"], 4),
-               "best_val_accuracy": best["accuracy"], "epochs_run": epoch, "training_slices": int(len(train_y)),
-               "parameters": count_parameters(net), "pretrained": pretrained and {
-                   "file": str(params.pretrained_classifier), "loaded_tensors": pretrained["loaded"]}}
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_val_loss": None if math.isinf(best["loss"]) else round(best["loss"], 4),
+        "best_val_accuracy": best["accuracy"],
+        "epochs_run": epoch,
+        "training_slices": int(len(train_y)),
+        "parameters": count_parameters(net),
+        "pretrained": pretrained
+        and {"file": str(params.pretrained_classifier), "loaded_tensors": pretrained["loaded"]},
+    }
     return _StageOutput(best["state"], summary, history, val_rows)
 
 
@@ -503,10 +581,18 @@ def _validate_classifier(net, val_cases, val_inputs, names, device, epoch):
             losses.append(-math.log(max(float(patient[truth]), 1e-7)))
             predicted = int(np.argmax(patient))
             correct.append(predicted == truth)
-            rows.append({"stage": "classification", "epoch": epoch, "case_id": case["case_id"],
-                         "diagnosis": case["diagnosis"], "dice": None, "predicted_volume_ml": None,
-                         "probability_malignant": float(patient[names.index("malignant")]),
-                         "predicted_class": names[predicted]})
+            rows.append(
+                {
+                    "stage": "classification",
+                    "epoch": epoch,
+                    "case_id": case["case_id"],
+                    "diagnosis": case["diagnosis"],
+                    "dice": None,
+                    "predicted_volume_ml": None,
+                    "probability_malignant": float(patient[names.index("malignant")]),
+                    "predicted_class": names[predicted],
+                }
+            )
     if not losses:
         return math.nan, math.nan, rows
     return float(np.mean(losses)), float(np.mean(correct)), rows
@@ -526,9 +612,14 @@ def evaluate_records(package: ModelPackage, records, device: str = "cpu", progre
         result = predict(image, package, device, what=f"case '{record.case_id}'")
         row = {"case_id": record.case_id, "diagnosis": record.diagnosis}
         row.update(segmentation_metrics(result.label, truth, f"case '{record.case_id}'"))
-        row.update({"predicted_class": result.class_name, "probability": result.probability,
-                    "probability_malignant": result.probabilities.get("malignant"),
-                    "seconds": round(result.seconds, 2)})
+        row.update(
+            {
+                "predicted_class": result.class_name,
+                "probability": result.probability,
+                "probability_malignant": result.probabilities.get("malignant"),
+                "seconds": round(result.seconds, 2),
+            }
+        )
         rows.append(row)
         progress((i + 1) / max(len(records), 1), f"evaluating {i + 1}/{len(records)}")
     return rows, summarise_rows(rows)
@@ -540,20 +631,24 @@ def summarise_rows(rows: list[dict]) -> dict:
     for key in ("dice", "hd95_mm", "asd_mm"):
         metrics[key] = summarise([r.get(key) for r in rows])
     classified = [r for r in rows if r.get("diagnosis") and r.get("predicted_class")]
-    metrics["classification"] = classification_metrics([r["diagnosis"] for r in classified],
-                                                       [r["predicted_class"] for r in classified])
+    metrics["classification"] = classification_metrics(
+        [r["diagnosis"] for r in classified], [r["predicted_class"] for r in classified]
+    )
     metrics["classification"]["unclassified"] = len(rows) - len(classified)
     return metrics
 
 
-def plot_history(history: list[dict], path: Path, segmentation_name: str = "V-Net",
-                 classifier_name: str = "ResNet-50") -> None:
+def plot_history(
+    history: list[dict], path: Path, segmentation_name: str = "V-Net", classifier_name: str = "ResNet-50"
+) -> None:
     """history.png: losses and validation metrics per epoch for both stages."""
     from RadiologyAICommonLib.report import new_figure, save_figure
 
     figure = new_figure(figsize=(11, 4))
-    for column, stage, metric, title in ((0, "segmentation", "val_dice", f"{segmentation_name} segmentation"),
-                                         (1, "classification", "val_accuracy", f"{classifier_name} classification")):
+    for column, stage, metric, title in (
+        (0, "segmentation", "val_dice", f"{segmentation_name} segmentation"),
+        (1, "classification", "val_accuracy", f"{classifier_name} classification"),
+    ):
         ax = figure.add_subplot(1, 2, column + 1)
         rows = [h for h in history if h["stage"] == stage]
         if rows:
@@ -561,8 +656,13 @@ def plot_history(history: list[dict], path: Path, segmentation_name: str = "V-Ne
             ax.plot(epochs, [h["train_loss"] for h in rows], "o-", label="training loss")
             ax.plot(epochs, [h["val_loss"] for h in rows], "s-", label="validation loss")
             ax2 = ax.twinx()
-            ax2.plot(epochs, [h[metric] for h in rows], "^-", color="tab:green",
-                     label="validation " + ("Dice" if metric == "val_dice" else "accuracy"))
+            ax2.plot(
+                epochs,
+                [h[metric] for h in rows],
+                "^-",
+                color="tab:green",
+                label="validation " + ("Dice" if metric == "val_dice" else "accuracy"),
+            )
             ax2.set_ylim(0, 1.05)
             ax2.set_ylabel("validation " + ("Dice" if metric == "val_dice" else "accuracy"))
             best = [h["epoch"] for h in rows if h["best"]]

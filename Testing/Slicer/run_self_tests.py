@@ -59,8 +59,11 @@ def main(argv: list) -> int:
     not_loaded = [n for n in names if not hasattr(slicer.modules, n.lower())]
     if not_loaded:
         root = Path(__file__).resolve().parents[2]
-        print(f"error: Slicer did not load {', '.join(not_loaded)}; start it with --additional-module-paths "
-              + " ".join(str(root / n) for n in MODULES), file=sys.stderr)
+        print(
+            f"error: Slicer did not load {', '.join(not_loaded)}; start it with --additional-module-paths "
+            + " ".join(str(root / n) for n in MODULES),
+            file=sys.stderr,
+        )
         return 2
     if install:
         for name in names:

@@ -52,7 +52,10 @@ def main() -> None:
         params = load_params()
         direct = RadiomicsFeatureExtractor(params.as_dict())
         ids = [f"synth{i + 1:03d}" for i in range(min(args.overhead_cases, args.cases))]
-        files = [(str(tmp / "cohort" / "images" / f"{c}.nrrd"), str(tmp / "cohort" / "masks" / f"{c}_mask.nrrd")) for c in ids]
+        files = [
+            (str(tmp / "cohort" / "images" / f"{c}.nrrd"), str(tmp / "cohort" / "masks" / f"{c}_mask.nrrd"))
+            for c in ids
+        ]
         extract_files(*files[0], params)  # warm-up both paths (imports, extractor cache)
         direct.execute(*files[0])
         # Wall time is at the mercy of other jobs on a shared machine; process CPU time (all threads of this
@@ -78,8 +81,10 @@ def main() -> None:
         for label, measure in (("CPU time", cpu), ("wall time", wall)):
             d, o = sum(measure["direct"]), sum(measure["ours"])
             ratios = sorted(b / a for a, b in zip(measure["direct"], measure["ours"]))
-            print(f"overhead ({label}): direct PyRadiomics {d:.2f} s, HipRadiomics {o:.2f} s over {n} extractions -> "
-                  f"total {100 * (o - d) / d:+.1f} %, median per case {100 * (ratios[len(ratios) // 2] - 1):+.1f} % (goal <= 10 %)")
+            print(
+                f"overhead ({label}): direct PyRadiomics {d:.2f} s, HipRadiomics {o:.2f} s over {n} extractions -> "
+                f"total {100 * (o - d) / d:+.1f} %, median per case {100 * (ratios[len(ratios) // 2] - 1):+.1f} % (goal <= 10 %)"
+            )
         print(f"max relative feature difference HipRadiomics vs direct: {max_rel:.1e}")
         # The steps HipRadiomics adds, timed on their own (noise-free view of the overhead).
         from RadiologyAICommonLib.imageio import read_image, read_volume
@@ -92,14 +97,30 @@ def main() -> None:
                 prepare_mask(read_volume(image), read_image(mask))
         added = (time.process_time() - c0) / (reps * len(files))
         per_case_direct = sum(cpu["direct"]) / n
-        print(f"added steps (validated read, label and geometry checks): {1000 * added:.1f} ms CPU per case = "
-              f"{100 * added / per_case_direct:.1f} % of a direct extraction ({per_case_direct:.2f} s CPU)")
+        print(
+            f"added steps (validated read, label and geometry checks): {1000 * added:.1f} ms CPU per case = "
+            f"{100 * added / per_case_direct:.1f} % of a direct extraction ({per_case_direct:.2f} s CPU)"
+        )
 
         # 2. 100-case cohort through the CLI with worker processes
         out = tmp / "features.csv"
-        cmd = [sys.executable, "-m", "RadiologyAICommonLib", "--progress", "none", "hip", "extract", str(cohort), "--output",
-               str(out), "--workers", str(args.workers)]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "HipRadiomics"), str(ROOT / "RadiologyAICommon")]))
+        cmd = [
+            sys.executable,
+            "-m",
+            "RadiologyAICommonLib",
+            "--progress",
+            "none",
+            "hip",
+            "extract",
+            str(cohort),
+            "--output",
+            str(out),
+            "--workers",
+            str(args.workers),
+        ]
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "HipRadiomics"), str(ROOT / "RadiologyAICommon")])
+        )
         import resource
 
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -112,10 +133,12 @@ def main() -> None:
         if done.returncode != 0:
             raise SystemExit(f"extract failed: {done.stderr}")
         summary = json.loads(done.stdout)
-        print(f"cohort extraction: {summary['cases']} cases ({summary['failed']} failed), {summary['n_features']} features, "
-              f"{args.workers} workers, {wall:.1f} s wall (goal <= 60 s on 2 cores); {cpu:.1f} CPU-s in all processes, "
-              f"i.e. {cpu / args.workers:.1f} s on {args.workers} otherwise idle cores; os.cpu_count()={os.cpu_count()}, "
-              f"load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f} (other jobs inflate the wall time)")
+        print(
+            f"cohort extraction: {summary['cases']} cases ({summary['failed']} failed), {summary['n_features']} features, "
+            f"{args.workers} workers, {wall:.1f} s wall (goal <= 60 s on 2 cores); {cpu:.1f} CPU-s in all processes, "
+            f"i.e. {cpu / args.workers:.1f} s on {args.workers} otherwise idle cores; os.cpu_count()={os.cpu_count()}, "
+            f"load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f} (other jobs inflate the wall time)"
+        )
         np.seterr(all="ignore")
 
 

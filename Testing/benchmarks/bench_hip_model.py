@@ -29,8 +29,12 @@ sys.path[:0] = [str(ROOT / "HipRadiomics"), str(ROOT / "RadiologyAICommon")]
 
 def cli(*args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "HipRadiomics"), str(ROOT / "RadiologyAICommon")]))
-    done = subprocess.run([sys.executable, "-m", "RadiologyAICommonLib", "--progress", "none", "hip", *args],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "RadiologyAICommonLib", "--progress", "none", "hip", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if done.returncode != 0:
         raise SystemExit(f"hip {args[0]} failed: {done.stderr}")
     return json.loads(done.stdout)
@@ -39,8 +43,13 @@ def cli(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=100)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13],
-                        help="seeds of the synthetic cohorts (the split/model seed is 0)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[11, 12, 13],
+        help="seeds of the synthetic cohorts (the split/model seed is 0)",
+    )
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -54,8 +63,10 @@ def main() -> None:
         auc, diff = run_one(args, seed)
         aucs.append(auc)
         diffs.append(diff)
-    print(f"=== {len(aucs)} cohorts: AUC {', '.join(f'{a:.3f}' for a in aucs)} (mean {sum(aucs) / len(aucs):.3f}; goal >= 0.85); "
-          f"max |DeLong - bootstrap| CI end-point difference {max(diffs):.4f} (goal <= 0.02)")
+    print(
+        f"=== {len(aucs)} cohorts: AUC {', '.join(f'{a:.3f}' for a in aucs)} (mean {sum(aucs) / len(aucs):.3f}; goal >= 0.85); "
+        f"max |DeLong - bootstrap| CI end-point difference {max(diffs):.4f} (goal <= 0.02)"
+    )
 
 
 def run_one(args, seed: int) -> tuple[float, float]:
@@ -69,7 +80,14 @@ def run_one(args, seed: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         cli("synth", "--output-dir", str(tmp / "cohort"), "--cases", str(args.cases), "--seed", str(seed))
         t1 = time.perf_counter()
-        cli("extract", str(tmp / "cohort" / "cohort.csv"), "--output", str(tmp / "features.csv"), "--workers", str(args.workers))
+        cli(
+            "extract",
+            str(tmp / "cohort" / "cohort.csv"),
+            "--output",
+            str(tmp / "features.csv"),
+            "--workers",
+            str(args.workers),
+        )
         t2 = time.perf_counter()
         cli("train", str(tmp / "features.csv"), "--output-dir", str(tmp / "model"))
         t3 = time.perf_counter()
@@ -85,16 +103,26 @@ def run_one(args, seed: int) -> tuple[float, float]:
         diff_normal = max(abs(a - b) for a, b in zip(delong, normal_boot))
         diff_percentile = max(abs(a - b) for a, b in zip(delong, percentile))
         print(f"timings: synth {t1 - t0:.1f} s, extract {t2 - t1:.1f} s, train {t3 - t2:.1f} s")
-        print(f"test set: {metrics['n_test']} cases {metrics['n_test_by_class']}; selected {metrics['n_selected']} of "
-              f"{metrics['n_input_features']} features ({metrics['n_after_collinearity']} after collinearity filter)")
-        print(f"AUC {auc:.3f}, DeLong 95% CI {delong[0]:.3f}-{delong[1]:.3f} (SE {metrics['auc_se']:.4f}) -- goal AUC >= 0.85")
-        print(f"bootstrap ({args.boot}): SE {boot.std(ddof=1):.4f}; normal CI {normal_boot[0]:.3f}-{normal_boot[1]:.3f} "
-              f"(max end-point difference {diff_normal:.4f}, goal <= 0.02); percentile CI {percentile[0]:.3f}-{percentile[1]:.3f} "
-              f"(difference {diff_percentile:.4f})")
-        print(f"accuracy {metrics['accuracy']:.3f} sensitivity {metrics['sensitivity']:.3f} specificity {metrics['specificity']:.3f}")
+        print(
+            f"test set: {metrics['n_test']} cases {metrics['n_test_by_class']}; selected {metrics['n_selected']} of "
+            f"{metrics['n_input_features']} features ({metrics['n_after_collinearity']} after collinearity filter)"
+        )
+        print(
+            f"AUC {auc:.3f}, DeLong 95% CI {delong[0]:.3f}-{delong[1]:.3f} (SE {metrics['auc_se']:.4f}) -- goal AUC >= 0.85"
+        )
+        print(
+            f"bootstrap ({args.boot}): SE {boot.std(ddof=1):.4f}; normal CI {normal_boot[0]:.3f}-{normal_boot[1]:.3f} "
+            f"(max end-point difference {diff_normal:.4f}, goal <= 0.02); percentile CI {percentile[0]:.3f}-{percentile[1]:.3f} "
+            f"(difference {diff_percentile:.4f})"
+        )
+        print(
+            f"accuracy {metrics['accuracy']:.3f} sensitivity {metrics['sensitivity']:.3f} specificity {metrics['specificity']:.3f}"
+        )
         for reader in metrics["readers"]:
-            print(f"{reader['name']}: AUC {reader['auc']:.3f} ({reader['auc_ci95'][0]:.3f}-{reader['auc_ci95'][1]:.3f}), "
-                  f"paired DeLong p = {reader['p_value']:.3f}")
+            print(
+                f"{reader['name']}: AUC {reader['auc']:.3f} ({reader['auc_ci95'][0]:.3f}-{reader['auc_ci95'][1]:.3f}), "
+                f"paired DeLong p = {reader['p_value']:.3f}"
+            )
         return auc, diff_normal
 
 

@@ -140,11 +140,23 @@ class Proxy:
         return tuple(np.mean(values, axis=0))
 
 
-def run_pipeline(models: dict, doses, repetitions: int, workers: int | None, seed: int = 0, method: str = "fast", recons=None, materials=None):
+def run_pipeline(
+    models: dict,
+    doses,
+    repetitions: int,
+    workers: int | None,
+    seed: int = 0,
+    method: str = "fast",
+    recons=None,
+    materials=None,
+):
     design = make_study_phantom(preset_parameters("printed", **({"materials": materials} if materials else {})))
     recons = recons or list(models)
     acquisitions = [
-        Acquisition(f"{recon}_{dose:g}_{rep}.nrrd", recon, dose, rep) for recon in recons for dose in doses for rep in range(1, repetitions + 1)
+        Acquisition(f"{recon}_{dose:g}_{rep}.nrrd", recon, dose, rep)
+        for recon in recons
+        for dose in doses
+        for rep in range(1, repetitions + 1)
     ]
     spec = SimulationParameters(geometry=ScanGeometry(), seed=seed, recon_models=models, method=method)
     return run_study(acquisitions, DesignRef(phantom=design), StudyParameters(workers=workers), simulation=spec)
@@ -154,7 +166,9 @@ class Budget(Exception):
     """The evaluation budget is spent."""
 
 
-def least_squares_within_budget(x0: dict, residuals, max_evaluations: int, label: str) -> tuple[dict, float, np.ndarray]:
+def least_squares_within_budget(
+    x0: dict, residuals, max_evaluations: int, label: str
+) -> tuple[dict, float, np.ndarray]:
     """Bounded ``scipy.optimize.least_squares`` over the named values ``x0``; stops after
     ``max_evaluations`` evaluations and keeps the best point seen."""
     names = list(x0)
@@ -172,11 +186,16 @@ def least_squares_within_budget(x0: dict, residuals, max_evaluations: int, label
         cost = float(np.sum(r**2))
         if cost < best["cost"]:
             best.update(cost=cost, x=x.copy(), r=r)
-        print(f"  {label} #{count[0]:3d}: " + " ".join(f"{n}={v:.3f}" for n, v in zip(names, x)) + f"  cost {cost:.3f}", flush=True)
+        print(
+            f"  {label} #{count[0]:3d}: " + " ".join(f"{n}={v:.3f}" for n, v in zip(names, x)) + f"  cost {cost:.3f}",
+            flush=True,
+        )
         return r
 
     try:
-        least_squares(f, start, bounds=(lo, hi), diff_step=0.06, x_scale=np.maximum(np.abs(start), 0.1), xtol=1e-3, ftol=1e-3)
+        least_squares(
+            f, start, bounds=(lo, hi), diff_step=0.06, x_scale=np.maximum(np.abs(start), 0.1), xtol=1e-3, ftol=1e-3
+        )
     except Budget:
         pass
     return {n: round(float(v), 4) for n, v in zip(names, best["x"])}, best["cost"], best["r"]
@@ -233,7 +252,9 @@ def fit(args) -> dict:
     costs, residual_report = dict(previous.get("cost", {})), dict(previous.get("residual_values", {}))
     for recon in args.recons.split(","):
         x0 = {f"{recon}.{f}": getattr(models[recon], f) for f in fitted_fields(recon)}
-        values, cost, r = least_squares_within_budget(x0, pipeline_residuals(recon), args.pipeline_evaluations, f"pipeline {recon}")
+        values, cost, r = least_squares_within_budget(
+            x0, pipeline_residuals(recon), args.pipeline_evaluations, f"pipeline {recon}"
+        )
         models, _ = _apply(models, materials, values)
         costs[recon] = cost
         residual_report[recon] = [round(float(v), 3) for v in r] if r is not None else []
@@ -297,7 +318,9 @@ def physical_check(workers: int | None, iqr: bool = False) -> None:
                 clean[recon] = simulate_physical(slab, ref.GetSpacing(), recon, 1e6, seed=3, parameters=p)
             sd = float((noisy - clean[recon])[lung].std())
             fast = RECON_MODELS[recon].noise_sd_1mgy_hu / np.sqrt(dose)
-            print(f"  {recon.upper():4s} {dose:4.1f} mGy: physical SD {sd:6.1f}   fast-model SD {fast:6.1f}", flush=True)
+            print(
+                f"  {recon.upper():4s} {dose:4.1f} mGy: physical SD {sd:6.1f}   fast-model SD {fast:6.1f}", flush=True
+            )
     if iqr:
         started = time.perf_counter()
         study = run_pipeline(dict(RECON_MODELS), (LOW, HIGH), 2, workers, method="physical")
@@ -312,7 +335,9 @@ class PhysicalProxy:
         ref = ScanGeometry().reference()
         self.grid = rasterise_design(make_study_phantom(), ref)
         self.spacing = ref.GetSpacing()
-        self.core = np.isclose(self.grid.radius, CALIBRATION_RADIUS_MM) & (self.grid.axis_distance <= CALIBRATION_RADIUS_MM - 1.0)
+        self.core = np.isclose(self.grid.radius, CALIBRATION_RADIUS_MM) & (
+            self.grid.axis_distance <= CALIBRATION_RADIUS_MM - 1.0
+        )
         counts = self.core.sum(axis=(1, 2))
         self.slices = list(np.argsort(counts)[::-1][:n_slices])
         self.ideal = self.grid.ideal_hu()
@@ -325,9 +350,19 @@ class PhysicalProxy:
         return float(q2), float(q3 - q1)
 
 
-PHYSICAL_FIELDS = {"fbp": ("i0_1mgy", "system_fwhm_mm"), "ir": ("ir_tv_factor", "ir_post_fwhm_mm"), "dlr": ("dl_tv_factor", "dl_post_fwhm_mm")}
-PHYSICAL_BOUNDS = {"i0_1mgy": (1000.0, 200000.0), "system_fwhm_mm": (0.3, 2.5), "ir_tv_factor": (0.02, 5.0), "ir_post_fwhm_mm": (0.0, 2.5),
-                   "dl_tv_factor": (0.02, 5.0), "dl_post_fwhm_mm": (0.0, 2.5)}
+PHYSICAL_FIELDS = {
+    "fbp": ("i0_1mgy", "system_fwhm_mm"),
+    "ir": ("ir_tv_factor", "ir_post_fwhm_mm"),
+    "dlr": ("dl_tv_factor", "dl_post_fwhm_mm"),
+}
+PHYSICAL_BOUNDS = {
+    "i0_1mgy": (1000.0, 200000.0),
+    "system_fwhm_mm": (0.3, 2.5),
+    "ir_tv_factor": (0.02, 5.0),
+    "ir_post_fwhm_mm": (0.0, 2.5),
+    "dl_tv_factor": (0.02, 5.0),
+    "dl_post_fwhm_mm": (0.0, 2.5),
+}
 
 
 def fit_physical(args) -> None:
@@ -342,13 +377,19 @@ def fit_physical(args) -> None:
     proxy = PhysicalProxy()
     p = PhysicalParameters()
     for recon, names in PHYSICAL_FIELDS.items():
+
         def residuals(values, recon=recon):
             trial = replace(p, **values)
             return hu_residuals(recon, {d: proxy.mpv_iqr(recon, d, trial) for d in FIT_DOSES})
 
-        values, cost, r = least_squares_within_budget({n: getattr(p, n) for n in names}, residuals, args.physical_evaluations, f"physical {recon}")
+        values, cost, r = least_squares_within_budget(
+            {n: getattr(p, n) for n in names}, residuals, args.physical_evaluations, f"physical {recon}"
+        )
         p = replace(p, **values)
-        print(f"physical fit {recon}: cost {cost:.3f} residuals {np.round(r, 3).tolist() if r is not None else []}", flush=True)
+        print(
+            f"physical fit {recon}: cost {cost:.3f} residuals {np.round(r, 3).tolist() if r is not None else []}",
+            flush=True,
+        )
     fitted = {k: float(getattr(p, k)) for k in CALIBRATION_METADATA["physical"]}
     document = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
     document["version"] = int(document["version"]) + 1
@@ -366,17 +407,43 @@ def fit_physical(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fit", action="store_true", help="joint fit; writes PhantomQA/Resources/recon_calibration.json")
-    parser.add_argument("--proxy-evaluations", type=int, default=60, help="evaluation budget of the joint proxy stage (default 60)")
-    parser.add_argument("--pipeline-evaluations", type=int, default=16, help="evaluation budget of the pipeline stage per recon (default 16)")
-    parser.add_argument("--pipeline-only", action="store_true", help="with --fit: skip the proxy stage, start the pipeline stage from the current constants")
-    parser.add_argument("--recons", default="fbp,ir,dlr", help="with --fit: the reconstructions of the pipeline stage (default all)")
-    parser.add_argument("--repetitions", type=int, default=4, help="repetitions for the final table (default 4, as the demo)")
+    parser.add_argument(
+        "--fit", action="store_true", help="joint fit; writes PhantomQA/Resources/recon_calibration.json"
+    )
+    parser.add_argument(
+        "--proxy-evaluations", type=int, default=60, help="evaluation budget of the joint proxy stage (default 60)"
+    )
+    parser.add_argument(
+        "--pipeline-evaluations",
+        type=int,
+        default=16,
+        help="evaluation budget of the pipeline stage per recon (default 16)",
+    )
+    parser.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="with --fit: skip the proxy stage, start the pipeline stage from the current constants",
+    )
+    parser.add_argument(
+        "--recons", default="fbp,ir,dlr", help="with --fit: the reconstructions of the pipeline stage (default all)"
+    )
+    parser.add_argument(
+        "--repetitions", type=int, default=4, help="repetitions for the final table (default 4, as the demo)"
+    )
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--physical", action="store_true", help="check the physical option instead")
-    parser.add_argument("--physical-iqr", action="store_true", help="with --physical: also run it through the pipeline at 0.2 and 4.0 mGy (slow)")
+    parser.add_argument(
+        "--physical-iqr",
+        action="store_true",
+        help="with --physical: also run it through the pipeline at 0.2 and 4.0 mGy (slow)",
+    )
     parser.add_argument("--fit-physical", action="store_true", help="fit the physical option's constants (slow)")
-    parser.add_argument("--physical-evaluations", type=int, default=14, help="with --fit-physical: evaluation budget per reconstruction (default 14)")
+    parser.add_argument(
+        "--physical-evaluations",
+        type=int,
+        default=14,
+        help="with --fit-physical: evaluation budget per reconstruction (default 14)",
+    )
     args = parser.parse_args(argv)
     if args.fit_physical:
         fit_physical(args)
@@ -390,7 +457,9 @@ def main(argv=None) -> int:
         print(f"  {recon}: " + ", ".join(f"{k}={getattr(model, k)}" for k in BOUNDS if hasattr(model, k)))
     started = time.perf_counter()
     study = run_pipeline(models, STUDY_DOSES_MGY, args.repetitions, args.workers, materials=materials)
-    print(f"\npipeline run ({len(models)} recons x {len(STUDY_DOSES_MGY)} doses x {args.repetitions} repetitions): {time.perf_counter() - started:.0f} s")
+    print(
+        f"\npipeline run ({len(models)} recons x {len(STUDY_DOSES_MGY)} doses x {args.repetitions} repetitions): {time.perf_counter() - started:.0f} s"
+    )
     goals = print_comparison(study)
     return 0 if goals["met"]["mpv_iqr_within_90pct"] else 1
 

@@ -40,7 +40,6 @@ from PhantomQALib.aggregate import trends
 from phantom_comparison import FIT_DOSES, print_comparison_table  # beside this script
 
 
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=None, help="passed to the demo (default: all CPUs)")
@@ -48,7 +47,15 @@ def main(argv=None) -> int:
     parser.add_argument("--figure", default=None, help="write the MPV/IQR/volume vs dose figure here (PNG)")
     args = parser.parse_args(argv)
     out_dir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="phantom_demo_")) / "demo"
-    command = [str(Path(sys.executable).parent / "radiologyai"), "--progress", "none", "phantom", "demo", "--output-dir", str(out_dir)]
+    command = [
+        str(Path(sys.executable).parent / "radiologyai"),
+        "--progress",
+        "none",
+        "phantom",
+        "demo",
+        "--output-dir",
+        str(out_dir),
+    ]
     if args.workers:
         command += ["--workers", str(args.workers)]
     load = os.getloadavg()
@@ -68,17 +75,27 @@ def main(argv=None) -> int:
     summary = pd.read_csv(out_dir / "summary.csv")
     volumes = pd.read_csv(out_dir / "volumes.csv")
     study = json.loads((out_dir / "study.json").read_text())
-    print(f"\nwall time {wall:.1f} s, CPU time {cpu:.1f} s (goal: wall <= 180 s on 2 cores); load average after: {os.getloadavg()[0]:.2f}")
-    print(f"reconstruction constants: recon_calibration.json version {study['recon_calibration'].get('version')} ({study['recon_calibration'].get('fitted_by')})")
+    print(
+        f"\nwall time {wall:.1f} s, CPU time {cpu:.1f} s (goal: wall <= 180 s on 2 cores); load average after: {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"reconstruction constants: recon_calibration.json version {study['recon_calibration'].get('version')} ({study['recon_calibration'].get('fitted_by')})"
+    )
     comparison = pd.DataFrame(study["published_comparison"])
     print_comparison_table(comparison, FIT_DOSES, measured="demo")
     goals = study["goals"]
     rho = trends(summary, volumes)
     print("\ntrends (Spearman rho vs dose): " + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items()))
-    print(f"MPV/IQR within 15 % of published: {goals['mpv_iqr_within']}/{goals['mpv_iqr_available']} (goal >= 90 %, i.e. 27/30 of a full table)")
+    print(
+        f"MPV/IQR within 15 % of published: {goals['mpv_iqr_within']}/{goals['mpv_iqr_available']} (goal >= 90 %, i.e. 27/30 of a full table)"
+    )
     print(f"MPV ordering DLR >= IR > FBP: {goals.get('mpv_order_doses')}/{goals.get('mpv_order_available')} doses")
-    print(f"volume at 4 mGy: DLR/FBP {goals.get('volume_ratio_dlr_fbp', float('nan')):.2f} (published 1.42), DLR/IR {goals.get('volume_ratio_dlr_ir', float('nan')):.2f} (published 1.36); goal >= 1.2")
-    print(f"volume vs dose: Spearman rho IR {goals.get('volume_spearman_ir', float('nan')):+.2f}, DLR {goals.get('volume_spearman_dlr', float('nan')):+.2f} (goal >= 0.8), FBP {goals.get('volume_spearman_fbp', float('nan')):+.2f} (published: falls)")
+    print(
+        f"volume at 4 mGy: DLR/FBP {goals.get('volume_ratio_dlr_fbp', float('nan')):.2f} (published 1.42), DLR/IR {goals.get('volume_ratio_dlr_ir', float('nan')):.2f} (published 1.36); goal >= 1.2"
+    )
+    print(
+        f"volume vs dose: Spearman rho IR {goals.get('volume_spearman_ir', float('nan')):+.2f}, DLR {goals.get('volume_spearman_dlr', float('nan')):+.2f} (goal >= 0.8), FBP {goals.get('volume_spearman_fbp', float('nan')):+.2f} (published: falls)"
+    )
     met = dict(goals["met"])
     met["time_180s"] = wall <= 180.0
     met["iqr_falls"] = all(rho[f"iqr_3mm_spearman_{r}"] <= -0.8 for r in ("fbp", "ir", "dlr"))

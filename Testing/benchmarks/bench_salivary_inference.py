@@ -56,21 +56,32 @@ def main() -> int:
         if model is None:
             torch.manual_seed(0)
             seg, cls = SegmentationNetworkParameters(), ClassificationNetworkParameters()
-            config = make_config(PreprocessingParameters(), seg, cls, SliceParameters(), InferenceParameters(), {"note": "random"})
-            save_model_package(work / "model", config, build_segmentation_network(seg).state_dict(),
-                               build_classifier(cls).state_dict())
+            config = make_config(
+                PreprocessingParameters(), seg, cls, SliceParameters(), InferenceParameters(), {"note": "random"}
+            )
+            save_model_package(
+                work / "model", config, build_segmentation_network(seg).state_dict(), build_classifier(cls).state_dict()
+            )
             model = work / "model"
         package = load_model_package(model, device=args.device)
         if args.roi:
             package.inference.roi_size = (args.roi,) * 3
-        case = make_case(7, seed=11, params=SyntheticParameters(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0)))
-        print(f"SalivarySeg inference benchmark ({args.threads} threads, device {args.device}, "
-              f"model {'random weights' if args.model is None else model})")
-        print(f"  input CT {case.image.GetSize()} voxels at {case.image.GetSpacing()} mm; sliding window "
-              f"{package.inference.roi_size}")
+        case = make_case(
+            7, seed=11, params=SyntheticParameters(fov_mm=(340.0, 320.0, 320.0), spacing_mm=(2.0, 2.0, 2.0))
+        )
+        print(
+            f"SalivarySeg inference benchmark ({args.threads} threads, device {args.device}, "
+            f"model {'random weights' if args.model is None else model})"
+        )
+        print(
+            f"  input CT {case.image.GetSize()} voxels at {case.image.GetSpacing()} mm; sliding window "
+            f"{package.inference.roi_size}"
+        )
         worst_ok = True
-        for name, body_threshold in (("as configured (body crop)", package.preprocessing.body_threshold),
-                                     ("worst case (no body crop)", -1.0)):
+        for name, body_threshold in (
+            ("as configured (body crop)", package.preprocessing.body_threshold),
+            ("worst case (no body crop)", -1.0),
+        ):
             package.preprocessing.body_threshold = body_threshold
             times = []
             for _ in range(max(args.repeat, 1)):
@@ -82,8 +93,10 @@ def main() -> int:
             grid = tuple(preprocess(case.image, None, package.preprocessing)["image"].shape[1:])
             best = min(times)
             worst_ok &= best <= 20.0
-            print(f"  {name:28s} network grid {grid}: best {best:.1f} s (runs: {', '.join(f'{t:.1f}' for t in times)}); "
-                  f"class {result.class_name}, lesion {result.lesion_volume_ml:.1f} ml")
+            print(
+                f"  {name:28s} network grid {grid}: best {best:.1f} s (runs: {', '.join(f'{t:.1f}' for t in times)}); "
+                f"class {result.class_name}, lesion {result.lesion_volume_ml:.1f} ml"
+            )
         print("GOAL", "MET" if worst_ok else "NOT MET", "(CPU inference <= 20 s)")
         return 0 if worst_ok else 1
     finally:

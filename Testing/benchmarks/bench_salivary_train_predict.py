@@ -52,39 +52,70 @@ def main() -> int:
     try:
         start = time.perf_counter()
         n = args.train_cases + args.val_cases
-        make_dataset(work / "data", n, seed=args.seed,
-                         splits=["train"] * args.train_cases + ["val"] * args.val_cases)
+        make_dataset(work / "data", n, seed=args.seed, splits=["train"] * args.train_cases + ["val"] * args.val_cases)
         make_dataset(work / "unseen", args.unseen, seed=args.seed, start_index=1000)
         timings["synthetic_data_s"] = time.perf_counter() - start
 
         t = time.perf_counter()
-        trained = cli("train", work / "data", "--output-dir", work / "model", "--threads", args.threads,
-                      "--seed", args.seed, *args.train_args.split())
+        trained = cli(
+            "train",
+            work / "data",
+            "--output-dir",
+            work / "model",
+            "--threads",
+            args.threads,
+            "--seed",
+            args.seed,
+            *args.train_args.split(),
+        )
         timings["training_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        cli("predict", work / "unseen", "--model", work / "model", "--output-dir", work / "pred",
-                        "--threads", args.threads)
+        cli(
+            "predict",
+            work / "unseen",
+            "--model",
+            work / "model",
+            "--output-dir",
+            work / "pred",
+            "--threads",
+            args.threads,
+        )
         timings["prediction_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - start
 
         scores = cli("evaluate", "--pred", work / "pred", "--truth", work / "unseen")
         history = (work / "model" / "history.csv").read_text().splitlines()
         summary = scores["summary"]
-        print("SalivarySeg benchmark: train on", args.train_cases, "synthetic cases (+", args.val_cases,
-              "validation), predict", args.unseen, "unseen cases;", args.threads, "threads")
+        print(
+            "SalivarySeg benchmark: train on",
+            args.train_cases,
+            "synthetic cases (+",
+            args.val_cases,
+            "validation), predict",
+            args.unseen,
+            "unseen cases;",
+            args.threads,
+            "threads",
+        )
         print(f"  {'case':10s} {'diagnosis':10s} {'Dice':>6s} {'HD95 mm':>8s} {'ASD mm':>7s}  predicted (p)")
         for row in scores["cases"]:
             p = row["probability"]
-            print(f"  {row['case_id']:10s} {row['diagnosis'] or '-':10s} {row['dice']:6.3f} "
-                  f"{(row['hd95_mm'] if row['hd95_mm'] is not None else float('nan')):8.2f} "
-                  f"{(row['asd_mm'] if row['asd_mm'] is not None else float('nan')):7.2f}  "
-                  f"{row['predicted_class']} ({'-' if p is None else f'{p:.2f}'})")
+            print(
+                f"  {row['case_id']:10s} {row['diagnosis'] or '-':10s} {row['dice']:6.3f} "
+                f"{(row['hd95_mm'] if row['hd95_mm'] is not None else float('nan')):8.2f} "
+                f"{(row['asd_mm'] if row['asd_mm'] is not None else float('nan')):7.2f}  "
+                f"{row['predicted_class']} ({'-' if p is None else f'{p:.2f}'})"
+            )
         dice = summary["dice"]
-        print(f"  unseen Dice mean {dice['mean']:.3f} (min {dice['min']:.3f}); HD95 mean "
-              f"{summary['hd95_mm']['mean']}; accuracy {summary['classification']['accuracy']}")
-        print(f"  V-Net epochs run: {sum(1 for line in history[1:] if line.startswith('segmentation'))}, "
-              f"validation-set Dice of the best epoch {trained.get('dice_mean')}")
+        print(
+            f"  unseen Dice mean {dice['mean']:.3f} (min {dice['min']:.3f}); HD95 mean "
+            f"{summary['hd95_mm']['mean']}; accuracy {summary['classification']['accuracy']}"
+        )
+        print(
+            f"  V-Net epochs run: {sum(1 for line in history[1:] if line.startswith('segmentation'))}, "
+            f"validation-set Dice of the best epoch {trained.get('dice_mean')}"
+        )
         for key, value in timings.items():
             print(f"  {key:18s} {value:8.1f} s")
         per_case = timings["prediction_s"] / max(args.unseen, 1)

@@ -102,8 +102,10 @@ def main() -> None:
             sds.append(noise_sd)
         snr = np.concatenate(snrs)
         found = [float(np.mean(norm.sf(norm.isf(a) - snr))) for a in ALPHAS]
-        print(f"{noise_hu:8g}  {snr.size:5d}  {np.median(np.concatenate(contrasts)):20.1f}  {np.mean(sds):16.1f}  "
-              f"{np.median(snr):12.2f}  " + "  ".join(f"{f:23.1%}" for f in found))
+        print(
+            f"{noise_hu:8g}  {snr.size:5d}  {np.median(np.concatenate(contrasts)):20.1f}  {np.mean(sds):16.1f}  "
+            f"{np.median(snr):12.2f}  " + "  ".join(f"{f:23.1%}" for f in found)
+        )
 
 
 if __name__ == "__main__":

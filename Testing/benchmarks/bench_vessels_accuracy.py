@@ -39,8 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_phantom_arguments(parser)
     parser.add_argument("--no-frangi", action="store_true")
-    parser.add_argument("--thin-vessel-min-radius", type=float, default=None, metavar="MM",
-                        help="VesselQuantParameters.thin_vessel_min_radius_mm (default: off)")
+    parser.add_argument(
+        "--thin-vessel-min-radius",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="VesselQuantParameters.thin_vessel_min_radius_mm (default: off)",
+    )
     args = parser.parse_args()
 
     parameters = VesselQuantParameters(thin_vessel_min_radius_mm=args.thin_vessel_min_radius)
@@ -67,8 +72,17 @@ def main() -> None:
             print(f"noise {noise:g} HU seed {seed}: done", flush=True)
 
     frame = pd.DataFrame(rows)
-    cols = ["noise_hu", "seed", "method", "dice", "detected_r_ge_0.75", "detected_r_le_0.5", "false_positive_ml",
-            "max_abs_median_radius_error_r_ge_1", "seconds"]
+    cols = [
+        "noise_hu",
+        "seed",
+        "method",
+        "dice",
+        "detected_r_ge_0.75",
+        "detected_r_le_0.5",
+        "false_positive_ml",
+        "max_abs_median_radius_error_r_ge_1",
+        "seconds",
+    ]
     pd.set_option("display.width", 200)
     print("\nPer phantom:")
     print(frame[[c for c in cols if c in frame]].round(4).to_string(index=False))
@@ -78,8 +92,14 @@ def main() -> None:
 
     radius = pd.concat(radius_tables)
     weighted = radius.groupby(["noise_hu", "true_radius_mm"]).apply(
-        lambda g: pd.Series({"median_error_mm": float(np.median(np.repeat(g["median_error_mm"], g["points"]))),
-                             "points": int(g["points"].sum())}), include_groups=False)
+        lambda g: pd.Series(
+            {
+                "median_error_mm": float(np.median(np.repeat(g["median_error_mm"], g["points"]))),
+                "points": int(g["points"].sum()),
+            }
+        ),
+        include_groups=False,
+    )
     print("\nVesselQuant radius error by design radius (median over isolated centreline points):")
     print(weighted.round(3).to_string())
 
@@ -95,7 +115,11 @@ def main() -> None:
 
     print("\nGoals (issue 3), mean over seeds (worst seed):")
     ours = frame[frame["method"] == "VesselQuant"].groupby("noise_hu")
-    ours_mean, ours_min, ours_max = ours.mean(numeric_only=True), ours.min(numeric_only=True), ours.max(numeric_only=True)
+    ours_mean, ours_min, ours_max = (
+        ours.mean(numeric_only=True),
+        ours.min(numeric_only=True),
+        ours.max(numeric_only=True),
+    )
     for noise, goals in GOALS.items():
         if noise not in ours_mean.index:
             continue
@@ -104,15 +128,21 @@ def main() -> None:
             upper = key == "false_positive_ml"
             worst = ours_max.loc[noise, key] if upper else ours_min.loc[noise, key]
             ok = value <= goal if upper else value >= goal
-            print(f"  noise {noise:g} HU  {key:22s} {value:.4f} ({worst:.4f})  goal {'<=' if upper else '>='} {goal}  "
-                  f"{'met' if ok else 'NOT met'}")
+            print(
+                f"  noise {noise:g} HU  {key:22s} {value:.4f} ({worst:.4f})  goal {'<=' if upper else '>='} {goal}  "
+                f"{'met' if ok else 'NOT met'}"
+            )
         if not args.no_frangi:
             frangi = frame[(frame["method"] != "VesselQuant") & (frame["noise_hu"] == noise)]["dice"].mean()
-            print(f"  noise {noise:g} HU  Dice VesselQuant {ours_mean.loc[noise, 'dice']:.4f} vs Frangi oracle {frangi:.4f}")
+            print(
+                f"  noise {noise:g} HU  Dice VesselQuant {ours_mean.loc[noise, 'dice']:.4f} vs Frangi oracle {frangi:.4f}"
+            )
     big = weighted.reset_index()
     big = big[(big["true_radius_mm"] >= 1.0) & (big["noise_hu"] == 30.0)]
     if len(big):
-        print(f"  noise 30 HU  max |median radius error| for r >= 1 mm: {big['median_error_mm'].abs().max():.3f} mm (goal 0.15)")
+        print(
+            f"  noise 30 HU  max |median radius error| for r >= 1 mm: {big['median_error_mm'].abs().max():.3f} mm (goal 0.15)"
+        )
 
 
 if __name__ == "__main__":

@@ -25,11 +25,20 @@ from VesselQuantLib.pipeline import run_vessel_quant
 from branching_phantom import make_branching_phantom  # beside this script
 
 GOALS = {  # issue 13: (measure, goal, True when larger is better)
-    30.0: [("dice", 0.95, True), ("detected_r_ge_0.75", 0.98, True), ("false_positive_ml", 0.05, False),
-           ("max_abs_median_radius_error_r_ge_1", 0.15, False),
-           ("max_abs_median_radius_error_r_ge_1_near_junction", 0.15, False), ("nodule_labelled_vessel", 0.10, False)],
-    90.0: [("dice", 0.90, True), ("detected_r_le_0.5", 0.85, True), ("false_positive_ml", 0.5, False),
-           ("nodule_labelled_vessel", 0.10, False)],
+    30.0: [
+        ("dice", 0.95, True),
+        ("detected_r_ge_0.75", 0.98, True),
+        ("false_positive_ml", 0.05, False),
+        ("max_abs_median_radius_error_r_ge_1", 0.15, False),
+        ("max_abs_median_radius_error_r_ge_1_near_junction", 0.15, False),
+        ("nodule_labelled_vessel", 0.10, False),
+    ],
+    90.0: [
+        ("dice", 0.90, True),
+        ("detected_r_le_0.5", 0.85, True),
+        ("false_positive_ml", 0.5, False),
+        ("nodule_labelled_vessel", 0.10, False),
+    ],
 }
 
 
@@ -63,33 +72,69 @@ def main() -> None:
                 scores.pop("thin_detection_along_segment")
                 lung_truth = sitk.GetArrayViewFromImage(phantom.lung_mask).astype(bool)
                 lung_found = sitk.GetArrayViewFromImage(result.lung_mask).astype(bool)
-                rows.append({**scores, "noise_hu": noise, "seed": seed, "lung_mask": mask, "seconds": seconds,
-                             "nodule_labelled_vessel": _nodule_share(result, phantom),
-                             "lung_missed_ml": float((lung_truth & ~lung_found).sum()
-                                                     * np.prod(phantom.image.GetSpacing()) / 1000),
-                             "graph_nodes": result.summary.get("graph_nodes")})
-                print(f"noise {noise:g} seed {seed} lung mask {mask}: Dice {scores['dice']:.3f} "
-                      f"FP {scores['false_positive_ml']:.3f} ml, nodules {rows[-1]['nodule_labelled_vessel']:.0%}, "
-                      f"{seconds:.1f} s", flush=True)
+                rows.append(
+                    {
+                        **scores,
+                        "noise_hu": noise,
+                        "seed": seed,
+                        "lung_mask": mask,
+                        "seconds": seconds,
+                        "nodule_labelled_vessel": _nodule_share(result, phantom),
+                        "lung_missed_ml": float(
+                            (lung_truth & ~lung_found).sum() * np.prod(phantom.image.GetSpacing()) / 1000
+                        ),
+                        "graph_nodes": result.summary.get("graph_nodes"),
+                    }
+                )
+                print(
+                    f"noise {noise:g} seed {seed} lung mask {mask}: Dice {scores['dice']:.3f} "
+                    f"FP {scores['false_positive_ml']:.3f} ml, nodules {rows[-1]['nodule_labelled_vessel']:.0%}, "
+                    f"{seconds:.1f} s",
+                    flush=True,
+                )
     frame = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    columns = ["dice", "detected_r_ge_0.75", "detected_r_le_0.5", "false_positive_ml", "max_abs_median_radius_error_r_ge_1",
-               "max_abs_median_radius_error_r_ge_1_near_junction", "nodule_labelled_vessel", "lung_missed_ml", "graph_nodes", "seconds"]
+    columns = [
+        "dice",
+        "detected_r_ge_0.75",
+        "detected_r_le_0.5",
+        "false_positive_ml",
+        "max_abs_median_radius_error_r_ge_1",
+        "max_abs_median_radius_error_r_ge_1_near_junction",
+        "nodule_labelled_vessel",
+        "lung_missed_ml",
+        "graph_nodes",
+        "seconds",
+    ]
     print("\nPer case:")
     print(frame[["noise_hu", "seed", "lung_mask", *columns]].round(3).to_string(index=False))
     print("\nDetection per design radius (mean over seeds):")
     found = pd.concat(found_tables)
-    print(found.pivot_table(index="true_radius_mm", columns=["noise_hu", "lung_mask"], values="found").round(3).to_string())
+    print(
+        found.pivot_table(index="true_radius_mm", columns=["noise_hu", "lung_mask"], values="found")
+        .round(3)
+        .to_string()
+    )
     print("\nMedian radius error per design radius, isolated points (mm, mean over seeds):")
     radius = pd.concat(radius_tables)
-    print(radius.pivot_table(index="true_radius_mm", columns=["noise_hu", "lung_mask"], values="median_error_mm").round(3)
-          .to_string())
+    print(
+        radius.pivot_table(index="true_radius_mm", columns=["noise_hu", "lung_mask"], values="median_error_mm")
+        .round(3)
+        .to_string()
+    )
     print("\nMedian radius error per design radius, points near a junction (mm, mean over seeds; worst seed):")
     junction = pd.concat(junction_tables)
     junction["worst_abs_error_mm"] = junction["median_error_mm"].abs()
-    print(junction.pivot_table(index="true_radius_mm", columns=["noise_hu", "lung_mask"],
-                               values=["median_error_mm", "worst_abs_error_mm"],
-                               aggfunc={"median_error_mm": "mean", "worst_abs_error_mm": "max"}).round(3).to_string())
+    print(
+        junction.pivot_table(
+            index="true_radius_mm",
+            columns=["noise_hu", "lung_mask"],
+            values=["median_error_mm", "worst_abs_error_mm"],
+            aggfunc={"median_error_mm": "mean", "worst_abs_error_mm": "max"},
+        )
+        .round(3)
+        .to_string()
+    )
     print("\nGoals (own lung mask; mean over seeds, worst seed beside it):")
     own = frame[frame["lung_mask"] == "own"]
     for noise, goals in GOALS.items():
@@ -100,8 +145,10 @@ def main() -> None:
             mean = float(part[measure].mean())
             worst = float(part[measure].min() if larger else part[measure].max())
             ok = mean >= goal if larger else mean <= goal
-            print(f"  {noise:>4g} HU  {measure:<38} {mean:8.3f}  (worst {worst:.3f})  goal {'>=' if larger else '<='} "
-                  f"{goal:g}  {'met' if ok else 'NOT met'}")
+            print(
+                f"  {noise:>4g} HU  {measure:<38} {mean:8.3f}  (worst {worst:.3f})  goal {'>=' if larger else '<='} "
+                f"{goal:g}  {'met' if ok else 'NOT met'}"
+            )
 
 
 if __name__ == "__main__":

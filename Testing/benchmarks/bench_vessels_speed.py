@@ -51,9 +51,13 @@ def child(kind: str, path: str) -> None:
 
         result = run_vessel_quant(ct)
         vessel_voxels = int(sitk.GetArrayViewFromImage(result.vessel_label).sum())
-        extra = {"vessel_ml": result.summary["total_volume_ml"], "lung_ml": result.summary["lung_volume_ml"],
-                 "graph_nodes": result.summary["graph_nodes"], "vessel_voxels": vessel_voxels,
-                 "nodes_per_vessel_voxel": result.summary["graph_nodes"] / max(vessel_voxels, 1)}
+        extra = {
+            "vessel_ml": result.summary["total_volume_ml"],
+            "lung_ml": result.summary["lung_volume_ml"],
+            "graph_nodes": result.summary["graph_nodes"],
+            "vessel_voxels": vessel_voxels,
+            "nodes_per_vessel_voxel": result.summary["graph_nodes"] / max(vessel_voxels, 1),
+        }
     else:
         from VesselQuantLib.evaluation import simpleitk_objectness
 
@@ -87,15 +91,18 @@ def make_case_ct(case: str, size, work: Path) -> Path:
         sys.path.insert(0, str(Path(__file__).parent))
         from branching_phantom import make_branching_phantom
 
-        image = make_branching_phantom(size_xyz=tuple(size), spacing_xyz=(0.7, 0.7, 1.0), trees=14, nodules=0,
-                                       noise_sd_hu=30.0, seed=0).image
+        image = make_branching_phantom(
+            size_xyz=tuple(size), spacing_xyz=(0.7, 0.7, 1.0), trees=14, nodules=0, noise_sd_hu=30.0, seed=0
+        ).image
     sitk.WriteImage(image, str(path), True)
     return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", nargs="+", choices=("chest", "parenchyma", "real"), default=["chest", "parenchyma", "real"])
+    parser.add_argument(
+        "--case", nargs="+", choices=("chest", "parenchyma", "real"), default=["chest", "parenchyma", "real"]
+    )
     parser.add_argument("--size", type=int, nargs=3, default=[512, 512, 400])
     parser.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "radiologyai-bench-vessels"))
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
@@ -111,7 +118,9 @@ def main() -> None:
         path = make_case_ct(case, args.size, work)
         results = {}
         for kind in ("vesselquant", "objectness"):
-            done = subprocess.run([sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True
+            )
             if done.returncode != 0:
                 sys.exit(f"{case} / {kind} failed:\n{done.stderr[-3000:]}")
             results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -120,12 +129,17 @@ def main() -> None:
         fast, small = ratio <= 0.3, ours["peak_gb"] <= 4.0
         met &= fast and small
         print(f"\n[{case}] {path}")
-        print(f"  VesselQuant pipeline: {ours['seconds']:.1f} s, peak {ours['peak_gb']:.2f} GB; lung {ours['lung_ml']:.0f} ml, "
-              f"vessels {ours['vessel_ml']:.1f} ml; graph nodes {ours['graph_nodes']:,} = "
-              f"{ours['nodes_per_vessel_voxel']:.2f} per vessel voxel")
+        print(
+            f"  VesselQuant pipeline: {ours['seconds']:.1f} s, peak {ours['peak_gb']:.2f} GB; lung {ours['lung_ml']:.0f} ml, "
+            f"vessels {ours['vessel_ml']:.1f} ml; graph nodes {ours['graph_nodes']:,} = "
+            f"{ours['nodes_per_vessel_voxel']:.2f} per vessel voxel"
+        )
         print(f"  4-scale SimpleITK ObjectnessMeasure: {base['seconds']:.1f} s, peak {base['peak_gb']:.2f} GB")
-        print(f"  time ratio pipeline / baseline: {ratio:.3f} (goal <= 0.3: {'met' if fast else 'NOT met'}); "
-              f"peak memory goal <= 4 GB: {'met' if small else 'NOT met'}", flush=True)
+        print(
+            f"  time ratio pipeline / baseline: {ratio:.3f} (goal <= 0.3: {'met' if fast else 'NOT met'}); "
+            f"peak memory goal <= 4 GB: {'met' if small else 'NOT met'}",
+            flush=True,
+        )
     sys.exit(0 if met else 1)
 
 

@@ -142,8 +142,9 @@ def _grow(spec: BranchingPhantomParameters, holder: _Holder, rng) -> list[dict]:
             length = 4 * ROOT_RADIUS_MM + 5 + holder.wall
             b = a + length * direction
             if holder.room(b)[0] > ROOT_RADIUS_MM + 1 and not any(
-                    (_distance_to_segment(np.linspace(a, b, 8), s["a"], s["b"])[0] < ROOT_RADIUS_MM + s["r"] + 2).any()
-                    for s in segments):
+                (_distance_to_segment(np.linspace(a, b, 8), s["a"], s["b"])[0] < ROOT_RADIUS_MM + s["r"] + 2).any()
+                for s in segments
+            ):
                 break
         else:
             continue
@@ -190,7 +191,9 @@ def _place_nodules(spec: BranchingPhantomParameters, holder: _Holder, segments: 
             else:  # on the wall (juxta-pleural): the sphere cuts 20 % of its radius into the wall
                 angle = rng.uniform(0, 2 * math.pi)
                 z = rng.uniform(0.2, 0.8) * holder.extent[2]
-                centre = np.r_[holder.centre[:2] + (holder.inner - 0.8 * r) * np.array([math.cos(angle), math.sin(angle)]), z]
+                centre = np.r_[
+                    holder.centre[:2] + (holder.inner - 0.8 * r) * np.array([math.cos(angle), math.sin(angle)]), z
+                ]
                 kind = "wall"
             if holder.room(centre)[0] < -0.25 * r or centre[2] < r + 2 or centre[2] > holder.extent[2] - r - 2:
                 continue
@@ -240,9 +243,16 @@ def _render(spec: BranchingPhantomParameters, holder: _Holder, segments, nodules
     interior = _ramp_fraction(holder.inner - radial, width)
     outer = _ramp_fraction(holder.inner + holder.wall - radial, width)
     wall = np.clip(outer - interior, 0.0, 1.0)
-    hu = (spec.air_hu * (1 - outer) + spec.wall_hu * wall
-          + interior * (spec.parenchyma_hu * (1 - np.maximum(vessel, nodule))
-                        + spec.vessel_hu * vessel * (vessel >= nodule) + spec.nodule_hu * nodule * (nodule > vessel)))
+    hu = (
+        spec.air_hu * (1 - outer)
+        + spec.wall_hu * wall
+        + interior
+        * (
+            spec.parenchyma_hu * (1 - np.maximum(vessel, nodule))
+            + spec.vessel_hu * vessel * (vessel >= nodule)
+            + spec.nodule_hu * nodule * (nodule > vessel)
+        )
+    )
     lung = interior >= 0.5
     return hu.astype(np.float32), vessel, nodule, centreline, lung
 
@@ -328,5 +338,7 @@ def make_branching_phantom(spec: BranchingPhantomParameters | None = None, **ove
         point_position=position,
         segments=[{"start_mm": s["a"].tolist(), "end_mm": s["b"].tolist(), "radius_mm": s["r"]} for s in segments],
         nodule_label=image_of(nodule_label & lung, np.uint8),
-        nodules=[{"centre_mm": n["centre"].tolist(), "radius_mm": n["r"], "attached_to": n["attached_to"]} for n in nodules],
+        nodules=[
+            {"centre_mm": n["centre"].tolist(), "radius_mm": n["r"], "attached_to": n["attached_to"]} for n in nodules
+        ],
     )

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _panel(ct: sitk.Image, result, title: str, path: Path, window=(-1000, 200)) -> None:
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
     vessel = sitk.GetArrayFromImage(result.vessel_label).astype(bool)
-    nodule = sitk.GetArrayFromImage(result.nodule_label).astype(bool) if result.nodule_label is not None else vessel & False
+    nodule = (
+        sitk.GetArrayFromImage(result.nodule_label).astype(bool) if result.nodule_label is not None else vessel & False
+    )
     lung = sitk.GetArrayFromImage(result.lung_mask).astype(bool)
     z = int(np.argmax((vessel | nodule).sum(axis=(1, 2)))) if (vessel | nodule).any() else hu.shape[0] // 2
     aspect = ct.GetSpacing()[1] / ct.GetSpacing()[0]
@@ -58,15 +60,25 @@ def main() -> None:
     out = Path(args.out)
     phantom = make_branching_phantom(seed=0)
     result = run_vessel_quant(phantom.image, phantom.lung_mask)
-    _panel(phantom.image, result, "Independent phantom (branching_phantom.py, seed 0), true lung mask: "
-           f"{result.summary['nodule_like_count']} nodule-like blobs", out / "VesselQuant-independent-phantom.png")
+    _panel(
+        phantom.image,
+        result,
+        "Independent phantom (branching_phantom.py, seed 0), true lung mask: "
+        f"{result.summary['nodule_like_count']} nodule-like blobs",
+        out / "VesselQuant-independent-phantom.png",
+    )
     dicom = ROOT.parent / "shared" / "data" / "chest-ct-2mm" / "dicom"
     if dicom.is_dir():
         ct = read_volume(dicom, "CT", modality="CT")
         result = run_vessel_quant(ct)
         s = result.summary
-        _panel(ct, result, f"Real thorax, 2 mm slices: lungs {s['lung_volume_ml'] / 1000:.2f} l, vessels "
-               f"{s['total_volume_ml']:.0f} ml, R^2 {s['fit_r2']:.2f}", out / "VesselQuant-real-thorax.png")
+        _panel(
+            ct,
+            result,
+            f"Real thorax, 2 mm slices: lungs {s['lung_volume_ml'] / 1000:.2f} l, vessels "
+            f"{s['total_volume_ml']:.0f} ml, R^2 {s['fit_r2']:.2f}",
+            out / "VesselQuant-real-thorax.png",
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import argparse
 
 def add_phantom_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--noise", type=float, nargs="+", default=[30.0, 90.0], help="noise SD in HU (30 normal, 90 low dose)")
+    parser.add_argument(
+        "--noise", type=float, nargs="+", default=[30.0, 90.0], help="noise SD in HU (30 normal, 90 low dose)"
+    )
     parser.add_argument("--size", type=int, nargs=3, default=[160, 160, 100], help="voxels (x y z)")
     parser.add_argument("--spacing", type=float, nargs=3, default=[0.7, 0.7, 1.0], help="voxel size in mm (x y z)")
     parser.add_argument("--psf", type=float, nargs=3, default=[0.8, 0.8, 1.0], help="PSF FWHM in mm (x y z)")

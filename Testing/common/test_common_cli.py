@@ -93,6 +93,10 @@ def test_scheduler_addresses_are_checked_before_a_client_exists():
 
     assert check_scheduler_address("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
     assert check_scheduler_address("scheduler:8786") == "scheduler:8786"
-    for bad, fragment in (("foo://bar", "unknown address scheme 'foo://'"), ("tcp://", "no host"), (":8786", "no host")):
+    for bad, fragment in (
+        ("foo://bar", "unknown address scheme 'foo://'"),
+        ("tcp://", "no host"),
+        (":8786", "no host"),
+    ):
         with pytest.raises(RadiologyAIError, match=fragment):
             check_scheduler_address(bad)

@@ -45,6 +45,11 @@ def test_declined_install_is_a_user_error(fake_slicer):
 
 def test_pip_ensure_used_when_available(fake_slicer, monkeypatch):
     slicer, calls, _ = fake_slicer
-    monkeypatch.setattr(slicer, "packaging", types.SimpleNamespace(pip_ensure=lambda reqs: calls.append(("ensure", reqs))), raising=False)
+    monkeypatch.setattr(
+        slicer,
+        "packaging",
+        types.SimpleNamespace(pip_ensure=lambda reqs: calls.append(("ensure", reqs))),
+        raising=False,
+    )
     ensure_requirements(["not-a-real-package-abc>=2"], "SalivarySeg")
     assert calls == [("ensure", ["not-a-real-package-abc>=2"])]

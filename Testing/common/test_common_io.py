@@ -45,7 +45,9 @@ def _write_dicom_series(folder, image, ctdivol, kernel, description, series_uid)
             "0018|9345": f"{ctdivol}",
             "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
             "0020|000e": series_uid,
-            "0020|0037": "\\".join(f"{v}" for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])),
+            "0020|0037": "\\".join(
+                f"{v}" for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
+            ),
             "0020|0032": "\\".join(f"{v}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
             "0020|0013": str(k + 1),
         }
@@ -68,7 +70,9 @@ def test_dicom_series_with_tags(tmp_path):
     encoding = locale.getpreferredencoding(False)
     found = sorted(list_dicom_series(tmp_path / "study"), key=lambda s: s.ctdivol_mgy)
     assert [(s.ctdivol_mgy, s.kernel, s.description, s.modality) for s in found] == [
-        (0.5, "FC52", "Lung 0.5 mGy", "CT"), (2.1, "FC13", "Lung 2.1 mGy", "CT")]
+        (0.5, "FC52", "Lung 0.5 mGy", "CT"),
+        (2.1, "FC13", "Lung 2.1 mGy", "CT"),
+    ]
     back = read_volume(tmp_path / "study" / "a")
     assert locale.getpreferredencoding(False) == encoding, "reading DICOM must not change the locale"
     assert back.GetSize() == image.GetSize()
@@ -120,8 +124,11 @@ def test_dicom_series_with_a_missing_slice_or_a_damaged_file_is_refused(tmp_path
     """Finding 7 of the robustness sweep: the spacing was averaged over a gap, a damaged file silently skipped."""
     folder = _ct_series(tmp_path / "gap")
     (folder / "slice004.dcm").unlink()
-    with pytest.raises(RadiologyAIError, match="not evenly spaced: 2.5 mm between slice003.dcm and slice005.dcm "
-                                               r"where the series has 1.25 mm \(a missing slice\?\)"):
+    with pytest.raises(
+        RadiologyAIError,
+        match="not evenly spaced: 2.5 mm between slice003.dcm and slice005.dcm "
+        r"where the series has 1.25 mm \(a missing slice\?\)",
+    ):
         read_volume(folder)
     folder = _ct_series(tmp_path / "damaged")
     data = (folder / "slice000.dcm").read_bytes()
@@ -208,7 +215,9 @@ def test_memory_is_checked_before_reading_or_computing(tmp_path, monkeypatch):
     with pytest.raises(RadiologyAIError, match=r"ct.nrrd \(.* voxels\) needs about .* GiB of memory"):
         read_image(path)
     header = tmp_path / "huge.nhdr"
-    header.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 4096 4096 4096\nencoding: raw\nendian: little\ndata file: huge.raw\n")
+    header.write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nsizes: 4096 4096 4096\nencoding: raw\nendian: little\ndata file: huge.raw\n"
+    )
     (tmp_path / "huge.raw").write_bytes(b"")  # the header promises 128 GiB; nothing is read before the check
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 24 * 2**30)
     with pytest.raises(RadiologyAIError, match="needs about 128.0 GiB"):

@@ -67,8 +67,13 @@ def test_labelmap_to_segmentation_named_coloured_segments():
     node = mrml.labelmap_to_segmentation_node(label_image, segments, "result")
     segmentation = node.GetSegmentation()
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [
-        "Vessels", "Lungs", "Empty"]
-    np.testing.assert_allclose(segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("Lungs")).GetColor(), (0.2, 0.5, 0.9))
+        "Vessels",
+        "Lungs",
+        "Empty",
+    ]
+    np.testing.assert_allclose(
+        segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("Lungs")).GetColor(), (0.2, 0.5, 0.9)
+    )
     volume = mrml.image_to_volume_node(reference, "ref")
     for value, name in ((1, "Vessels"), (2, "Lungs")):
         back = sitk.GetArrayFromImage(mrml.segment_to_image(node, name, volume))

@@ -10,7 +10,13 @@ import sys
 import pytest
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from RadiologyAICommonLib.outputs import MANIFEST, STAGING_PREFIX, check_output_dir, staged_output_dir, staged_output_files
+from RadiologyAICommonLib.outputs import (
+    MANIFEST,
+    STAGING_PREFIX,
+    check_output_dir,
+    staged_output_dir,
+    staged_output_files,
+)
 
 
 def _write(stage, name, text="new"):

@@ -21,9 +21,13 @@ def test_parse_numbers_reads_commas_and_spaces_and_names_the_field_in_errors():
     assert parse_numbers("0.5, 1  2,", "--doses") == [0.5, 1.0, 2.0]
     assert parse_numbers("-1 0 1", "--offsets", positive=False) == [-1.0, 0.0, 1.0]
     assert parse_numbers("1 1", "--spacing", unique=False) == [1.0, 1.0]
-    for text, message in (("1, x", "--doses: 'x' is not a number"), ("1 -2", "--doses: values must be positive"),
-                          ("1 nan", "--doses: values must be positive"), (" , ", "--doses: give at least one value"),
-                          ("1 1", "--doses: repeated value")):
+    for text, message in (
+        ("1, x", "--doses: 'x' is not a number"),
+        ("1 -2", "--doses: values must be positive"),
+        ("1 nan", "--doses: values must be positive"),
+        (" , ", "--doses: give at least one value"),
+        ("1 1", "--doses: repeated value"),
+    ):
         with pytest.raises(RadiologyAIError, match=message):
             parse_numbers(text, "--doses")
 
@@ -36,11 +40,25 @@ def test_parse_names_and_path_is_set():
 
 
 def test_json_ready_gives_strict_json(tmp_path):
-    value = {1: np.float32(0.5), "a": (np.int64(3), np.array([1, 2])), "nan": float("nan"), "inf": np.float64("inf"),
-             "path": Path("x/y"), "flag": np.bool_(True), "other": object()}
+    value = {
+        1: np.float32(0.5),
+        "a": (np.int64(3), np.array([1, 2])),
+        "nan": float("nan"),
+        "inf": np.float64("inf"),
+        "path": Path("x/y"),
+        "flag": np.bool_(True),
+        "other": object(),
+    }
     ready = json_ready(value, unknown=lambda v: "object")
-    assert ready == {"1": 0.5, "a": [3, [1, 2]], "nan": None, "inf": None, "path": "x/y", "flag": True,
-                     "other": "object"}
+    assert ready == {
+        "1": 0.5,
+        "a": [3, [1, 2]],
+        "nan": None,
+        "inf": None,
+        "path": "x/y",
+        "flag": True,
+        "other": "object",
+    }
     assert type(ready["a"][0]) is int and type(ready["flag"]) is bool
     written = write_json(tmp_path / "out.json", {"value": math.nan, "array": np.zeros(2)})
     assert json.loads(written.read_text()) == {"value": None, "array": [0.0, 0.0]}  # strict: no NaN token

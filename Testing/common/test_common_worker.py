@@ -34,7 +34,9 @@ def _script(tmp_path, body):
 
 
 def test_worker_reports_progress_stdout_and_error(tmp_path):
-    command = _script(tmp_path, """
+    command = _script(
+        tmp_path,
+        """
         import sys
         for i in range(5):
             print(f"PROGRESS {i / 4:.2f} step {i}", file=sys.stderr, flush=True)
@@ -42,7 +44,8 @@ def test_worker_reports_progress_stdout_and_error(tmp_path):
         print('{"result": 1}')
         print("error: the lung mask has another geometry", file=sys.stderr)
         sys.exit(2)
-    """)
+    """,
+    )
     seen = []
     result = WorkerProcess([], on_progress=lambda f, m: seen.append((f, m)), command=command).start().wait(timeout=60)
     assert seen == [(i / 4, f"step {i}") for i in range(5)]
@@ -55,13 +58,16 @@ def test_worker_reports_progress_stdout_and_error(tmp_path):
 @pytest.mark.skipif(os.name == "nt", reason="POSIX process groups")
 def test_cancel_kills_process_tree(tmp_path):
     pid_file = tmp_path / "child.pid"
-    command = _script(tmp_path, f"""
+    command = _script(
+        tmp_path,
+        f"""
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         open({str(pid_file)!r}, "w").write(str(child.pid))
         print("PROGRESS 0.1 started", file=sys.stderr, flush=True)
         time.sleep(60)
-    """)
+    """,
+    )
     worker = WorkerProcess([], command=command).start()
     deadline = time.time() + 30
     while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
@@ -97,8 +103,26 @@ def test_worker_runs_the_real_cli(tmp_path):
 def test_cancel_lets_the_command_clean_up(tmp_path):
     """Slicer's Cancel sends SIGTERM first: the run removes its staging folder (SIGKILL left it behind)."""
     out = tmp_path / "sim"
-    args = ["phantom", "simulate", "--output-dir", str(out), "--doses", "0.5,1,2,4", "--recons", "fbp,ir,dlr",
-            "--repetitions", "8", "--workers", "1", "--phantom", "small", "--size", "84,84,74", "--spacing", "0.9,0.9,1.0"]
+    args = [
+        "phantom",
+        "simulate",
+        "--output-dir",
+        str(out),
+        "--doses",
+        "0.5,1,2,4",
+        "--recons",
+        "fbp,ir,dlr",
+        "--repetitions",
+        "8",
+        "--workers",
+        "1",
+        "--phantom",
+        "small",
+        "--size",
+        "84,84,74",
+        "--spacing",
+        "0.9,0.9,1.0",
+    ]
     seen = []
     worker = WorkerProcess(args, on_progress=lambda f, m: seen.append(m)).start()
     deadline = time.time() + 240

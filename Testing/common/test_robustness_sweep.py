@@ -31,15 +31,28 @@ from hypothesis import strategies as st  # noqa: E402
 from RadiologyAICommonLib.cli import main  # noqa: E402
 from RadiologyAICommonLib.outputs import STAGING_PREFIX  # noqa: E402
 
-settings.register_profile("ci", max_examples=50, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=list(HealthCheck))
-settings.register_profile("long", max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "ci", max_examples=50, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
+settings.register_profile(
+    "long", max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-DTYPES = {"int8": "int8", "uint8": "uchar", "int16": "short", "uint16": "ushort", "int32": "int", "float32": "float",
-          "float64": "double"}
-NUMBERS = st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 10.0, 1e-9, 1e308, -1e308, math.nan, math.inf, -math.inf]),
-                    st.floats(-1e4, 1e4, allow_nan=False), st.integers(-10, 10))
+DTYPES = {
+    "int8": "int8",
+    "uint8": "uchar",
+    "int16": "short",
+    "uint16": "ushort",
+    "int32": "int",
+    "float32": "float",
+    "float64": "double",
+}
+NUMBERS = st.one_of(
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 10.0, 1e-9, 1e308, -1e308, math.nan, math.inf, -math.inf]),
+    st.floats(-1e4, 1e4, allow_nan=False),
+    st.integers(-10, 10),
+)
 
 
 def _write_nrrd(path: Path, array: np.ndarray, spacing, direction, origin=(0.0, 0.0, 0.0)) -> None:
@@ -47,9 +60,11 @@ def _write_nrrd(path: Path, array: np.ndarray, spacing, direction, origin=(0.0, 
     refuse to build some of these images, and a user's converter would not)."""
     columns = np.asarray(direction, dtype=float).reshape(3, 3).T * np.asarray(spacing, dtype=float)  # one per axis
     vectors = " ".join("(" + ",".join(repr(float(v)) for v in column) + ")" for column in columns)
-    header = (f"NRRD0004\ntype: {DTYPES[array.dtype.name]}\ndimension: 3\nspace: left-posterior-superior\n"
-              f"sizes: {array.shape[2]} {array.shape[1]} {array.shape[0]}\nspace directions: {vectors}\n"
-              f"space origin: ({','.join(repr(float(o)) for o in origin)})\nendian: little\nencoding: raw\n\n")
+    header = (
+        f"NRRD0004\ntype: {DTYPES[array.dtype.name]}\ndimension: 3\nspace: left-posterior-superior\n"
+        f"sizes: {array.shape[2]} {array.shape[1]} {array.shape[0]}\nspace directions: {vectors}\n"
+        f"space origin: ({','.join(repr(float(o)) for o in origin)})\nendian: little\nencoding: raw\n\n"
+    )
     path.write_bytes(header.encode("ascii") + array.astype(array.dtype.newbyteorder("<")).tobytes())
 
 
@@ -72,10 +87,17 @@ def small_images(draw):
     if dtype.kind == "f" and draw(st.booleans()):
         array.flat[draw(st.integers(0, array.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     spacing = tuple(draw(st.sampled_from([0.7, 1.0, 10.0, 0.0, -1.0, math.nan])) for _ in range(3))
-    direction = draw(st.sampled_from([
-        np.eye(3), np.diag([1.0, -1.0, -1.0]), [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
-        [[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.zeros((3, 3)),
-    ]))
+    direction = draw(
+        st.sampled_from(
+            [
+                np.eye(3),
+                np.diag([1.0, -1.0, -1.0]),
+                [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+                [[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+                np.zeros((3, 3)),
+            ]
+        )
+    )
     return array, spacing, direction
 
 
@@ -155,17 +177,30 @@ def test_hip_train_on_any_feature_table(data):
     rows = data.draw(st.integers(0, 24))
     columns = data.draw(st.integers(0, 4))
     cell = st.one_of(NUMBERS, st.just("text"), st.just(""))
-    table = {"case_id": [f"c{i}" for i in range(rows)],
-             "label": data.draw(st.lists(st.sampled_from([0, 1, 2, "x"]), min_size=rows, max_size=rows))}
+    table = {
+        "case_id": [f"c{i}" for i in range(rows)],
+        "label": data.draw(st.lists(st.sampled_from([0, 1, 2, "x"]), min_size=rows, max_size=rows)),
+    }
     for j in range(columns):
         table[f"original_firstorder_F{j}"] = data.draw(st.lists(cell, min_size=rows, max_size=rows))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         pd.DataFrame(table).to_csv(folder / "features.csv", index=False)
         before = _snapshot(folder)
-        code, errors, _ = _run("hip", "train", folder / "features.csv", "--output-dir", folder / "model",
-                               "--selector", "none", "--n-jobs", "1")
-        _check_contract(code, errors, folder, before, folder / "model", ["model.json", "pipeline.json", "checksums.json"])
+        code, errors, _ = _run(
+            "hip",
+            "train",
+            folder / "features.csv",
+            "--output-dir",
+            folder / "model",
+            "--selector",
+            "none",
+            "--n-jobs",
+            "1",
+        )
+        _check_contract(
+            code, errors, folder, before, folder / "model", ["model.json", "pipeline.json", "checksums.json"]
+        )
 
 
 def _full_file_system(folder: Path):
@@ -175,8 +210,20 @@ def _full_file_system(folder: Path):
     return folder if done.returncode == 0 else None
 
 
-@given(st.sampled_from(["user-file", "same-name", "input-inside", "is-a-file", "empty-name", "nested-new", "full-disk",
-                        "overwrite-foreign"]))
+@given(
+    st.sampled_from(
+        [
+            "user-file",
+            "same-name",
+            "input-inside",
+            "is-a-file",
+            "empty-name",
+            "nested-new",
+            "full-disk",
+            "overwrite-foreign",
+        ]
+    )
+)
 def test_output_folder_situations(situation):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -209,8 +256,9 @@ def test_output_folder_situations(situation):
             out = mounted / "cohort"
         before = _snapshot(folder)
         try:
-            code, errors, _ = _run("hip", "synth", "--output-dir", str(out) if str(out) else "", "--cases", 6,
-                                   "--size", 24, *extra)
+            code, errors, _ = _run(
+                "hip", "synth", "--output-dir", str(out) if str(out) else "", "--cases", 6, "--size", 24, *extra
+            )
             _check_contract(code, errors, folder, before, out, ["cohort.csv", "truth.csv"])
             if situation in ("user-file", "is-a-file", "empty-name", "full-disk"):
                 assert code == 2, situation

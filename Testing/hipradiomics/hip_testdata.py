@@ -33,7 +33,9 @@ def run(*args: str) -> int:
 def cohort() -> Path:
     """cohort.csv of a 36-case synthetic cohort (32^3 volumes)."""
     out = workdir() / "cohort"
-    assert run("hip", "synth", "--output-dir", str(out), "--cases", str(N_CASES), "--size", str(SIZE), "--seed", "3") == 0
+    assert (
+        run("hip", "synth", "--output-dir", str(out), "--cases", str(N_CASES), "--size", str(SIZE), "--seed", "3") == 0
+    )
     return out / "cohort.csv"
 
 

@@ -54,21 +54,42 @@ def test_cohort_with_missing_file_names_the_row(tmp_path, capsys, cohort_copy):
 def test_cohort_with_missing_label_names_the_row(tmp_path, capsys, cohort_copy):
     cohort_copy["label"] = cohort_copy["label"].astype(object)
     cohort_copy.loc[1, "label"] = ""
-    _fails(capsys, "extract", _write(cohort_copy, tmp_path / "c.csv"), "--output", str(tmp_path / "f.csv"),
-           fragment="row 3")
+    _fails(
+        capsys,
+        "extract",
+        _write(cohort_copy, tmp_path / "c.csv"),
+        "--output",
+        str(tmp_path / "f.csv"),
+        fragment="row 3",
+    )
     assert not (tmp_path / "f.csv").exists()
 
 
 def test_cohort_with_unknown_column(tmp_path, capsys, cohort_copy):
     cohort_copy["age"] = 50
-    _fails(capsys, "extract", _write(cohort_copy, tmp_path / "c.csv"), "--output", str(tmp_path / "f.csv"), fragment="'age'")
+    _fails(
+        capsys,
+        "extract",
+        _write(cohort_copy, tmp_path / "c.csv"),
+        "--output",
+        str(tmp_path / "f.csv"),
+        fragment="'age'",
+    )
 
 
 def test_params_with_unknown_key(tmp_path, capsys, cohort_copy):
     params = tmp_path / "p.yaml"
     params.write_text("setting:\n  binWidth: 5\n  normalise: true\n")
-    _fails(capsys, "extract", _write(cohort_copy, tmp_path / "c.csv"), "--output", str(tmp_path / "f.csv"), "--params", str(params),
-           fragment="normalise")
+    _fails(
+        capsys,
+        "extract",
+        _write(cohort_copy, tmp_path / "c.csv"),
+        "--output",
+        str(tmp_path / "f.csv"),
+        "--params",
+        str(params),
+        fragment="normalise",
+    )
     assert not (tmp_path / "f.csv").exists()
 
 
@@ -86,7 +107,9 @@ def _bad_masks(tmp_path, cohort_copy):
 
 def test_failed_cases_are_logged_or_fatal_with_strict(tmp_path, capsys, cohort_copy):
     csv = _bad_masks(tmp_path, cohort_copy)
-    _fails(capsys, "extract", csv, "--output", str(tmp_path / "strict.csv"), "--strict", "--workers", "1", fragment="row 3")
+    _fails(
+        capsys, "extract", csv, "--output", str(tmp_path / "strict.csv"), "--strict", "--workers", "1", fragment="row 3"
+    )
     assert not list(tmp_path.glob("strict.csv*"))
     capsys.readouterr()
     assert data.run("hip", "extract", csv, "--output", str(tmp_path / "f.csv"), "--workers", "2") == 0
@@ -113,16 +136,19 @@ def test_predict_errors(tmp_path, capsys):
     _fails(capsys, "predict", image, str(tmp_path / "far.nrrd"), "--model", model, fragment="does not overlap")
 
 
-@pytest.mark.parametrize("damage, fragment", [
-    ("delete_model", "model.json is missing"),
-    ("bad_json", "not valid JSON"),
-    ("edit_model", "checksum does not match"),
-    ("wrong_format", "not a HipRadiomics pipeline"),
-    ("fewer_features", "expects"),
-    ("swap_classes", "pipeline.json: checksum does not match"),
-    ("delete_checksums", "checksums.json is missing"),
-    ("checksum_dropped", "does not cover model.json"),
-])
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        ("delete_model", "model.json is missing"),
+        ("bad_json", "not valid JSON"),
+        ("edit_model", "checksum does not match"),
+        ("wrong_format", "not a HipRadiomics pipeline"),
+        ("fewer_features", "expects"),
+        ("swap_classes", "pipeline.json: checksum does not match"),
+        ("delete_checksums", "checksums.json is missing"),
+        ("checksum_dropped", "does not cover model.json"),
+    ],
+)
 def test_corrupt_model_folder(tmp_path, capsys, damage, fragment):
     """An edited folder is an error (finding 5); content checks still hold when the checksums were redone on purpose."""
     from RadiologyAICommonLib.checksums import CHECKSUMS_FILE, write_checksums
@@ -154,30 +180,51 @@ def test_corrupt_model_folder(tmp_path, capsys, damage, fragment):
         write_checksums(folder, ["pipeline.json", "model.json"])
     cohort = pd.read_csv(data.cohort())
     base = data.cohort().parent
-    _fails(capsys, "predict", str(base / cohort["image"][0]), str(base / cohort["mask"][0]), "--model", str(folder),
-           fragment=fragment)
+    _fails(
+        capsys,
+        "predict",
+        str(base / cohort["image"][0]),
+        str(base / cohort["mask"][0]),
+        "--model",
+        str(folder),
+        fragment=fragment,
+    )
 
 
 def _table(n=30, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"case_id": [f"c{i}" for i in range(n)], "label": np.r_[np.ones(n // 2), np.zeros(n - n // 2)].astype(int),
-                         "f1": rng.normal(size=n), "f2": rng.normal(size=n)})
+    return pd.DataFrame(
+        {
+            "case_id": [f"c{i}" for i in range(n)],
+            "label": np.r_[np.ones(n // 2), np.zeros(n - n // 2)].astype(int),
+            "f1": rng.normal(size=n),
+            "f2": rng.normal(size=n),
+        }
+    )
 
 
-@pytest.mark.parametrize("edit, fragment", [
-    (lambda t: t.assign(label=1), "only one class"),
-    (lambda t: t.iloc[[0, 1, 2, 3, 15, 16, 17, 18]], "too few cases"),
-    (lambda t: t.assign(f2=["x"] + list(t["f2"][1:])), "column 'f2' is not numeric (row 2"),
-    (lambda t: t.assign(label=[None] + list(t["label"][1:])), "missing label in row(s) [2]"),
-    (lambda t: t.assign(label=list(range(len(t)))), "classes"),
-    (lambda t: t.drop(columns=["label"]), "no 'label' column"),
-    (lambda t: t.iloc[:0], "no rows"),
-    (lambda t: t.assign(f1=t["f1"] * 1e300), "beyond the +/-3.4e+38 XGBoost can use"),  # was a 13-line XGBoost trace
-])
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda t: t.assign(label=1), "only one class"),
+        (lambda t: t.iloc[[0, 1, 2, 3, 15, 16, 17, 18]], "too few cases"),
+        (lambda t: t.assign(f2=["x"] + list(t["f2"][1:])), "column 'f2' is not numeric (row 2"),
+        (lambda t: t.assign(label=[None] + list(t["label"][1:])), "missing label in row(s) [2]"),
+        (lambda t: t.assign(label=list(range(len(t)))), "classes"),
+        (lambda t: t.drop(columns=["label"]), "no 'label' column"),
+        (lambda t: t.iloc[:0], "no rows"),
+        (
+            lambda t: t.assign(f1=t["f1"] * 1e300),
+            "beyond the +/-3.4e+38 XGBoost can use",
+        ),  # was a 13-line XGBoost trace
+    ],
+)
 def test_bad_feature_tables(tmp_path, capsys, edit, fragment):
     path = tmp_path / "features.csv"
     edit(_table()).to_csv(path, index=False)
-    _fails(capsys, "train", str(path), "--output-dir", str(tmp_path / "model"), "--boruta-max-iter", "5", fragment=fragment)
+    _fails(
+        capsys, "train", str(path), "--output-dir", str(tmp_path / "model"), "--boruta-max-iter", "5", fragment=fragment
+    )
     assert not (tmp_path / "model").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["features.csv"]  # no staging folder left behind
 
@@ -185,8 +232,19 @@ def test_bad_feature_tables(tmp_path, capsys, edit, fragment):
 def test_bad_arguments(tmp_path, capsys):
     path = tmp_path / "features.csv"
     _table().to_csv(path, index=False)
-    _fails(capsys, "train", str(path), "--output-dir", str(tmp_path / "m"), "--threshold", "high", fragment="--threshold")
-    _fails(capsys, "train", str(path), "--output-dir", str(tmp_path / "m"), "--selector", "lasso", fragment="invalid choice")
+    _fails(
+        capsys, "train", str(path), "--output-dir", str(tmp_path / "m"), "--threshold", "high", fragment="--threshold"
+    )
+    _fails(
+        capsys,
+        "train",
+        str(path),
+        "--output-dir",
+        str(tmp_path / "m"),
+        "--selector",
+        "lasso",
+        fragment="invalid choice",
+    )
     _fails(capsys, "train", str(tmp_path / "none.csv"), "--output-dir", str(tmp_path / "m"), fragment="no such file")
     assert not (tmp_path / "m").exists()
 
@@ -195,8 +253,11 @@ def test_installed_entry_point_reports_one_error_line(tmp_path):
     exe = Path(sys.executable).with_name("radiologyai")
     if not exe.exists():
         pytest.skip("radiologyai entry point not installed")
-    done = subprocess.run([str(exe), "hip", "train", str(tmp_path / "missing.csv"), "--output-dir", str(tmp_path / "m")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(exe), "hip", "train", str(tmp_path / "missing.csv"), "--output-dir", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ")
 
 
@@ -206,8 +267,17 @@ def test_outputs_never_replace_inputs(tmp_path, capsys, cohort_copy):
     image = cohort_copy["image"][0]
     before = (Path(cohort).read_bytes(), Path(image).read_bytes())
     _fails(capsys, "extract", cohort, "--output", cohort, "--overwrite", fragment="is an input of this command")
-    _fails(capsys, "extract", cohort, "--output", str(tmp_path / "f.csv"), "--failed-log", image, "--overwrite",
-           fragment="is an input of this command")
+    _fails(
+        capsys,
+        "extract",
+        cohort,
+        "--output",
+        str(tmp_path / "f.csv"),
+        "--failed-log",
+        image,
+        "--overwrite",
+        fragment="is an input of this command",
+    )
     assert (Path(cohort).read_bytes(), Path(image).read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
 

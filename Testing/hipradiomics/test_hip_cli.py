@@ -26,10 +26,28 @@ def test_extract_writes_one_row_per_case_with_pyradiomics_names():
 
 def test_train_outputs_and_metrics():
     folder = data.model()
-    for name in ("model.json", "pipeline.json", "metrics.json", "test_predictions.csv", "roc.png", "importance.png", "report.html"):
+    for name in (
+        "model.json",
+        "pipeline.json",
+        "metrics.json",
+        "test_predictions.csv",
+        "roc.png",
+        "importance.png",
+        "report.html",
+    ):
         assert (folder / name).is_file(), name
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    for key in ("auc", "auc_ci95", "accuracy", "sensitivity", "specificity", "ppv", "npv", "selected_features", "readers"):
+    for key in (
+        "auc",
+        "auc_ci95",
+        "accuracy",
+        "sensitivity",
+        "specificity",
+        "ppv",
+        "npv",
+        "selected_features",
+        "readers",
+    ):
         assert key in metrics
     assert metrics["auc_ci95"][0] <= metrics["auc"] <= metrics["auc_ci95"][1]
     assert metrics["n_test"] == 11 and metrics["n_train"] == 25  # stratified 70/30 of 36 cases
@@ -64,18 +82,49 @@ def test_predict_json(capsys):
     base = data.cohort().parent
     model = data.model()
     capsys.readouterr()
-    assert data.run("hip", "predict", str(base / cohort["image"][0]), str(base / cohort["mask"][0]), "--model", str(model),
-                    "--top", "3") == 0
+    assert (
+        data.run(
+            "hip",
+            "predict",
+            str(base / cohort["image"][0]),
+            str(base / cohort["mask"][0]),
+            "--model",
+            str(model),
+            "--top",
+            "3",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     n_selected = len(json.loads((model / "pipeline.json").read_text(encoding="utf-8"))["selected_features"])
-    assert result["class"] in ("0", "1") and 0 <= result["probability"] <= 1 and len(result["top_features"]) == min(3, n_selected)
+    assert (
+        result["class"] in ("0", "1")
+        and 0 <= result["probability"] <= 1
+        and len(result["top_features"]) == min(3, n_selected)
+    )
     assert {"feature", "value", "shap_log_odds", "towards"} <= set(result["top_features"][0])
 
 
 def test_synthetic_cohort_has_a_learnable_signal(tmp_path):
     """The same pipeline with repeated CV on the small cohort: AUC well above chance (the 100-case goal is a benchmark)."""
-    assert data.run("hip", "train", str(data.features()), "--output-dir", str(tmp_path / "m"), "--boruta-max-iter", "10",
-                    "--cv-repeats", "1", "--cv-folds", "3", "--threshold", "youden") == 0
+    assert (
+        data.run(
+            "hip",
+            "train",
+            str(data.features()),
+            "--output-dir",
+            str(tmp_path / "m"),
+            "--boruta-max-iter",
+            "10",
+            "--cv-repeats",
+            "1",
+            "--cv-folds",
+            "3",
+            "--threshold",
+            "youden",
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["cv"]["auc_mean"] > 0.7
     assert metrics["threshold_mode"] == "youden" and 0 < metrics["threshold"] < 1
@@ -87,23 +136,54 @@ def test_tabular_features_not_from_pyradiomics_with_rfecv(tmp_path, capsys):
     n = 50
     label = np.array(["responder"] * 25 + ["non-responder"] * 25)
     y = (label == "responder").astype(float)
-    table = pd.DataFrame({"subject": [f"s{i}" for i in range(n)], "age": rng.integers(20, 70, n),
-                          "hippocampus_volume": 3.5 + 0.4 * y + 0.3 * rng.normal(size=n),
-                          "fa_cingulum": 0.4 + 0.05 * rng.normal(size=n), "label": label})
+    table = pd.DataFrame(
+        {
+            "subject": [f"s{i}" for i in range(n)],
+            "age": rng.integers(20, 70, n),
+            "hippocampus_volume": 3.5 + 0.4 * y + 0.3 * rng.normal(size=n),
+            "fa_cingulum": 0.4 + 0.05 * rng.normal(size=n),
+            "label": label,
+        }
+    )
     path = tmp_path / "tabular.csv"
     table.to_csv(path, index=False)
     data.cohort()
     capsys.readouterr()
-    assert data.run("hip", "train", str(path), "--output-dir", str(tmp_path / "m"), "--selector", "rfecv", "--exclude", "subject",
-                    "--positive-class", "responder", "--cv-folds", "3") == 0
+    assert (
+        data.run(
+            "hip",
+            "train",
+            str(path),
+            "--output-dir",
+            str(tmp_path / "m"),
+            "--selector",
+            "rfecv",
+            "--exclude",
+            "subject",
+            "--positive-class",
+            "responder",
+            "--cv-folds",
+            "3",
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert "hippocampus_volume" in summary["selected_features"]
     pipeline = json.loads((tmp_path / "m" / "pipeline.json").read_text(encoding="utf-8"))
     assert pipeline["class_names"] == ["non-responder", "responder"] and pipeline["extraction"] is None
     cohort = pd.read_csv(data.cohort())
     base = data.cohort().parent
-    assert data.run("hip", "predict", str(base / cohort["image"][0]), str(base / cohort["mask"][0]), "--model",
-                    str(tmp_path / "m")) == 2
+    assert (
+        data.run(
+            "hip",
+            "predict",
+            str(base / cohort["image"][0]),
+            str(base / cohort["mask"][0]),
+            "--model",
+            str(tmp_path / "m"),
+        )
+        == 2
+    )
     assert "did not come from 'hip extract'" in capsys.readouterr().err
 
 
@@ -121,8 +201,21 @@ def test_dask_scheduler(tmp_path):
     subset["mask"] = [str(base / p) for p in subset["mask"]]
     csv = tmp_path / "subset.csv"
     subset.to_csv(csv, index=False)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        assert data.run("hip", "extract", str(csv), "--output", str(tmp_path / "f.csv"), "--scheduler", cluster.scheduler_address) == 0
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        assert (
+            data.run(
+                "hip",
+                "extract",
+                str(csv),
+                "--output",
+                str(tmp_path / "f.csv"),
+                "--scheduler",
+                cluster.scheduler_address,
+            )
+            == 0
+        )
     ours = pd.read_csv(tmp_path / "f.csv")
     expected = pd.read_csv(data.features()).head(3)
     pd.testing.assert_frame_equal(ours, expected)
@@ -144,14 +237,31 @@ def test_user_params_and_per_case_mask_label(tmp_path):
     cohort.insert(4, "mask_label", [2, 3, 4])
     cohort.to_csv(tmp_path / "c.csv", index=False)
     params = tmp_path / "p.yaml"
-    params.write_text("setting:\n  binWidth: 25\n  label: 1\nimageType:\n  Original: {}\nfeatureClass:\n  firstorder:\n")
-    assert data.run("hip", "extract", str(tmp_path / "c.csv"), "--output", str(tmp_path / "f.csv"), "--params", str(params),
-                    "--workers", "1") == 0
+    params.write_text(
+        "setting:\n  binWidth: 25\n  label: 1\nimageType:\n  Original: {}\nfeatureClass:\n  firstorder:\n"
+    )
+    assert (
+        data.run(
+            "hip",
+            "extract",
+            str(tmp_path / "c.csv"),
+            "--output",
+            str(tmp_path / "f.csv"),
+            "--params",
+            str(params),
+            "--workers",
+            "1",
+        )
+        == 0
+    )
     table = pd.read_csv(tmp_path / "f.csv")
     assert len(table) == 3 and all(c.startswith("original_firstorder_") for c in table.columns[4:])
     meta = json.loads((tmp_path / "f.csv.meta.json").read_text(encoding="utf-8"))
-    assert meta["params"]["setting"]["binWidth"] == 25 and meta["params_sha256"] != json.loads(
-        (data.features().parent / "features.csv.meta.json").read_text(encoding="utf-8"))["params_sha256"]
+    assert (
+        meta["params"]["setting"]["binWidth"] == 25
+        and meta["params_sha256"]
+        != json.loads((data.features().parent / "features.csv.meta.json").read_text(encoding="utf-8"))["params_sha256"]
+    )
     # no normalisation or resampling in these params: the first-order mean is the raw mean inside each case's label
     for row, (image, mask, label) in enumerate(zip(cohort["image"], cohort["mask"], cohort["mask_label"])):
         values = sitk.GetArrayFromImage(sitk.ReadImage(image))[sitk.GetArrayFromImage(sitk.ReadImage(mask)) == label]

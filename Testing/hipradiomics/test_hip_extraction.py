@@ -30,16 +30,19 @@ def test_default_params_are_valid_and_hashed():
     assert other.sha256 != params.sha256 and "LoG" in other.params["imageType"]
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("setting:\n  binWidht: 5\n", "binWidht"),
-    ("settings:\n  binWidth: 5\n", "unknown section"),
-    ("imageType:\n  Fancy: {}\n", "Fancy"),
-    ("featureClass:\n  glcm: [NotAFeature]\n", "NotAFeature"),
-    ("setting:\n  binWidth: -3\n", "binWidth"),
-    ("setting: [1, 2\n", "not valid YAML"),
-    ("!!python/object/apply:os.system ['echo hacked']\n", "not valid YAML"),
-    ("- just\n- a list\n", "mapping"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("setting:\n  binWidht: 5\n", "binWidht"),
+        ("settings:\n  binWidth: 5\n", "unknown section"),
+        ("imageType:\n  Fancy: {}\n", "Fancy"),
+        ("featureClass:\n  glcm: [NotAFeature]\n", "NotAFeature"),
+        ("setting:\n  binWidth: -3\n", "binWidth"),
+        ("setting: [1, 2\n", "not valid YAML"),
+        ("!!python/object/apply:os.system ['echo hacked']\n", "not valid YAML"),
+        ("- just\n- a list\n", "mapping"),
+    ],
+)
 def test_bad_params_files_are_rejected(tmp_path, text, fragment):
     path = tmp_path / "p.yaml"
     path.write_text(text)
@@ -94,9 +97,17 @@ def test_missing_label_and_empty_mask_are_errors(case):
 
 def test_mask_on_another_grid_is_resampled_when_it_overlaps(case):
     # the same sphere drawn on a grid with half the resolution and a shifted origin, covering the same space
-    coarse = sitk.Resample(case.mask, [s // 2 for s in case.mask.GetSize()], sitk.Transform(), sitk.sitkNearestNeighbor,
-                           case.mask.GetOrigin(), [2 * s for s in case.mask.GetSpacing()], case.mask.GetDirection(), 0,
-                           sitk.sitkUInt8)
+    coarse = sitk.Resample(
+        case.mask,
+        [s // 2 for s in case.mask.GetSize()],
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        case.mask.GetOrigin(),
+        [2 * s for s in case.mask.GetSpacing()],
+        case.mask.GetDirection(),
+        0,
+        sitk.sitkUInt8,
+    )
     mask, label, resampled = prepare_mask(case.image, coarse)
     assert resampled and label == 1 and mask.GetSize() == case.image.GetSize()
     overlap = np.logical_and(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(case.mask) > 0).sum()

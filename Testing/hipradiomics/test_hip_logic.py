@@ -22,7 +22,9 @@ def scene_case(mrml_scene):
     case.image.SetDirection(direction.GetMatrix())  # oblique, to exercise LPS/RAS handling
     case.mask.CopyInformation(case.image)
     volume = mrml.image_to_volume_node(case.image, "hip MRI")
-    segmentation = mrml.labelmap_to_segmentation_node(case.mask, {1: ("femoral head", (0.9, 0.6, 0.2))}, "hip segmentation")
+    segmentation = mrml.labelmap_to_segmentation_node(
+        case.mask, {1: ("femoral head", (0.9, 0.6, 0.2))}, "hip segmentation"
+    )
     return case, volume, segmentation
 
 
@@ -45,7 +47,11 @@ def test_predict_creates_tables_and_chart(scene_case):
     model_dir = data.model()
     result = HipRadiomicsLogic().predict(volume, segmentation, "femoral head", str(model_dir), top=3)
     model = load_model_folder(model_dir)
-    expected = float(model.predict_proba(__import__("pandas").DataFrame([extract_features(case.image, case.mask, model_params(model)).features]))[0])
+    expected = float(
+        model.predict_proba(
+            __import__("pandas").DataFrame([extract_features(case.image, case.mask, model_params(model)).features])
+        )[0]
+    )
     assert result.probability == pytest.approx(expected, rel=1e-5)
     assert result.className == result.classNames[int(expected >= model.threshold)]
     assert result.featuresTableNode.GetNumberOfRows() == 107

@@ -13,15 +13,17 @@ def _toy(n=80, seed=0):
     rng = np.random.default_rng(seed)
     y = np.r_[np.ones(n // 2), np.zeros(n - n // 2)].astype(int)
     z = y * 1.5 + rng.normal(size=n)
-    X = pd.DataFrame({
-        "strong": z + 0.05 * rng.normal(size=n),  # most related to the label
-        # |r| with strong ~ 0.97, but less related to y by construction (part of the class shift removed)
-        "strong_copy": z - 0.6 * (y - 0.5) + 0.1 * rng.normal(size=n),
-        "weak": 0.5 * y + rng.normal(size=n),
-        "noise": rng.normal(size=n),
-        "constant": np.full(n, 3.0),
-        "near_constant": np.r_[np.full(n - 1, 1.0), 2.0],
-    })
+    X = pd.DataFrame(
+        {
+            "strong": z + 0.05 * rng.normal(size=n),  # most related to the label
+            # |r| with strong ~ 0.97, but less related to y by construction (part of the class shift removed)
+            "strong_copy": z - 0.6 * (y - 0.5) + 0.1 * rng.normal(size=n),
+            "weak": 0.5 * y + rng.normal(size=n),
+            "noise": rng.normal(size=n),
+            "constant": np.full(n, 3.0),
+            "near_constant": np.r_[np.full(n - 1, 1.0), 2.0],
+        }
+    )
     return X, y
 
 
@@ -50,7 +52,9 @@ def test_collinearity_filter_keeps_the_feature_most_related_to_the_label():
 
 def test_boruta_finds_the_informative_features_and_is_seeded():
     X, y = _toy(n=100)
-    X = X[["strong", "weak", "noise"]].assign(**{f"noise{i}": np.random.default_rng(i).normal(size=100) for i in range(6)})
+    X = X[["strong", "weak", "noise"]].assign(
+        **{f"noise{i}": np.random.default_rng(i).normal(size=100) for i in range(6)}
+    )
     a = BorutaSelector(max_iter=25, random_state=3).fit(X, y)
     b = BorutaSelector(max_iter=25, random_state=3).fit(X, y)
     assert "strong" in a.selected_features_
@@ -75,21 +79,29 @@ def _noise_table(n=40, p=150, seed=0):
 def test_test_split_never_influences_fitting():
     """Changing every value of the test cases leaves the fitted pipeline unchanged."""
     X, y = _toy(n=60, seed=4)
-    frame = pd.concat([X, pd.DataFrame(np.random.default_rng(1).normal(size=(60, 8)), columns=[f"n{i}" for i in range(8)])], axis=1)
+    frame = pd.concat(
+        [X, pd.DataFrame(np.random.default_rng(1).normal(size=(60, 8)), columns=[f"n{i}" for i in range(8)])], axis=1
+    )
     frame.insert(0, "label", y)
     options = TrainingParameters(model=ModelParameters(boruta_max_iter=10, seed=2))
     first = train_model(validate_feature_table(frame, "toy"), options)
     tampered = frame.copy()
     feature_columns = [c for c in frame.columns if c != "label"]
-    tampered.loc[first.test_index, feature_columns] = np.random.default_rng(9).normal(size=(len(first.test_index), len(feature_columns))) * 100
+    tampered.loc[first.test_index, feature_columns] = (
+        np.random.default_rng(9).normal(size=(len(first.test_index), len(feature_columns))) * 100
+    )
     second = train_model(validate_feature_table(tampered, "toy"), options)
     assert np.array_equal(first.test_index, second.test_index)
     assert selected_features(first.pipeline) == selected_features(second.pipeline)
     for step in ("near_constant", "collinearity", "selector"):
-        assert first.pipeline.named_steps[step].selected_features_ == second.pipeline.named_steps[step].selected_features_
+        assert (
+            first.pipeline.named_steps[step].selected_features_ == second.pipeline.named_steps[step].selected_features_
+        )
     train_rows = frame.iloc[first.train_index]
-    np.testing.assert_allclose(first.pipeline.predict_proba(train_rows[feature_columns])[:, 1],
-                               second.pipeline.predict_proba(train_rows[feature_columns])[:, 1])
+    np.testing.assert_allclose(
+        first.pipeline.predict_proba(train_rows[feature_columns])[:, 1],
+        second.pipeline.predict_proba(train_rows[feature_columns])[:, 1],
+    )
 
 
 def test_cross_validation_on_pure_noise_is_not_optimistic():
@@ -105,8 +117,13 @@ def test_cross_validation_on_pure_noise_is_not_optimistic():
 
     relevance = table.X.apply(lambda c: abs(np.corrcoef(c, table.y)[0, 1]))
     leaky = table.X[relevance.sort_values(ascending=False).index[:5]]
-    leaky_auc = cross_val_score(XGBClassifier(n_estimators=40, max_depth=2, random_state=0, n_jobs=1), leaky, table.y,
-                                cv=StratifiedKFold(4, shuffle=True, random_state=0), scoring="roc_auc").mean()
+    leaky_auc = cross_val_score(
+        XGBClassifier(n_estimators=40, max_depth=2, random_state=0, n_jobs=1),
+        leaky,
+        table.y,
+        cv=StratifiedKFold(4, shuffle=True, random_state=0),
+        scoring="roc_auc",
+    ).mean()
     assert leaky_auc > cv.auc_mean + 0.1
 
 

@@ -36,8 +36,14 @@ def test_brain1_baseline(sdist, feature_class):
     image_types = ast.literal_eval(baseline["diagnostics_Configuration_EnabledImageTypes"])
     if feature_class == "shape":
         settings["resegmentRange"] = None  # as PyRadiomics' own test does
-    params = validate_params({"setting": {k: v for k, v in settings.items() if v is not None}, "imageType": image_types,
-                              "featureClass": {feature_class: None}}, f"brain1 {feature_class} baseline settings")
+    params = validate_params(
+        {
+            "setting": {k: v for k, v in settings.items() if v is not None},
+            "imageType": image_types,
+            "featureClass": {feature_class: None},
+        },
+        f"brain1 {feature_class} baseline settings",
+    )
     result = extract_files(sdist / "data" / "brain1_image.nrrd", sdist / "data" / "brain1_label.nrrd", params)
     expected = {k: float(v) for k, v in baseline.items() if k.startswith(f"original_{feature_class}_")}
     compared = sorted(set(expected) & set(result.features))

@@ -46,7 +46,10 @@ def test_delong_variance_matches_bootstrap():
     paired = stats.delong_paired_test(y, a, b)
     assert paired["se_difference"] == pytest.approx((boot[:, 0] - boot[:, 1]).std(ddof=1), rel=0.12)
     low, high = result.ci(0)
-    normal_boot = (result.aucs[0] - stats.Z95 * boot[:, 0].std(ddof=1), result.aucs[0] + stats.Z95 * boot[:, 0].std(ddof=1))
+    normal_boot = (
+        result.aucs[0] - stats.Z95 * boot[:, 0].std(ddof=1),
+        result.aucs[0] + stats.Z95 * boot[:, 0].std(ddof=1),
+    )
     assert abs(low - normal_boot[0]) < 0.02 and abs(high - normal_boot[1]) < 0.02
 
 

@@ -19,7 +19,9 @@ def small_geometry():
     return ScanGeometry(size=SMALL_SIZE, spacing_mm=SMALL_SPACING)
 
 
-def write_ct_series(image: sitk.Image, folder: Path, ctdivol_mgy: float | None, kernel: str, description: str, series_number: int = 1) -> Path:
+def write_ct_series(
+    image: sitk.Image, folder: Path, ctdivol_mgy: float | None, kernel: str, description: str, series_number: int = 1
+) -> Path:
     """Write ``image`` (HU) as a real CT Image Storage DICOM series with pydicom.
 
     Each slice carries CTDIvol (0018,9345), ConvolutionKernel (0018,1210), SeriesDescription,

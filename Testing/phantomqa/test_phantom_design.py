@@ -46,7 +46,9 @@ def test_the_default_phantom_is_at_the_printed_phantoms_scale():
     ref = ScanGeometry(size=PRESET_SCAN_SIZES["printed"]).reference()
     grid = rasterise_design(printed, ref)
     assert grid.occupancy.sum() * np.prod(ref.GetSpacing()) / 1000 >= 7.5  # on the grid too (joints counted once)
-    assert grid.holder.max() == pytest.approx(1.0) and grid.lung_mask[:, 0, :].sum() == 0  # the holder lies inside the field of view
+    assert (
+        grid.holder.max() == pytest.approx(1.0) and grid.lung_mask[:, 0, :].sum() == 0
+    )  # the holder lies inside the field of view
     with pytest.raises(RadiologyAIError, match="unknown built-in phantom 'huge'"):
         preset_parameters("huge")
 
@@ -58,7 +60,9 @@ def test_material_texture_is_the_objects_seeded_and_of_the_given_sd():
     from PhantomQALib.recon import CALIBRATION_METADATA
 
     design = make_study_phantom(preset_parameters("small"))
-    assert design.materials == Materials(**CALIBRATION_METADATA.get("phantom_materials", {}))  # the built-ins take the fitted texture
+    assert design.materials == Materials(
+        **CALIBRATION_METADATA.get("phantom_materials", {})
+    )  # the built-ins take the fitted texture
     ref = ScanGeometry(size=(96, 96, 80), spacing_mm=(0.9, 0.9, 1.0)).reference()
     grid = rasterise_design(design, ref)
     core = grid.occupancy >= 1.0
@@ -67,7 +71,9 @@ def test_material_texture_is_the_objects_seeded_and_of_the_given_sd():
     textured = replace(grid, materials=replace(grid.materials, vessel_texture_sd_hu=20.0, vessel_texture_fwhm_mm=1.0))
     first, again = textured.ideal_hu(), textured.ideal_hu()
     assert np.array_equal(first, again)  # the same object in every acquisition
-    assert float(first[core].std()) == pytest.approx(20.0, rel=0.1) and float(np.median(first[core])) == pytest.approx(100.0, abs=2.0)
+    assert float(first[core].std()) == pytest.approx(20.0, rel=0.1) and float(np.median(first[core])) == pytest.approx(
+        100.0, abs=2.0
+    )
     assert np.array_equal(first[~(grid.occupancy > 0)], uniform[~(grid.occupancy > 0)])  # only inside the vessels
 
 
@@ -76,13 +82,19 @@ def test_rasterised_volume_per_radius_matches_the_analytic_cylinders(design):
     grid = rasterise_design(design, ref)
     voxel_mm3 = float(np.prod(ref.GetSpacing()))
     for radius in (3.0, 1.0, 0.5, 0.2, 0.1):
-        cylinders = sum(np.pi * s.radius_mm**2 * np.linalg.norm(np.subtract(s.end, s.start)) for s in design.segments if s.radius_mm == radius)
+        cylinders = sum(
+            np.pi * s.radius_mm**2 * np.linalg.norm(np.subtract(s.end, s.start))
+            for s in design.segments
+            if s.radius_mm == radius
+        )
         measured = grid.occupancy[np.isclose(grid.radius, radius)].sum() * voxel_mm3
         # joints add a little (spherical caps), junction voxels go to the larger vessel
         assert measured == pytest.approx(cylinders, rel=0.15), radius
     assert grid.lung_mask.sum() > 0 and grid.holder.max() == pytest.approx(1.0)
     # centreline samples sit on voxels owned by their own radius
-    kji = np.rint(np.array([ref.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in grid.centrelines[:200, :3]])[:, ::-1]).astype(int)
+    kji = np.rint(
+        np.array([ref.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in grid.centrelines[:200, :3]])[:, ::-1]
+    ).astype(int)
     owned = grid.radius[tuple(kji.T)]
     assert np.mean(np.isclose(owned, grid.centrelines[:200, 3])) > 0.9
 

@@ -37,10 +37,19 @@ def test_inline_and_pool_executors():
 
 def test_jobs_run_on_a_dask_scheduler(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         acquisitions = [Acquisition(f"fbp_1mGy_rep{k}.nrrd", "fbp", 1.0, k) for k in (1, 2)]
         parameters = StudyParameters(scheduler=cluster.scheduler_address)
-        jobs = make_jobs(acquisitions, DesignRef(phantom=make_study_phantom(preset_parameters("small"))), parameters, SimulationParameters(geometry=small_geometry()), analyse=False, write_dir=tmp_path)
+        jobs = make_jobs(
+            acquisitions,
+            DesignRef(phantom=make_study_phantom(preset_parameters("small"))),
+            parameters,
+            SimulationParameters(geometry=small_geometry()),
+            analyse=False,
+            write_dir=tmp_path,
+        )
         results = run_jobs(jobs, parameters)
     assert [r.acquisition.repetition for r in results] == [1, 2]
     assert sorted(p.name for p in tmp_path.glob("*.nrrd")) == ["fbp_1mGy_rep1.nrrd", "fbp_1mGy_rep2.nrrd"]

@@ -27,9 +27,16 @@ def _manifest(tmp_path, rows, header="path,recon,ctdivol_mgy,repetition"):
 def test_manifest_is_read_with_relative_paths_and_aliases(tmp_path):
     for name in ("a.nrrd", "b.nrrd", "c.nrrd", "d.nrrd"):
         _image(tmp_path, name)
-    path = _manifest(tmp_path, ["a.nrrd,FBP,0.2,1", "b.nrrd,fbp,0.2,2", "c.nrrd,Iterative,4,1", f"{tmp_path / 'd.nrrd'},ir,4.0,2"])
+    path = _manifest(
+        tmp_path, ["a.nrrd,FBP,0.2,1", "b.nrrd,fbp,0.2,2", "c.nrrd,Iterative,4,1", f"{tmp_path / 'd.nrrd'},ir,4.0,2"]
+    )
     acquisitions = read_manifest(path)
-    assert [(a.recon, a.ctdivol_mgy, a.repetition) for a in acquisitions] == [("fbp", 0.2, 1), ("fbp", 0.2, 2), ("ir", 4.0, 1), ("ir", 4.0, 2)]
+    assert [(a.recon, a.ctdivol_mgy, a.repetition) for a in acquisitions] == [
+        ("fbp", 0.2, 1),
+        ("fbp", 0.2, 2),
+        ("ir", 4.0, 1),
+        ("ir", 4.0, 2),
+    ]
     assert acquisitions[0].path == str(tmp_path / "a.nrrd")
     assert load_acquisitions(path)[3].path == str(tmp_path / "d.nrrd")
 
@@ -42,15 +49,22 @@ def test_manifest_is_read_with_relative_paths_and_aliases(tmp_path):
         (["a.nrrd,fbp,low,1", "a.nrrd,fbp,0.2,2"], r"row 1 \(line 2\): ctdivol_mgy 'low' is not a number"),
         (["a.nrrd,fbp,0,1", "a.nrrd,fbp,0,2"], r"row 1 \(line 2\): ctdivol_mgy must be a positive dose"),
         (["a.nrrd,fbp,-1,1", "a.nrrd,fbp,-1,2"], r"row 1 \(line 2\): ctdivol_mgy must be a positive"),
-        (["a.nrrd,fbp,0.2,1", "a.nrrd,fbp,0.2,2", "a.nrrd,ir,0.2,1"], r"ir at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 3"),
+        (
+            ["a.nrrd,fbp,0.2,1", "a.nrrd,fbp,0.2,2", "a.nrrd,ir,0.2,1"],
+            r"ir at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 3",
+        ),
         (["a.nrrd,fbp,0.2,1", "a.nrrd,fbp,0.2,1"], r"row 2 \(line 3\): repeats fbp at 0.2 mGy repetition 1"),
         # issue 14: doses that are not distinct dose levels, every clash named with its rows
-        (["a.nrrd,fbp,1.0,1", "a.nrrd,fbp,1.02,2", "a.nrrd,ir,4,1", "a.nrrd,ir,4.4,2"],
-         r"doses cannot be grouped into a dose series: 1 and 1.02 mGy \(manifest manifest.csv row 1 \(line 2\); manifest manifest.csv row 2 \(line 3\)\); "
-         r"4 and 4.4 mGy \(.*row 3.*row 4 \(line 5\)\) are within 20 %"),
+        (
+            ["a.nrrd,fbp,1.0,1", "a.nrrd,fbp,1.02,2", "a.nrrd,ir,4,1", "a.nrrd,ir,4.4,2"],
+            r"doses cannot be grouped into a dose series: 1 and 1.02 mGy \(manifest manifest.csv row 1 \(line 2\); manifest manifest.csv row 2 \(line 3\)\); "
+            r"4 and 4.4 mGy \(.*row 3.*row 4 \(line 5\)\) are within 20 %",
+        ),
         # every reconstruction whose series lacks repetitions is named, not only the first
-        (["a.nrrd,fbp,0.2,1", "a.nrrd,dlr,0.2,1", "a.nrrd,ir,0.2,1", "a.nrrd,ir,0.2,2"],
-         r"dlr at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 2 \(line 3\)\); fbp at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 1"),
+        (
+            ["a.nrrd,fbp,0.2,1", "a.nrrd,dlr,0.2,1", "a.nrrd,ir,0.2,1", "a.nrrd,ir,0.2,2"],
+            r"dlr at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 2 \(line 3\)\); fbp at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 1",
+        ),
         (["a.nrrd,fbp,0.2,one", "a.nrrd,fbp,0.2,2"], r"row 1 \(line 2\): repetition 'one' is not a whole number"),
     ],
 )
@@ -90,7 +104,14 @@ def test_dicom_folder_gives_dose_kernel_and_repetitions(tmp_path):
         write_ct_series(_volume(), tmp_path / "dicom" / name, dose, kernel, description, series_number=number)
     acquisitions = read_dicom_folder(tmp_path / "dicom")
     found = sorted((a.recon, a.ctdivol_mgy, a.repetition, a.kernel) for a in acquisitions)
-    assert [(r, d, k) for r, d, k, _ in found] == [("dlr", 4.0, 1), ("dlr", 4.0, 2), ("fbp", 0.2, 1), ("fbp", 0.2, 2), ("ir", 0.2, 1), ("ir", 0.2, 2)]
+    assert [(r, d, k) for r, d, k, _ in found] == [
+        ("dlr", 4.0, 1),
+        ("dlr", 4.0, 2),
+        ("fbp", 0.2, 1),
+        ("fbp", 0.2, 2),
+        ("ir", 0.2, 1),
+        ("ir", 0.2, 2),
+    ]
     assert {a.measured_ctdivol_mgy for a in acquisitions} == {0.21, 0.2, 0.19, 4.0, 4.1}
     assert all(len(a.dicom_files) == 3 for a in acquisitions)
     assert {a.kernel for a in acquisitions} == {"FC52", "Lung"}

@@ -20,10 +20,27 @@ def _study_tables():
     for recon in ("fbp", "ir", "dlr"):
         for dose in (0.2, 1.0, 4.0):
             for rep in (1, 2):
-                acq.append({"recon": recon, "ctdivol_mgy": dose, "repetition": rep, "detected_volume_ml": 5 + dose / 10 + rng.normal(0, 0.01)})
+                acq.append(
+                    {
+                        "recon": recon,
+                        "ctdivol_mgy": dose,
+                        "repetition": rep,
+                        "detected_volume_ml": 5 + dose / 10 + rng.normal(0, 0.01),
+                    }
+                )
                 for radius in (3.0, 1.0, 0.5):
-                    rows.append({"recon": recon, "ctdivol_mgy": dose, "repetition": rep, "radius_mm": radius, "mpv_hu": 100 - radius, "iqr_hu": 50 / np.sqrt(dose) + rep,
-                                 "detection_rate": min(1.0, radius * dose), "radius_err_mm": 0.1})
+                    rows.append(
+                        {
+                            "recon": recon,
+                            "ctdivol_mgy": dose,
+                            "repetition": rep,
+                            "radius_mm": radius,
+                            "mpv_hu": 100 - radius,
+                            "iqr_hu": 50 / np.sqrt(dose) + rep,
+                            "detection_rate": min(1.0, radius * dose),
+                            "radius_err_mm": 0.1,
+                        }
+                    )
     per_acq, acquisitions = pd.DataFrame(rows), pd.DataFrame(acq)
     return summarise(per_acq), volumes(acquisitions), acquisitions
 
@@ -93,8 +110,13 @@ def test_worker_arguments_are_the_cli_commands(mrml_scene, tmp_path):
 
     logic = PhantomQALogic()
     nodes = [_volume_node(f"fbp_1mGy_rep{k}", -1000 + k) for k in (1, 2)]
-    args = logic.sceneStudyArguments([(n, "fbp", 1.0, k) for k, n in enumerate(nodes, 1)], tmp_path / "work",
-                                     str(tmp_path / "results"), workers=2, design=Path())
+    args = logic.sceneStudyArguments(
+        [(n, "fbp", 1.0, k) for k, n in enumerate(nodes, 1)],
+        tmp_path / "work",
+        str(tmp_path / "results"),
+        workers=2,
+        design=Path(),
+    )
     assert args[:2] == ["phantom", "study"] and Path(args[2]) == tmp_path / "work" / "manifest.csv"
     assert "--design" not in args  # an empty path field is no design
     parsed = build_parser().parse_args(args)

@@ -40,7 +40,10 @@ def _published_document() -> dict:
     "edit, message",
     [
         (lambda d: d.update(format="other"), "not a PhantomQA published-figures file"),
-        (lambda d: d["iqr_3mm_hu"]["fbp"]["values"].update({"0.5": -3}), r"iqr_3mm_hu.fbp at 0.5 mGy: expected a positive number"),
+        (
+            lambda d: d["iqr_3mm_hu"]["fbp"]["values"].update({"0.5": -3}),
+            r"iqr_3mm_hu.fbp at 0.5 mGy: expected a positive number",
+        ),
         (lambda d: d["iqr_3mm_hu"].update(sirt={"values": {}, "source": "x"}), "unknown reconstruction 'sirt'"),
         (lambda d: d["volume_ml"]["ir"]["values"].update({"low": 3.0}), "dose 'low' is not a number"),
         (lambda d: d["mpv_3mm_range_hu"]["ir"].update(range=[104, 99]), "low 104 above high 99"),
@@ -65,7 +68,11 @@ def test_the_shipped_calibration_is_versioned_and_round_trips(tmp_path):
     document = calibration_document(models, meta["version"], meta["fitted_by"])
     again, _ = parse_calibration(json.loads(json.dumps(document)))
     assert again == models
-    assert not RECON_MODELS["fbp"].is_regularised() and RECON_MODELS["ir"].is_regularised() and RECON_MODELS["dlr"].is_regularised()
+    assert (
+        not RECON_MODELS["fbp"].is_regularised()
+        and RECON_MODELS["ir"].is_regularised()
+        and RECON_MODELS["dlr"].is_regularised()
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,15 +81,30 @@ def test_the_shipped_calibration_is_versioned_and_round_trips(tmp_path):
         (lambda d: d.update(format="x"), "not a PhantomQA reconstruction calibration"),
         (lambda d: d.pop("fitted_by"), "'fitted_by' text"),
         (lambda d: d["models"].pop("dlr"), "exactly fbp, ir and dlr"),
-        (lambda d: d["models"]["ir"].update(noise_sd_1mgy_hu=float("nan")), r"models.ir.noise_sd_1mgy_hu must be a number in \[0.01, 1000\], got nan"),
-        (lambda d: d["models"]["fbp"].update(white_fraction=1.5), r"models.fbp.white_fraction must be a number in \[0, 1\]"),
+        (
+            lambda d: d["models"]["ir"].update(noise_sd_1mgy_hu=float("nan")),
+            r"models.ir.noise_sd_1mgy_hu must be a number in \[0.01, 1000\], got nan",
+        ),
+        (
+            lambda d: d["models"]["fbp"].update(white_fraction=1.5),
+            r"models.fbp.white_fraction must be a number in \[0, 1\]",
+        ),
         (lambda d: d["models"]["fbp"].update(edge_cnr="high"), r"models.fbp.edge_cnr must be a number"),
         (lambda d: d["models"]["dlr"].pop("signal_fwhm_mm"), "models.dlr: missing field signal_fwhm_mm"),
         (lambda d: d["models"]["dlr"].update(__import__="os"), r"models.dlr: unknown field\(s\) __import__"),
-        (lambda d: d.update(phantom_materials={"vessel_hu": 300}), "'phantom_materials' must hold only vessel_texture_sd_hu, vessel_texture_fwhm_mm"),
-        (lambda d: d.update(phantom_materials={"vessel_texture_sd_hu": -1}), r"phantom_materials.vessel_texture_sd_hu must be a number in \[0, 200\]"),
+        (
+            lambda d: d.update(phantom_materials={"vessel_hu": 300}),
+            "'phantom_materials' must hold only vessel_texture_sd_hu, vessel_texture_fwhm_mm",
+        ),
+        (
+            lambda d: d.update(phantom_materials={"vessel_texture_sd_hu": -1}),
+            r"phantom_materials.vessel_texture_sd_hu must be a number in \[0, 200\]",
+        ),
         (lambda d: d["physical"].pop("i0_1mgy"), "'physical' must hold exactly i0_1mgy, system_fwhm_mm"),
-        (lambda d: d["physical"].update(ir_tv_factor=float("inf")), r"physical.ir_tv_factor must be a number in \[0, 100\]"),
+        (
+            lambda d: d["physical"].update(ir_tv_factor=float("inf")),
+            r"physical.ir_tv_factor must be a number in \[0, 100\]",
+        ),
     ],
 )
 def test_a_bad_calibration_file_gives_one_clear_error(tmp_path, edit, message):
@@ -100,29 +122,67 @@ def _tables(iqr: dict, mpv: dict, vol: dict):
     for recon in ("fbp", "ir", "dlr"):
         for dose in (0.2, 1.0, 4.0):
             for rep, delta in ((1, -1.0), (2, 1.0)):
-                rows.append({"recon": recon, "ctdivol_mgy": dose, "repetition": rep, "radius_mm": 3.0, "mpv_hu": mpv[recon][dose] + delta,
-                             "iqr_hu": iqr[recon][dose] + delta, "detection_rate": 1.0, "radius_err_mm": 0.0})
-                acq.append({"recon": recon, "ctdivol_mgy": dose, "repetition": rep, "detected_volume_ml": vol[recon][dose] + delta / 100})
+                rows.append(
+                    {
+                        "recon": recon,
+                        "ctdivol_mgy": dose,
+                        "repetition": rep,
+                        "radius_mm": 3.0,
+                        "mpv_hu": mpv[recon][dose] + delta,
+                        "iqr_hu": iqr[recon][dose] + delta,
+                        "detection_rate": 1.0,
+                        "radius_err_mm": 0.0,
+                    }
+                )
+                acq.append(
+                    {
+                        "recon": recon,
+                        "ctdivol_mgy": dose,
+                        "repetition": rep,
+                        "detected_volume_ml": vol[recon][dose] + delta / 100,
+                    }
+                )
     return pd.DataFrame(rows), pd.DataFrame(acq)
 
 
 def test_comparison_and_goals_on_known_numbers():
     iqr = {"fbp": {0.2: 120, 1.0: 60, 4.0: 37}, "ir": {0.2: 62, 1.0: 30, 4.0: 25}, "dlr": {0.2: 80, 1.0: 40, 4.0: 36}}
-    mpv = {"fbp": {0.2: 90, 1.0: 95, 4.0: 97}, "ir": {0.2: 100, 1.0: 101, 4.0: 102}, "dlr": {0.2: 105, 1.0: 80, 4.0: 106}}
-    vol = {"fbp": {0.2: 5.0, 1.0: 5.0, 4.0: 5.0}, "ir": {0.2: 4.0, 1.0: 5.0, 4.0: 6.0}, "dlr": {0.2: 6.0, 1.0: 7.0, 4.0: 7.5}}
+    mpv = {
+        "fbp": {0.2: 90, 1.0: 95, 4.0: 97},
+        "ir": {0.2: 100, 1.0: 101, 4.0: 102},
+        "dlr": {0.2: 105, 1.0: 80, 4.0: 106},
+    }
+    vol = {
+        "fbp": {0.2: 5.0, 1.0: 5.0, 4.0: 5.0},
+        "ir": {0.2: 4.0, 1.0: 5.0, 4.0: 6.0},
+        "dlr": {0.2: 6.0, 1.0: 7.0, 4.0: 7.5},
+    }
     per_acq, acquisitions = _tables(iqr, mpv, vol)
     table = published_comparison(per_acq, acquisitions)
     # IQR rows only where published: FBP 0.2/1.0/4.0, IR and DLR 0.2/4.0; MPV at all 9; volume at 0.2 and 4.0
     assert (table["quantity"] == "IQR 3 mm (HU)").sum() == 7 and (table["quantity"] == "MPV 3 mm (HU)").sum() == 9
     assert (table["quantity"] == "volume (ml)").sum() == 6
-    row = table[(table["quantity"] == "IQR 3 mm (HU)") & (table["recon"] == "fbp") & (table["ctdivol_mgy"] == 1.0)].iloc[0]
-    assert row["mean"] == 60 and row["published"] == "44" and row["off_pct"] == pytest.approx(100 * 16 / 44) and not row["within"]
+    row = table[
+        (table["quantity"] == "IQR 3 mm (HU)") & (table["recon"] == "fbp") & (table["ctdivol_mgy"] == 1.0)
+    ].iloc[0]
+    assert (
+        row["mean"] == 60
+        and row["published"] == "44"
+        and row["off_pct"] == pytest.approx(100 * 16 / 44)
+        and not row["within"]
+    )
     assert row["worst"] == 61 and row["sd"] == pytest.approx(np.sqrt(2))
-    dlr_low = table[(table["quantity"] == "IQR 3 mm (HU)") & (table["recon"] == "dlr") & (table["ctdivol_mgy"] == 0.2)].iloc[0]
+    dlr_low = table[
+        (table["quantity"] == "IQR 3 mm (HU)") & (table["recon"] == "dlr") & (table["ctdivol_mgy"] == 0.2)
+    ].iloc[0]
     assert dlr_low["off_pct"] == pytest.approx(100 * 18 / 62) and not dlr_low["within"]
-    inside = table[(table["quantity"] == "MPV 3 mm (HU)") & (table["recon"] == "fbp") & (table["ctdivol_mgy"] == 1.0)].iloc[0]
+    inside = table[
+        (table["quantity"] == "MPV 3 mm (HU)") & (table["recon"] == "fbp") & (table["ctdivol_mgy"] == 1.0)
+    ].iloc[0]
     assert inside["off_pct"] == 0.0 and inside["within"]  # inside the published range 91-98
-    below = table[(table["quantity"] == "MPV 3 mm (HU)") & (table["recon"] == "dlr") & (table["ctdivol_mgy"] == 1.0)].iloc[0]
+    below = table[
+        (table["quantity"] == "MPV 3 mm (HU)") & (table["recon"] == "dlr") & (table["ctdivol_mgy"] == 1.0)
+    ].iloc[0]
     assert below["off_pct"] == pytest.approx(100 * (80 - 102) / 102) and not below["within"]
     goals = study_goals(table, summarise(per_acq), volumes(acquisitions))
     assert goals["mpv_iqr_available"] == 16 and goals["mpv_iqr_within"] == 13  # FBP 1.0, DLR 0.2 IQR; DLR 1.0 MPV
@@ -135,4 +195,9 @@ def test_comparison_and_goals_on_known_numbers():
     better = copy.deepcopy(iqr)
     better["fbp"][1.0] = 50
     per_acq, acquisitions = _tables(better, mpv, vol)
-    assert study_goals(published_comparison(per_acq, acquisitions), summarise(per_acq), volumes(acquisitions))["mpv_iqr_within"] == 14
+    assert (
+        study_goals(published_comparison(per_acq, acquisitions), summarise(per_acq), volumes(acquisitions))[
+            "mpv_iqr_within"
+        ]
+        == 14
+    )

@@ -67,7 +67,9 @@ def test_registration_recovers_a_moved_phantom(setup):
     truth = sitk.Euler3DTransform((0, 0, 0), 0.0, 0.0, np.deg2rad(8.0), (4.0, -3.0, 2.5))
     moved = rasterise_design(design, ref, RigidMap.from_sitk(truth))
     scan = to_ct_image(FastSimulator(moved.ideal_hu(), ref.GetSpacing()).acquire(RECON_MODELS["ir"], 2.0, 3), ref)
-    aligned, how, _ = align_design(design, "moved", scan, RegistrationParameters(mode="auto", start_angles_deg=(0.0,)), "moved scan")
+    aligned, how, _ = align_design(
+        design, "moved", scan, RegistrationParameters(mode="auto", start_angles_deg=(0.0,)), "moved scan"
+    )
     assert how == "registered"
     both = (aligned.occupancy >= 0.5) & (moved.occupancy >= 0.5)
     either = (aligned.occupancy >= 0.5) | (moved.occupancy >= 0.5)

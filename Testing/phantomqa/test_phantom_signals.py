@@ -30,11 +30,34 @@ def _processes_in_group(group: int) -> list[int]:
 @pytest.mark.parametrize("how", ["sigterm-main", "sigint-group"])
 def test_a_signal_stops_the_pool_and_leaves_nothing(tmp_path, how):
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "RadiologyAICommonLib", "--progress", "lines", "phantom", "simulate",
-               "--output-dir", str(out), "--doses", "0.5,1,2,4", "--recons", "fbp,ir,dlr", "--repetitions", "4",
-               "--workers", "2", "--phantom", "small", "--size", ",".join(map(str, SMALL_SIZE)), "--spacing", ",".join(map(str, SMALL_SPACING))]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                               start_new_session=True, cwd=tmp_path)
+    command = [
+        sys.executable,
+        "-m",
+        "RadiologyAICommonLib",
+        "--progress",
+        "lines",
+        "phantom",
+        "simulate",
+        "--output-dir",
+        str(out),
+        "--doses",
+        "0.5,1,2,4",
+        "--recons",
+        "fbp,ir,dlr",
+        "--repetitions",
+        "4",
+        "--workers",
+        "2",
+        "--phantom",
+        "small",
+        "--size",
+        ",".join(map(str, SMALL_SIZE)),
+        "--spacing",
+        ",".join(map(str, SMALL_SPACING)),
+    ]
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True, cwd=tmp_path
+    )
     lines = []
     deadline = time.monotonic() + 240
     for line in process.stderr:  # wait until the pool's workers are simulating

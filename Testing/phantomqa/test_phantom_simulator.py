@@ -116,7 +116,7 @@ def test_physical_option_noise_follows_poisson_dose_scaling():
 def _two_vessels():
     """Air with a 3 mm-radius vessel and a thin one (0.2 mm radius, half a 0.5 mm voxel) along z."""
     shape, spacing = (16, 96, 96), 0.5
-    yy, xx = np.mgrid[:shape[1], :shape[2]] * spacing
+    yy, xx = np.mgrid[: shape[1], : shape[2]] * spacing
     ideal = np.full(shape, -1000.0, np.float32)
     ideal[:, np.hypot(yy - 24, xx - 24) <= 3.0] = 100.0
     ideal[:, 72, 72] = -1000.0 + 1100.0 * np.pi * 0.2**2 / spacing**2

@@ -39,8 +39,26 @@ def tiny_dataset() -> Path:
     return folder
 
 
-TRAIN_ARGS = ["--epochs", "2", "--classifier-epochs", "1", "--patch-size", "32", "32", "32", "--batch-size", "2",
-              "--samples-per-case", "1", "--classifier", "resnet18", "--threads", "2", "--seed", "3"]
+TRAIN_ARGS = [
+    "--epochs",
+    "2",
+    "--classifier-epochs",
+    "1",
+    "--patch-size",
+    "32",
+    "32",
+    "32",
+    "--batch-size",
+    "2",
+    "--samples-per-case",
+    "1",
+    "--classifier",
+    "resnet18",
+    "--threads",
+    "2",
+    "--seed",
+    "3",
+]
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,7 +67,9 @@ def tiny_model() -> Path:
     from RadiologyAICommonLib.cli import main
 
     folder = _root() / "model"
-    code = main(["--progress", "none", "salivary", "train", str(tiny_dataset()), "--output-dir", str(folder), *TRAIN_ARGS])
+    code = main(
+        ["--progress", "none", "salivary", "train", str(tiny_dataset()), "--output-dir", str(folder), *TRAIN_ARGS]
+    )
     assert code == 0, "tiny training failed"
     return folder
 

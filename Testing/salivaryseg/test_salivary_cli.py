@@ -33,8 +33,24 @@ def assert_user_error(code, err, *fragments):
 
 
 def test_synth_writes_a_valid_balanced_dataset(tmp_path, capsys):
-    code, out, _ = run(capsys, "synth", "--output-dir", tmp_path / "d", "--cases", 2, "--seed", 9,
-                       "--spacing", 2, 2, 2, "--fov", 160, 160, 96)
+    code, out, _ = run(
+        capsys,
+        "synth",
+        "--output-dir",
+        tmp_path / "d",
+        "--cases",
+        2,
+        "--seed",
+        9,
+        "--spacing",
+        2,
+        2,
+        2,
+        "--fov",
+        160,
+        160,
+        96,
+    )
     assert code == 0 and json.loads(out)["cases"] == 2
     table = pd.read_csv(tmp_path / "d" / "cases.csv")
     assert sorted(table["diagnosis"]) == ["benign", "malignant"]
@@ -46,16 +62,40 @@ def test_synth_writes_a_valid_balanced_dataset(tmp_path, capsys):
 
     assert len(load_dataset(tmp_path / "d")) == 2
     # Same seed, same data.
-    run(capsys, "synth", "--output-dir", tmp_path / "e", "--cases", 1, "--seed", 9, "--spacing", 2, 2, 2,
-        "--fov", 160, 160, 96)
+    run(
+        capsys,
+        "synth",
+        "--output-dir",
+        tmp_path / "e",
+        "--cases",
+        1,
+        "--seed",
+        9,
+        "--spacing",
+        2,
+        2,
+        2,
+        "--fov",
+        160,
+        160,
+        96,
+    )
     again = sitk.ReadImage(str(tmp_path / "e" / "images" / "case_000.nrrd"))
     assert np.array_equal(sitk.GetArrayViewFromImage(again), sitk.GetArrayViewFromImage(image))
 
 
 def test_train_predict_evaluate_end_to_end(tmp_path, capsys):
     model = tiny_model()  # radiologyai salivary train (tiny settings)
-    for name in ("model.pt", "config.json", "metrics.json", "history.csv", "history.png", "test_cases.csv",
-                 "validation_predictions.csv", "splits.csv"):
+    for name in (
+        "model.pt",
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "history.png",
+        "test_cases.csv",
+        "validation_predictions.csv",
+        "splits.csv",
+    ):
         assert (model / name).is_file(), name
     history = pd.read_csv(model / "history.csv")
     assert list(history["stage"]) == ["segmentation", "segmentation", "classification"]
@@ -70,8 +110,26 @@ def test_train_predict_evaluate_end_to_end(tmp_path, capsys):
     assert config["classification"]["network"]["architecture"] == "resnet18"  # --classifier resnet18 (speed)
 
     # An unseen case with a different voxel size than the training data.
-    code, _, _ = run(capsys, "synth", "--output-dir", tmp_path / "new", "--cases", 2, "--seed", 5,
-                     "--first-index", 40, "--spacing", 1.6, 1.6, 2.5, "--fov", 160, 160, 96)
+    code, _, _ = run(
+        capsys,
+        "synth",
+        "--output-dir",
+        tmp_path / "new",
+        "--cases",
+        2,
+        "--seed",
+        5,
+        "--first-index",
+        40,
+        "--spacing",
+        1.6,
+        1.6,
+        2.5,
+        "--fov",
+        160,
+        160,
+        96,
+    )
     assert code == 0
     image_path = tmp_path / "new" / "images" / "case_040.nrrd"
     code, out, _ = run(capsys, "predict", image_path, "--model", model, "--output-dir", tmp_path / "pred")
@@ -89,8 +147,14 @@ def test_train_predict_evaluate_end_to_end(tmp_path, capsys):
     assert label.GetSize() == source.GetSize() and np.allclose(label.GetSpacing(), source.GetSpacing())
     assert np.allclose(label.GetOrigin(), source.GetOrigin())
 
-    code, out, _ = run(capsys, "evaluate", "--pred", tmp_path / "pred" / "tumour_label.nrrd",
-                       "--truth", tmp_path / "new" / "labels" / "case_040.nrrd")
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--pred",
+        tmp_path / "pred" / "tumour_label.nrrd",
+        "--truth",
+        tmp_path / "new" / "labels" / "case_040.nrrd",
+    )
     assert code == 0
     scores = json.loads(out)
     assert set(scores) >= {"dice", "hd95_mm", "asd_mm"} and 0.0 <= scores["dice"] <= 1.0
@@ -99,8 +163,9 @@ def test_train_predict_evaluate_end_to_end(tmp_path, capsys):
     code, _, _ = run(capsys, "predict", tmp_path / "new", "--model", model, "--output-dir", tmp_path / "all")
     assert code == 0 and (tmp_path / "all" / "case_041" / "tumour_label.nrrd").is_file()
     assert len(pd.read_csv(tmp_path / "all" / "predictions.csv")) == 2
-    code, out, _ = run(capsys, "evaluate", "--pred", tmp_path / "all", "--truth", tmp_path / "new",
-                       "--output-dir", tmp_path / "eval")
+    code, out, _ = run(
+        capsys, "evaluate", "--pred", tmp_path / "all", "--truth", tmp_path / "new", "--output-dir", tmp_path / "eval"
+    )
     assert code == 0
     table = pd.read_csv(tmp_path / "eval" / "evaluation.csv")
     assert list(table["case_id"]) == ["case_040", "case_041"]
@@ -181,8 +246,21 @@ def test_installed_entry_point_prints_one_error_line(tmp_path):
     script = Path(sys.executable).with_name("radiologyai")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "RadiologyAICommonLib"]
     flat = _write(tmp_path / "slice.nrrd", np.full((40, 40), -1000, np.int16))
-    process = subprocess.run([*command, "salivary", "predict", str(flat), "--model", str(tmp_path / "none"),
-                              "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    process = subprocess.run(
+        [
+            *command,
+            "salivary",
+            "predict",
+            str(flat),
+            "--model",
+            str(tmp_path / "none"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert process.returncode == 2
     assert process.stderr.strip().count("\n") == 0 and process.stderr.startswith("error: "), process.stderr
     assert "no such folder" in process.stderr

@@ -92,7 +92,8 @@ def test_unreadable_image(tmp_path):
 
 def _records(n_benign, n_malignant):
     return [CaseRecord(f"b{i}", None, None, "benign") for i in range(n_benign)] + [
-        CaseRecord(f"m{i}", None, None, "malignant") for i in range(n_malignant)]
+        CaseRecord(f"m{i}", None, None, "malignant") for i in range(n_malignant)
+    ]
 
 
 def test_stratified_split_keeps_both_classes_everywhere_and_is_seeded():

@@ -45,8 +45,13 @@ def test_in_process_and_worker_give_the_same_result():
 
     # The widget's path: the CLI in a worker process, results loaded back into the given node.
     progress = []
-    via_worker = logic.process(volume, str(model), segmentationNode=in_process.segmentationNode, inProcess=False,
-                               progress=lambda f, m: progress.append(f))
+    via_worker = logic.process(
+        volume,
+        str(model),
+        segmentationNode=in_process.segmentationNode,
+        inProcess=False,
+        progress=lambda f, m: progress.append(f),
+    )
     assert via_worker.segmentationNode is in_process.segmentationNode
     assert via_worker.segmentationNode.GetSegmentation().GetNumberOfSegments() == 1
     assert via_worker.className == in_process.className

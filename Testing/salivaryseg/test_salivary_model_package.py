@@ -35,7 +35,9 @@ CLS = ClassificationNetworkParameters(architecture="resnet18")
 def write_package(folder, seed=0):
     torch.manual_seed(seed)
     seg, cls = build_segmentation_network(SEG), build_classifier(CLS)
-    config = make_config(PreprocessingParameters(), SEG, CLS, SliceParameters(), InferenceParameters(), {"note": "test"})
+    config = make_config(
+        PreprocessingParameters(), SEG, CLS, SliceParameters(), InferenceParameters(), {"note": "test"}
+    )
     save_model_package(folder, config, seg.state_dict(), cls.state_dict(), {"dice": {"mean": 0.5}})
     return seg, cls
 

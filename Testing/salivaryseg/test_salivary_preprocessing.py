@@ -72,11 +72,13 @@ def test_oblique_direction_is_preserved():
     out = metatensor_to_image(data["label"])
     assert np.allclose(out.GetDirection(), direction, atol=1e-6)
     assert np.allclose(out.GetSpacing(), (2.0, 2.0, 2.0))
+
     # The label's centre of mass stays where it was in physical space.
     def centre(img):
         stats = sitk.LabelShapeStatisticsImageFilter()
         stats.Execute(sitk.Cast(img > 0.5, sitk.sitkUInt8))
         return np.array(stats.GetCentroid(1))
+
     assert np.linalg.norm(centre(out) - centre(label)) < 2.0
 
 
@@ -93,8 +95,11 @@ def test_custom_window_and_spacing():
 @pytest.mark.parametrize("kind", ["mri", "unit", "mask"])
 def test_non_ct_volumes_are_refused(kind):
     rng = np.random.default_rng(0)
-    array = {"mri": rng.integers(0, 1500, (20, 30, 30)), "unit": rng.random((20, 30, 30)),
-             "mask": (rng.random((20, 30, 30)) > 0.5)}[kind].astype(np.float32)
+    array = {
+        "mri": rng.integers(0, 1500, (20, 30, 30)),
+        "unit": rng.random((20, 30, 30)),
+        "mask": (rng.random((20, 30, 30)) > 0.5),
+    }[kind].astype(np.float32)
     with pytest.raises(RadiologyAIError, match="does not look like a CT"):
         check_ct(sitk.GetImageFromArray(array), "test volume")
 

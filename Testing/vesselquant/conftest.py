@@ -42,7 +42,9 @@ def nodule_phantom(small_phantom):
     lung = sitk.GetArrayFromImage(small_phantom.lung_mask).astype(bool)
     truth = sitk.GetArrayFromImage(small_phantom.truth_label).astype(bool)
     spacing = small_phantom.image.GetSpacing()[::-1]
-    room = np.minimum(ndi.distance_transform_edt(lung, sampling=spacing), ndi.distance_transform_edt(~truth, sampling=spacing))
+    room = np.minimum(
+        ndi.distance_transform_edt(lung, sampling=spacing), ndi.distance_transform_edt(~truth, sampling=spacing)
+    )
     centre = np.unravel_index(np.argmax(room), room.shape)
     grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(hu.shape, spacing)], indexing="ij"), -1)
     ball = np.linalg.norm(grid - np.asarray(centre) * np.asarray(spacing), axis=-1) <= min(5.0, room.max() - 1.0)

@@ -21,15 +21,40 @@ from VesselQuantLib.cli import OUTPUT_FILES
 def test_cli_writes_exactly_the_named_outputs(tmp_path, phantom_files, small_phantom, capsys):
     ct, lung = phantom_files
     out = tmp_path / "out"
-    code = main(["--progress", "none", "vessels", str(ct), "--output-dir", str(out), "--lung-mask", str(lung),
-                 "--radius-bins", "0.25", "0.5", "1", "2", "2.5"])
+    code = main(
+        [
+            "--progress",
+            "none",
+            "vessels",
+            str(ct),
+            "--output-dir",
+            str(out),
+            "--lung-mask",
+            str(lung),
+            "--radius-bins",
+            "0.25",
+            "0.5",
+            "1",
+            "2",
+            "2.5",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUT_FILES, MANIFEST])  # and the record of what it wrote
     printed = json.loads(capsys.readouterr().out)
     summary = json.loads((out / "summary.json").read_text())
     assert printed == summary
-    for key in ("total_volume_ml", "lung_volume_ml", "vessel_fraction", "small_vessel_volume_ml",
-                "fit_alpha", "fit_beta", "fit_r2", "runtime_s", "parameters"):
+    for key in (
+        "total_volume_ml",
+        "lung_volume_ml",
+        "vessel_fraction",
+        "small_vessel_volume_ml",
+        "fit_alpha",
+        "fit_beta",
+        "fit_r2",
+        "runtime_s",
+        "parameters",
+    ):
         assert key in summary
     assert summary["parameters"]["radius_bins_mm"] == [0.25, 0.5, 1.0, 2.0, 2.5]
     table = pd.read_csv(out / "per_radius.csv")
@@ -52,8 +77,12 @@ def test_cli_subprocess_progress_lines(tmp_path, phantom_files):
     out = tmp_path / "o"
     exe = Path(sys.executable).with_name("radiologyai")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "RadiologyAICommonLib"]
-    done = subprocess.run(command + ["--progress", "lines", "vessels", str(ct), "--output-dir", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        command + ["--progress", "lines", "vessels", str(ct), "--output-dir", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("PROGRESS")]
     assert len(lines) > 5 and lines[-1].startswith("PROGRESS 1.0000")
@@ -112,9 +141,11 @@ def _one_slice(path):
     sitk.WriteImage(sitk.GetImageFromArray(_lung_like((1, 40, 40))), str(path))
 
 
-@pytest.mark.parametrize("writer", [None, _garbage, _two_d, _four_d, _vector, _nan, _mri_like, _no_lungs, _sheared,
-                                    _one_slice],
-                         ids=["missing", "garbage", "2d", "4d", "vector", "nan", "mri", "no-lungs", "sheared", "one-slice"])
+@pytest.mark.parametrize(
+    "writer",
+    [None, _garbage, _two_d, _four_d, _vector, _nan, _mri_like, _no_lungs, _sheared, _one_slice],
+    ids=["missing", "garbage", "2d", "4d", "vector", "nan", "mri", "no-lungs", "sheared", "one-slice"],
+)
 def test_cli_bad_ct(tmp_path, writer, capsys):
     path = tmp_path / "in.nrrd"
     if writer is not None:
@@ -155,9 +186,16 @@ def test_cli_bad_lung_mask_and_parameters(tmp_path, phantom_files, small_phantom
         ["--vessel-hu", "1e308"],
         ["--radius-bin-width", "1e-9"],
     ]
-    for number, text in enumerate(['{"frangi_beta": NaN}', '{"subvoxel_radius": "no"}', '{"radius_bin_mm": 1e-9}',
-                                   '{"fit_min_count": 2.5}', '{"vesselness_sigmas_mm": [0.5, 1e308]}',
-                                   '{"vessel_vesselness": "0.8"}']):
+    for number, text in enumerate(
+        [
+            '{"frangi_beta": NaN}',
+            '{"subvoxel_radius": "no"}',
+            '{"radius_bin_mm": 1e-9}',
+            '{"fit_min_count": 2.5}',
+            '{"vesselness_sigmas_mm": [0.5, 1e308]}',
+            '{"vessel_vesselness": "0.8"}',
+        ]
+    ):
         (tmp_path / f"bad{number}.json").write_text(text)
         cases.append(["--parameters", str(tmp_path / f"bad{number}.json")])
     for extra in cases:

@@ -32,7 +32,14 @@ def test_closed_form_eigenvalues_match_numpy():
 
 
 def _tube_volume(
-    radius_mm, spacing_zyx, shape=(40, 48, 48), axis_dir=(0.3, 0.2, 1.0), psf_mm=0.35, noise=0.0, seed=0, offset_mm=(0, 0, 0)
+    radius_mm,
+    spacing_zyx,
+    shape=(40, 48, 48),
+    axis_dir=(0.3, 0.2, 1.0),
+    psf_mm=0.35,
+    noise=0.0,
+    seed=0,
+    offset_mm=(0, 0, 0),
 ):
     """Blurred bright straight tube (HU 40) in parenchyma (-850), supersampled partial volume.
 
@@ -180,7 +187,9 @@ def test_graph_reductions_leave_the_segmentation_unchanged(monkeypatch):
     maps = multiscale_vesselness(hu, spacing, lung)
     reduced, info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=multiscale_vesselness(hu, spacing, lung))
     assert info.background_island_voxels > 0 and info.speck_thin_voxels > 0
-    monkeypatch.setattr(graphcut, "_background_islands", lambda flat_state, flat, prob, shape: np.zeros(flat.shape, bool))
+    monkeypatch.setattr(
+        graphcut, "_background_islands", lambda flat_state, flat, prob, shape: np.zeros(flat.shape, bool)
+    )
     monkeypatch.setattr(graphcut, "_speck_attractors", lambda thin, *args: np.zeros(thin.shape, bool))
     full, full_info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
     assert full_info.graph_nodes > info.graph_nodes
@@ -402,8 +411,12 @@ def _scene_with_a_nodule(spacing=(0.8, 0.62, 0.62)):
         return np.linalg.norm(grid - (a + t[..., None] * (b - a)), axis=-1) <= r
 
     junction = np.array([28.0, 30.0, 20.0])
-    vessels = (tube([28, 30, 0], junction, 4.25) | tube(junction, [10, 10, 60], 4.25) | tube(junction, [46, 10, 60], 4.25)
-               | tube([28, 55, 5], [28, 55, 65], 1.5))
+    vessels = (
+        tube([28, 30, 0], junction, 4.25)
+        | tube(junction, [10, 10, 60], 4.25)
+        | tube(junction, [46, 10, 60], 4.25)
+        | tube([28, 55, 5], [28, 55, 65], 1.5)
+    )
     ball = np.linalg.norm(grid - np.array([28.0, 55.0 + 5.5, 40.0]), axis=-1) <= 5.0
     label = vessels | ball
     hu = (-850 + 890 * ndi.gaussian_filter(label.astype(np.float32), 0.8)).astype(np.float32)

@@ -23,8 +23,12 @@ def test_logic_creates_segmentation_radius_table_and_chart(small_phantom, mrml_s
     segmentation = nodes.segmentation.GetSegmentation()
     names = [segmentation.GetSegment(i).GetName() for i in segmentation.GetSegmentIDs()]
     assert names.count("Vessels") == 1 and names.count("Lungs") == 1
-    vessels = slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, segmentation.GetSegmentIdBySegmentName("Vessels"), ct_node)
-    lungs = slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, segmentation.GetSegmentIdBySegmentName("Lungs"), ct_node)
+    vessels = slicer.util.arrayFromSegmentBinaryLabelmap(
+        nodes.segmentation, segmentation.GetSegmentIdBySegmentName("Vessels"), ct_node
+    )
+    lungs = slicer.util.arrayFromSegmentBinaryLabelmap(
+        nodes.segmentation, segmentation.GetSegmentIdBySegmentName("Lungs"), ct_node
+    )
     label = sitk.GetArrayFromImage(nodes.result.vessel_label)
     assert np.array_equal(np.asarray(vessels) > 0, label > 0)
     assert (np.asarray(lungs) > 0)[label > 0].all()  # the Lungs segment includes the vessels
@@ -74,7 +78,9 @@ def test_logic_adds_a_nodule_like_segment(nodule_phantom, mrml_scene):
     nodule = np.asarray(slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, nodule_id, ct_node)) > 0
     assert np.array_equal(nodule, sitk.GetArrayFromImage(nodes.result.nodule_label) > 0)
     lungs = segmentation.GetSegmentIdBySegmentName("Lungs")
-    assert (np.asarray(slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, lungs, ct_node)) > 0)[nodule].all()
+    assert (np.asarray(slicer.util.arrayFromSegmentBinaryLabelmap(nodes.segmentation, lungs, ct_node)) > 0)[
+        nodule
+    ].all()
 
 
 def test_worker_arguments_round_trip_gives_the_in_process_result(small_phantom, mrml_scene, tmp_path):
@@ -98,8 +104,9 @@ def test_worker_arguments_round_trip_gives_the_in_process_result(small_phantom, 
         remove_work_dir(work_dir)
     assert not work_dir.exists()
     in_process = logic.process(ct_node, parameters=parameters)
-    assert np.array_equal(sitk.GetArrayFromImage(from_worker.result.vessel_label),
-                          sitk.GetArrayFromImage(in_process.result.vessel_label))
+    assert np.array_equal(
+        sitk.GetArrayFromImage(from_worker.result.vessel_label), sitk.GetArrayFromImage(in_process.result.vessel_label)
+    )
     assert list(from_worker.result.per_radius["radius_mm"]) == list(in_process.result.per_radius["radius_mm"])
 
 

@@ -12,15 +12,26 @@ from VesselQuantLib.evaluation import evaluate, evaluate_arrays, physical_to_ind
 from VesselQuantLib.pipeline import VesselQuantParameters, VesselQuantResult, run_vessel_quant
 
 SUMMARY_KEYS = {
-    "total_volume_ml", "lung_volume_ml", "vessel_fraction", "small_vessel_volume_ml",
-    "fit_alpha", "fit_beta", "fit_r2", "runtime_s", "parameters",
+    "total_volume_ml",
+    "lung_volume_ml",
+    "vessel_fraction",
+    "small_vessel_volume_ml",
+    "fit_alpha",
+    "fit_beta",
+    "fit_r2",
+    "runtime_s",
+    "parameters",
 }
 
 
 def test_result_contract(small_phantom, small_result):
     r = small_result
     assert isinstance(r, VesselQuantResult)
-    for image, pixel in [(r.lung_mask, sitk.sitkUInt8), (r.vessel_label, sitk.sitkUInt8), (r.vessel_radius, sitk.sitkFloat32)]:
+    for image, pixel in [
+        (r.lung_mask, sitk.sitkUInt8),
+        (r.vessel_label, sitk.sitkUInt8),
+        (r.vessel_radius, sitk.sitkFloat32),
+    ]:
         assert image.GetPixelID() == pixel
         assert image.GetSize() == small_phantom.image.GetSize()
         assert np.allclose(image.GetDirection(), small_phantom.image.GetDirection())
@@ -51,7 +62,10 @@ def test_accuracy_on_small_phantom(small_phantom, small_result):
     assert len(big) and big["median_error_mm"].abs().max() < 0.2
     # larger vessels have larger measured radii
     table = small_result.per_radius
-    assert table.loc[table["radius_mm"] >= 2, "median_hu"].median() > table.loc[table["radius_mm"] <= 0.5, "median_hu"].median()
+    assert (
+        table.loc[table["radius_mm"] >= 2, "median_hu"].median()
+        > table.loc[table["radius_mm"] <= 0.5, "median_hu"].median()
+    )
 
 
 def test_thin_vessels_are_grown_at_low_dose_and_not_at_normal_dose():
@@ -63,7 +77,9 @@ def test_thin_vessels_are_grown_at_low_dose_and_not_at_normal_dose():
     for noise in (30.0, 90.0):
         phantom = make_vessel_phantom(noise_sd_hu=noise, seed=6)
         for radius in (0.25, None):
-            result = run_vessel_quant(phantom.image, phantom.lung_mask, VesselQuantParameters(thin_vessel_min_radius_mm=radius))
+            result = run_vessel_quant(
+                phantom.image, phantom.lung_mask, VesselQuantParameters(thin_vessel_min_radius_mm=radius)
+            )
             measures[noise, radius] = evaluate(result, phantom)
             if radius is None:
                 assert result.summary["thin_vessel_growth"] is None
@@ -187,5 +203,7 @@ def test_a_nodule_is_reported_and_not_counted_as_vessel(small_phantom, small_res
     centre = physical_to_index(image, np.asarray([record["centre_mm"]]))[0]
     assert ball[tuple(np.rint(centre).astype(int))]
     # the vessels around it are what they were without the nodule
-    assert evaluate(result, small_phantom)["dice"] == pytest.approx(evaluate(small_result, small_phantom)["dice"], abs=0.01)
+    assert evaluate(result, small_phantom)["dice"] == pytest.approx(
+        evaluate(small_result, small_phantom)["dice"], abs=0.01
+    )
     assert small_result.summary["nodule_like_count"] == 0

@@ -27,7 +27,13 @@ def test_real_chest_ct(lung_data, case):
     ct = sitk.ReadImage(str(lung_data / f"{case}_image.nrrd"))
     result = run_vessel_quant(ct)
     summary = result.summary
-    print(case, {k: summary[k] for k in ("lung_volume_ml", "total_volume_ml", "vessel_fraction", "fit_alpha", "fit_r2", "runtime_s")})
+    print(
+        case,
+        {
+            k: summary[k]
+            for k in ("lung_volume_ml", "total_volume_ml", "vessel_fraction", "fit_alpha", "fit_r2", "runtime_s")
+        },
+    )
     lung = sitk.GetArrayFromImage(result.lung_mask).astype(bool)
     vessels = sitk.GetArrayFromImage(result.vessel_label).astype(bool)
     hu = sitk.GetArrayFromImage(ct)

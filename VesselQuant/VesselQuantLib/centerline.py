@@ -122,9 +122,7 @@ def nearest_centerline(points: np.ndarray, voxels: np.ndarray, spacing_zyx):
 
 def _offsets_within(radius_mm: float, spacing_zyx) -> np.ndarray:
     reach = [int(np.ceil(radius_mm / s)) for s in spacing_zyx]
-    grid = np.stack(
-        np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), axis=-1
-    ).reshape(-1, 3)
+    grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), axis=-1).reshape(-1, 3)
     mm = grid * np.asarray(spacing_zyx)
     keep = (np.sum(mm * mm, axis=1) <= radius_mm * radius_mm) & np.any(grid != 0, axis=1)
     return grid[keep]
@@ -203,11 +201,7 @@ def subvoxel_radius(
         per_chunk = max(1, _MAX_SAMPLES // a.size)
         for start in range(0, members.size, per_chunk):
             sel = members[start : start + per_chunk]
-            pos_mm = (
-                centres_mm[sel, None, :]
-                + a[None, :, None] * u[sel, None, :]
-                + b[None, :, None] * v[sel, None, :]
-            )
+            pos_mm = centres_mm[sel, None, :] + a[None, :, None] * u[sel, None, :] + b[None, :, None] * v[sel, None, :]
             coords = (pos_mm / spacing).reshape(-1, 3).T
             values = ndi.map_coordinates(hu, coords, order=1, mode="nearest").reshape(len(sel), -1)
             nearest = np.rint(coords).astype(np.int64)
@@ -288,11 +282,20 @@ def compute_centerline(
         vessel_hu = core_vessel_hu(hu, edt_map, label, vessel_hu)
     if p.subvoxel_radius and vessel_hu is not None and background_hu is not None:
         refined = subvoxel_radius(
-            hu, label, centerline, owner_map, spacing_zyx, vessel_hu, background_hu, p,
+            hu,
+            label,
+            centerline,
+            owner_map,
+            spacing_zyx,
+            vessel_hu,
+            background_hu,
+            p,
             progress=lambda f, m: progress(0.4 + 0.5 * f, m),
         )
         # keep the partial-volume estimate where it is plausible for the segmented width
-        plausible = np.isfinite(refined) & (refined >= 0.4 * edt_radius) & (refined <= 2.0 * edt_radius + max(spacing_zyx))
+        plausible = (
+            np.isfinite(refined) & (refined >= 0.4 * edt_radius) & (refined <= 2.0 * edt_radius + max(spacing_zyx))
+        )
         centerline.radius_mm = np.where(plausible, refined, edt_radius)
     progress(0.9, "centreline: radius map")
     radius_map[tuple(voxels.T)] = centerline.radius_mm[owner]

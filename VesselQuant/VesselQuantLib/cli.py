@@ -14,17 +14,27 @@ import json
 from pathlib import Path
 
 # What a run writes (resultio.py writes and reads them; kept here, where importing costs nothing).
-OUTPUT_FILES = ("vessel_label.nrrd", "vessel_radius.nrrd", "lung_mask.nrrd", "nodule_label.nrrd", "per_radius.csv",
-                "summary.json")
+OUTPUT_FILES = (
+    "vessel_label.nrrd",
+    "vessel_radius.nrrd",
+    "lung_mask.nrrd",
+    "nodule_label.nrrd",
+    "per_radius.csv",
+    "summary.json",
+)
 
 
 def configure_parser(parser) -> None:
     from RadiologyAICommonLib.cli import add_overwrite_argument, add_series_argument
 
-    parser.add_argument("ct", metavar="CT", help="chest CT in HU: an image file (NRRD, NIfTI, MHA...) or a DICOM series folder")
+    parser.add_argument(
+        "ct", metavar="CT", help="chest CT in HU: an image file (NRRD, NIfTI, MHA...) or a DICOM series folder"
+    )
     add_series_argument(parser)
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the results (created if needed)")
-    parser.add_argument("--lung-mask", metavar="MASK", help="lung mask on the CT's grid (> 0 = lung); default: computed from HU")
+    parser.add_argument(
+        "--lung-mask", metavar="MASK", help="lung mask on the CT's grid (> 0 = lung); default: computed from HU"
+    )
     parser.add_argument(
         "--radius-bins",
         nargs="+",
@@ -32,9 +42,14 @@ def configure_parser(parser) -> None:
         metavar="R",
         help="design radii in mm; each vessel voxel is counted at the nearest (default: 0.25 mm bins)",
     )
-    parser.add_argument("--radius-bin-width", type=float, default=0.25, metavar="MM", help="width of the default radius bins (0.25 mm)")
     parser.add_argument(
-        "--vessel-hu", type=float, metavar="HU", help="full-contrast vessel HU for the radius estimate (default: measured per scan)"
+        "--radius-bin-width", type=float, default=0.25, metavar="MM", help="width of the default radius bins (0.25 mm)"
+    )
+    parser.add_argument(
+        "--vessel-hu",
+        type=float,
+        metavar="HU",
+        help="full-contrast vessel HU for the radius estimate (default: measured per scan)",
     )
     parser.add_argument(
         "--parameters",

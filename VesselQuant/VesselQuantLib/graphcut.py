@@ -176,7 +176,9 @@ class _ThinVesselEvidence:
         else:
             image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
             image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-            self.smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm))))
+            self.smoothed = sitk.GetArrayFromImage(
+                sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm)))
+            )
             ridge_map = vesselness
         self.ridge_map = np.ascontiguousarray(ridge_map, np.float32)
         self.spacing = np.asarray(spacing_zyx, float)
@@ -201,21 +203,29 @@ class _ThinVesselEvidence:
         tube_axes(self.smoothed, np.ravel_multi_index(tuple(node_zyx.T), self.smoothed.shape), self.spacing, 1.0, axes)
         steps = axes.astype(np.float64) / self.spacing  # voxels per mm along the axis
         values = line_average(self.smoothed, points, steps, _LINE_OFFSETS_MM)
-        ridge = cross_section_maximum(self.ridge_map, points, steps, _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS,
-                                      self.slack)
+        ridge = cross_section_maximum(
+            self.ridge_map, points, steps, _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS, self.slack
+        )
         return values, ridge
 
 
-def _grow_thin_vessels(label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p) -> tuple[np.ndarray, dict | None]:
+def _grow_thin_vessels(
+    label, lung, maps, model, ridge_zyx, ridge_line_hu, spacing_zyx, p
+) -> tuple[np.ndarray, dict | None]:
     """Hysteresis growth of sub-resolution vessels (see :mod:`.thinvessels`): the grown label and what it did."""
     from .thinvessels import (
-        THICK_VESSEL_SIGMA_MM, edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu,
+        THICK_VESSEL_SIGMA_MM,
+        edge_blur_mm,
+        grow_thin_vessels,
+        growth_threshold_hu,
+        thin_vessel_contrast_hu,
     )
 
     sigmas = sorted(p.vesselness_sigmas_mm)
     thick = next((k for k, s in enumerate(sigmas) if s >= THICK_VESSEL_SIGMA_MM), len(sigmas) - 1)
-    blur = edge_blur_mm(maps.smoothed_finest, lung & (maps.scale_index >= thick), model.background_hu,
-                        model.vessel_hu, spacing_zyx)
+    blur = edge_blur_mm(
+        maps.smoothed_finest, lung & (maps.scale_index >= thick), model.background_hu, model.vessel_hu, spacing_zyx
+    )
     if blur is None:  # no thick vessel edges to measure the blur on
         return label, None
     contrast = thin_vessel_contrast_hu(p.thin_vessel_min_radius_mm, blur, model.vessel_hu - model.background_hu)
@@ -335,23 +345,29 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
     uncertain = np.flatnonzero(state.ravel() == 2)
     thin_only = replace(p, intensity_weight=0.0)
     evidence = None
-    parts: dict[str, list] = {k: [] for k in ("flat", "prob", "thin_base", "thin_base_prob", "ridge_zyx", "ridge_line_hu")}
+    parts: dict[str, list] = {
+        k: [] for k in ("flat", "prob", "thin_base", "thin_base_prob", "ridge_zyx", "ridge_line_hu")
+    }
     for start in range(0, uncertain.size, _DATA_TERM_CHUNK):
         progress(start / max(uncertain.size, 1), "graph cut: data term")
-        nodes = uncertain[start:start + _DATA_TERM_CHUNK]
+        nodes = uncertain[start : start + _DATA_TERM_CHUNK]
         node_zyx = unpadded_index(nodes, shape)
         at = tuple(node_zyx.T)
         node_v, node_hu = vesselness[at], hu[at]
         fine = maps.fine[at] if maps is not None else node_v
         prob = vessel_probability(node_hu, node_v, model, p)
         # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
-        where = np.flatnonzero(vessel_probability(node_hu, fine, model, thin_only) >= min(p.prune_probability, 0.5) * 0.999)
+        where = np.flatnonzero(
+            vessel_probability(node_hu, fine, model, thin_only) >= min(p.prune_probability, 0.5) * 0.999
+        )
         if where.size:
             evidence = evidence or _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
             line_hu, ridge = evidence.at(node_zyx[where])
             where, line_hu = where[ridge], line_hu[ridge]
             base = prob[where]
-            prob[where] = vessel_probability(node_hu[where], node_v[where], model, p, line_hu, evidence.line_sd, fine[where])
+            prob[where] = vessel_probability(
+                node_hu[where], node_v[where], model, p, line_hu, evidence.line_sd, fine[where]
+            )
             thin = (prob[where] >= 0.5) & (base < 0.5)
             parts["thin_base"].append(nodes[where[thin]])
             parts["thin_base_prob"].append(base[thin])
@@ -361,8 +377,14 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
         keep = prob >= p.prune_probability
         parts["flat"].append(nodes[keep])
         parts["prob"].append(prob[keep])
-    empty = {"flat": np.zeros(0, np.int64), "prob": np.zeros(0), "thin_base": np.zeros(0, np.int64),
-             "thin_base_prob": np.zeros(0), "ridge_zyx": np.zeros((0, 3), np.int64), "ridge_line_hu": np.zeros(0)}
+    empty = {
+        "flat": np.zeros(0, np.int64),
+        "prob": np.zeros(0),
+        "thin_base": np.zeros(0, np.int64),
+        "thin_base_prob": np.zeros(0),
+        "ridge_zyx": np.zeros((0, 3), np.int64),
+        "ridge_line_hu": np.zeros(0),
+    }
     return _Nodes(**{k: np.concatenate(v) if v else empty[k] for k, v in parts.items()})
 
 
@@ -379,8 +401,16 @@ def _fix_specks_and_islands(nodes: _Nodes, flat_state, vesselness, shape, min_vo
     """
     specks = 0
     if nodes.thin_base.size:
-        speck = _speck_attractors(nodes.thin_base, flat_state, nodes.flat, nodes.prob, vesselness, shape, min_voxels,
-                                  p.min_component_vesselness)
+        speck = _speck_attractors(
+            nodes.thin_base,
+            flat_state,
+            nodes.flat,
+            nodes.prob,
+            vesselness,
+            shape,
+            min_voxels,
+            p.min_component_vesselness,
+        )
         position = np.searchsorted(nodes.flat, nodes.thin_base[speck])
         nodes.prob[position] = nodes.thin_base_prob[speck]
         specks = int(speck.sum())
@@ -476,15 +506,15 @@ def segment_vessels(
     flat_state = state.ravel()
     report = GraphCutReport(model, fixed_vessel_voxels=int(np.count_nonzero(flat_state == 1)))
     uncertain = int(np.count_nonzero(flat_state == 2))
-    nodes = _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps,
-                       subprogress(progress, 0.05, 0.2))
+    nodes = _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, subprogress(progress, 0.05, 0.2))
     flat_state[flat_state == 2] = 0
     flat_state[nodes.flat] = 2
     if maps is not None and p.thin_vessel_min_radius_mm is None:
         maps.release("fine", "smoothed_finest", "ridge_finest", "scale_index")  # only the growth needs them now
     report.pruned_background_voxels = uncertain - int(nodes.flat.size)
     report.speck_thin_voxels, report.background_island_voxels = _fix_specks_and_islands(
-        nodes, flat_state, vesselness, state.shape, min_voxels, p)
+        nodes, flat_state, vesselness, state.shape, min_voxels, p
+    )
     report.graph_nodes = int(nodes.flat.size)
     label = _minimum_cut(nodes, flat_state, hu, state.shape, spacing_zyx, model, p, subprogress(progress, 0.2, 0.7))
     label = label.reshape(state.shape)[1:-1, 1:-1, 1:-1].copy()
@@ -494,7 +524,8 @@ def segment_vessels(
     # after the specks are gone: growth must not reconnect the fragments they removed
     if maps is not None and len(nodes.ridge_line_hu):
         progress(0.9, "graph cut: growing thin vessels")
-        label, report.thin_vessel_growth = _grow_thin_vessels(label, lung, maps, model, nodes.ridge_zyx,
-                                                              nodes.ridge_line_hu, spacing_zyx, p)
+        label, report.thin_vessel_growth = _grow_thin_vessels(
+            label, lung, maps, model, nodes.ridge_zyx, nodes.ridge_line_hu, spacing_zyx, p
+        )
     progress(1.0, "graph cut: done")
     return label, report

@@ -82,8 +82,14 @@ class VesselQuantLogic(LogicBase):
         return tuple(parse_numbers(text, "design radii (mm)"))
 
     # -- worker path -------------------------------------------------------------------------
-    def processArguments(self, ctNode, lungSegmentationNode, workDir, parameters: VesselQuantParameters | None = None,
-                         lungSegment: str | None = None) -> list[str]:
+    def processArguments(
+        self,
+        ctNode,
+        lungSegmentationNode,
+        workDir,
+        parameters: VesselQuantParameters | None = None,
+        lungSegment: str | None = None,
+    ) -> list[str]:
         """Write the CT, the lung segment (if any) and the parameters into ``workDir``; the worker's arguments.
 
         The worker writes its results into :func:`~RadiologyAICommonLib.workdir.output_dir` of ``workDir``;
@@ -99,8 +105,14 @@ class VesselQuantLogic(LogicBase):
         workDir.mkdir(parents=True, exist_ok=True)
         write_image(mrml.volume_node_to_image(ctNode), workDir / "ct.nrrd")
         write_json(workDir / "parameters.json", (parameters or VesselQuantParameters()).to_dict())
-        args = ["vessels", str(workDir / "ct.nrrd"), "--output-dir", str(output_dir(workDir)),
-                "--parameters", str(workDir / "parameters.json")]
+        args = [
+            "vessels",
+            str(workDir / "ct.nrrd"),
+            "--output-dir",
+            str(output_dir(workDir)),
+            "--parameters",
+            str(workDir / "parameters.json"),
+        ]
         if lungSegmentationNode is not None:
             segment = lungSegment or _first_segment_id(lungSegmentationNode)
             write_image(mrml.segment_to_image(lungSegmentationNode, segment, ctNode), workDir / "lung.nrrd")

@@ -74,8 +74,15 @@ def _upsample_mask(coarse: sitk.Image, ct: sitk.Image, shrink, p: VesselQuantPar
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     reference = sitk.RegionOfInterest(ct, [b - a for a, b in zip(lo[::-1], hi[::-1])], lo[::-1])
     value = sitk.GetArrayFromImage(
-        sitk.Resample(sitk.Cast(coarse, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, 0.0,
-                      sitk.sitkFloat32, True)
+        sitk.Resample(
+            sitk.Cast(coarse, sitk.sitkFloat32),
+            reference,
+            sitk.Transform(),
+            sitk.sitkLinear,
+            0.0,
+            sitk.sitkFloat32,
+            True,
+        )
     )
     inside = value >= 0.5
     edge = inside & (value < 0.999)

@@ -57,8 +57,14 @@ def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx) -> float:
     return float(eigen[0] / eigen[2]) if eigen[2] > 0 else 0.0
 
 
-def find_nodule_like(label: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters,
-                     shrink_zyx=(1, 1, 1), _hu_factors=(1, 1, 1)) -> tuple[np.ndarray, list[dict]]:
+def find_nodule_like(
+    label: np.ndarray,
+    hu: np.ndarray,
+    spacing_zyx,
+    p: VesselQuantParameters,
+    shrink_zyx=(1, 1, 1),
+    _hu_factors=(1, 1, 1),
+) -> tuple[np.ndarray, list[dict]]:
     """The nodule-like voxels of a vessel ``label`` (bool array) and one record per blob: its centre (voxel index,
     z y x), its radius (of the ball of the same volume) and its volume.
 
@@ -81,8 +87,10 @@ def find_nodule_like(label: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQu
         return found, records
     reach = [int(math.ceil(2 * scales[-1] / s)) + 2 for s in spacing_zyx]
     pieces, _ = ndi.label(thick)
-    boxes = [[(max(0, w.start - r), min(n, w.stop + r)) for w, r, n in zip(where, reach, label.shape)]
-             for where in ndi.find_objects(pieces)]
+    boxes = [
+        [(max(0, w.start - r), min(n, w.stop + r)) for w, r, n in zip(where, reach, label.shape)]
+        for where in ndi.find_objects(pieces)
+    ]
     for box in (tuple(slice(a, b) for a, b in merged) for merged in _merge_overlapping(boxes)):
         taken, box_records = _nodules_in_box(label[box] & ~found[box], hu, box, spacing_zyx, scales, p, _hu_factors)
         found[box] |= taken
@@ -164,7 +172,9 @@ def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p
             local = pieces[where_piece] == number
             depth = np.where(local, inside[where_piece], 0.0)
             r_in = float(depth.max())
-            centre = tuple(int(i) + w.start for i, w in zip(np.unravel_index(int(np.argmax(depth)), depth.shape), where_piece))
+            centre = tuple(
+                int(i) + w.start for i, w in zip(np.unravel_index(int(np.argmax(depth)), depth.shape), where_piece)
+            )
             volume = float(local.sum() * voxel_mm3)
             on_edge = not interior[where_piece][local].all()
             if on_edge or r_in < scale or volume > p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_in**3:
@@ -184,6 +194,11 @@ def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p
             piece |= rim
             taken |= piece
             volume_mm3 = float(piece.sum() * voxel_mm3)
-            records.append({"index_zyx": where, "radius_mm": (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0),
-                            "volume_ml": volume_mm3 / 1000.0})  # radius of the ball of the same volume
+            records.append(
+                {
+                    "index_zyx": where,
+                    "radius_mm": (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0),
+                    "volume_ml": volume_mm3 / 1000.0,
+                }
+            )  # radius of the ball of the same volume
     return taken, records

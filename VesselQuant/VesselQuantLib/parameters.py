@@ -139,8 +139,10 @@ class VesselQuantParameters:
                 raise RadiologyAIError(f"radius bins must be distinct radii in mm, got {list(self.radius_bins_mm)}")
             self.radius_bins_mm = tuple(sorted(self.radius_bins_mm))
         if self.airway_threshold_hu >= self.lung_threshold_hu:
-            raise RadiologyAIError(f"airway_threshold_hu ({self.airway_threshold_hu}) must be below lung_threshold_hu "
-                                   f"({self.lung_threshold_hu})")
+            raise RadiologyAIError(
+                f"airway_threshold_hu ({self.airway_threshold_hu}) must be below lung_threshold_hu "
+                f"({self.lung_threshold_hu})"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -173,8 +175,11 @@ class Range:
         if self.kind == "boolean":
             return "true or false"
         interval = f"{'(' if self.low_open else '['}{_g(self.low)}, {_g(self.high)}{')' if self.high_open else ']'}"
-        text = {"number": f"a number in {interval}", "integer": f"an integer in {interval}",
-                "numbers": f"a list of 1-{self.max_items} numbers, each in {interval}"}[self.kind]
+        text = {
+            "number": f"a number in {interval}",
+            "integer": f"an integer in {interval}",
+            "numbers": f"a list of 1-{self.max_items} numbers, each in {interval}",
+        }[self.kind]
         return f"None or {text}" if self.optional else text
 
     def check(self, name: str, value):

@@ -41,8 +41,12 @@ class VesselQuantResult:
     vessel_label: sitk.Image  # uint8 0/1
     vessel_radius: sitk.Image  # float32, mm, 0 outside vessels
     per_radius: pd.DataFrame  # radius_mm, voxel_count, volume_ml, median_hu, iqr_hu
-    summary: dict  # total_volume_ml, lung_volume_ml, vessel_fraction, small_vessel_volume_ml, fit_*, runtime_s, parameters
-    centerline: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]))
+    summary: (
+        dict  # total_volume_ml, lung_volume_ml, vessel_fraction, small_vessel_volume_ml, fit_*, runtime_s, parameters
+    )
+    centerline: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"])
+    )
     """Centreline points in physical (LPS) coordinates with their radius."""
     nodule_label: sitk.Image | None = None
     """uint8 0/1: nodule-like blobs the graph cut took and that are not counted as vessel (nodules.py)."""
@@ -94,8 +98,10 @@ def validate_lung_mask(mask: sitk.Image, ct: sitk.Image, what: str = "lung mask"
         raise RadiologyAIError(f"{what}: is empty (no voxel > 0)")
     median_hu = float(np.median(sitk.GetArrayViewFromImage(ct)[lung]))
     if median_hu > LUNG_MASK_MAX_MEDIAN_HU:  # parenchyma is about -850 HU; vessels are a few % of a lung
-        raise RadiologyAIError(f"{what}: holds no lung: the CT's median inside it is {median_hu:.0f} HU, where lung "
-                               f"parenchyma is below {LUNG_MASK_MAX_MEDIAN_HU:.0f} HU; is it the mask of this CT?")
+        raise RadiologyAIError(
+            f"{what}: holds no lung: the CT's median inside it is {median_hu:.0f} HU, where lung "
+            f"parenchyma is below {LUNG_MASK_MAX_MEDIAN_HU:.0f} HU; is it the mask of this CT?"
+        )
     return lung
 
 
@@ -127,14 +133,17 @@ def run_vessel_quant(
     p.validate()
     progress = progress or no_progress
     validate_ct(ct)
-    check_memory(ct.GetNumberOfPixels() * PEAK_BYTES_PER_VOXEL, f"VesselQuant on a {' x '.join(map(str, ct.GetSize()))} CT")
+    check_memory(
+        ct.GetNumberOfPixels() * PEAK_BYTES_PER_VOXEL, f"VesselQuant on a {' x '.join(map(str, ct.GetSize()))} CT"
+    )
     spacing_zyx = tuple(float(s) for s in ct.GetSpacing()[::-1])
 
     progress(0.0, "lung mask")
     lung_image, lung = _lung(ct, lung_mask, p, subprogress(progress, 0.0, 0.1))
     box = _LungBox.of(ct, lung, spacing_zyx, p)
-    maps = multiscale_vesselness(box.hu, spacing_zyx, box.lung, p, subprogress(progress, 0.1, 0.45),
-                                 hu_image=box.hu_image)
+    maps = multiscale_vesselness(
+        box.hu, spacing_zyx, box.lung, p, subprogress(progress, 0.1, 0.45), hu_image=box.hu_image
+    )
     label_roi, report = segment_vessels(
         box.hu, maps.vesselness, box.lung, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )
@@ -142,8 +151,9 @@ def run_vessel_quant(
     model = report.intensity_model.as_dict() if report.intensity_model is not None else None
     progress(0.7, "nodule-like blobs")
     label_roi, nodule, nodules = _take_out_nodules(label_roi, box, ct, lung.shape, spacing_zyx, p)
-    vessels = _centreline_radius(label_roi, box, ct, lung.shape, spacing_zyx, model, p,
-                                 subprogress(progress, 0.7, 0.95))
+    vessels = _centreline_radius(
+        label_roi, box, ct, lung.shape, spacing_zyx, model, p, subprogress(progress, 0.7, 0.95)
+    )
 
     progress(0.95, "quantification")
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
@@ -184,8 +194,9 @@ def run_vessel_quant(
     )
 
 
-def _lung(ct: sitk.Image, lung_mask: sitk.Image | None, p: VesselQuantParameters,
-          progress: ProgressCallback) -> tuple[sitk.Image, np.ndarray]:
+def _lung(
+    ct: sitk.Image, lung_mask: sitk.Image | None, p: VesselQuantParameters, progress: ProgressCallback
+) -> tuple[sitk.Image, np.ndarray]:
     """The lung mask (the user's, checked, or the automatic one) as an image and as a bool array."""
     if lung_mask is None:
         lung_image = segment_lungs(ct, p, progress)
@@ -209,7 +220,8 @@ class _LungBox:
         roi = _bbox(lung, margin)
         hu_image = sitk.Cast(
             sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
-            sitk.sitkFloat32)
+            sitk.sitkFloat32,
+        )
         return cls(roi, hu_image, sitk.GetArrayViewFromImage(hu_image), np.ascontiguousarray(lung[roi]))
 
     @property
@@ -217,8 +229,9 @@ class _LungBox:
         return np.array([s.start for s in self.roi])
 
 
-def _take_out_nodules(label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx,
-                      p: VesselQuantParameters) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def _take_out_nodules(
+    label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx, p: VesselQuantParameters
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Nodule-like blobs leave the vessel label: (vessel label in the box, nodule label of the volume, records)."""
     nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), box.hu, spacing_zyx, p, shrink_factors(ct, p)[::-1])
     if nodule_roi.any():
@@ -227,7 +240,9 @@ def _take_out_nodules(label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shap
     nodule[box.roi] = nodule_roi
     for record in nodules:
         index_zyx = np.asarray(record.pop("index_zyx")) + box.start
-        record["centre_mm"] = [round(float(v), 2) for v in index_to_physical(ct, index_zyx[None, ::-1].astype(float))[0]]
+        record["centre_mm"] = [
+            round(float(v), 2) for v in index_to_physical(ct, index_zyx[None, ::-1].astype(float))[0]
+        ]
     return label_roi, nodule, nodules
 
 
@@ -242,18 +257,33 @@ class _Vessels:
     fit_radii: np.ndarray  # the tube-like centreline points the log-linear fit uses
 
 
-def _centreline_radius(label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx, model: dict | None,
-                       p: VesselQuantParameters, progress: ProgressCallback) -> _Vessels:
+def _centreline_radius(
+    label_roi: np.ndarray,
+    box: _LungBox,
+    ct: sitk.Image,
+    shape,
+    spacing_zyx,
+    model: dict | None,
+    p: VesselQuantParameters,
+    progress: ProgressCallback,
+) -> _Vessels:
     """Centreline and radius of the vessels (in their own box, with the profile's reach), put back in the volume."""
-    vessels = _Vessels(np.zeros(shape, np.uint8), np.zeros(shape, np.float32),
-                       pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]), np.zeros(0), np.zeros(0))
+    vessels = _Vessels(
+        np.zeros(shape, np.uint8),
+        np.zeros(shape, np.float32),
+        pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]),
+        np.zeros(0),
+        np.zeros(0),
+    )
     if not label_roi.any():
         return vessels
     reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
     sub = _bbox(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
     vessel_hu = model["vessel_hu"] if model else p.vessel_hu
     background_hu = model["background_hu"] if model else None
-    line, radius_sub = compute_centerline(box.hu[sub], label_roi[sub], spacing_zyx, vessel_hu, background_hu, p, progress)
+    line, radius_sub = compute_centerline(
+        box.hu[sub], label_roi[sub], spacing_zyx, vessel_hu, background_hu, p, progress
+    )
     offset = np.array([box.roi[a].start + sub[a].start for a in range(3)])
     full = tuple(slice(offset[a], offset[a] + radius_sub.shape[a]) for a in range(3))
     vessels.label[full] = label_roi[sub]
@@ -263,5 +293,6 @@ def _centreline_radius(label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, sha
     if len(line.points):
         physical = index_to_physical(ct, (line.points + offset)[:, ::-1].astype(float))
         vessels.centerline = pd.DataFrame(
-            {"x_mm": physical[:, 0], "y_mm": physical[:, 1], "z_mm": physical[:, 2], "radius_mm": line.radius_mm})
+            {"x_mm": physical[:, 0], "y_mm": physical[:, 1], "z_mm": physical[:, 2], "radius_mm": line.radius_mm}
+        )
     return vessels

@@ -76,7 +76,9 @@ def thin_vessel_contrast_hu(radius_mm: float, blur_mm: float, contrast_hu: float
     return float(contrast_hu * (1.0 - np.exp(-(radius_mm**2) / (2.0 * blur_mm**2))))
 
 
-def grow_thin_vessels(label: np.ndarray, ridge_zyx: np.ndarray, ridge_line_hu: np.ndarray, threshold_hu: float) -> np.ndarray:
+def grow_thin_vessels(
+    label: np.ndarray, ridge_zyx: np.ndarray, ridge_line_hu: np.ndarray, threshold_hu: float
+) -> np.ndarray:
     """``label`` plus the connected pieces (26-neighbours) of ridge voxels brighter than ``threshold_hu`` that touch it."""
     bright = ridge_zyx[ridge_line_hu > threshold_hu]
     candidates = np.zeros(label.shape, bool)
@@ -107,4 +109,10 @@ def growth_threshold_hu(ridge_line_hu: np.ndarray, expected_contrast_hu: float, 
     return median + half if half >= min_sd * spread else None
 
 
-__all__ = ["THICK_VESSEL_SIGMA_MM", "edge_blur_mm", "grow_thin_vessels", "growth_threshold_hu", "thin_vessel_contrast_hu"]
+__all__ = [
+    "THICK_VESSEL_SIGMA_MM",
+    "edge_blur_mm",
+    "grow_thin_vessels",
+    "growth_threshold_hu",
+    "thin_vessel_contrast_hu",
+]

@@ -61,7 +61,9 @@ class VesselPhantom:
     points_mm: np.ndarray  # (N, 3) physical LPS centreline points
     point_radius_mm: np.ndarray  # (N,)
     point_isolated: np.ndarray  # (N,) bool: no other vessel within its own radius (fit for radius checks)
-    point_position: np.ndarray  # (N,) where the point lies along its segment: 0 at the start (parent's end), 1 at the end
+    point_position: (
+        np.ndarray
+    )  # (N,) where the point lies along its segment: 0 at the start (parent's end), 1 at the end
     segments: list[dict] = field(default_factory=list)  # start_mm, end_mm (scanner frame), radius_mm
     spec: VesselPhantomParameters = field(default_factory=VesselPhantomParameters)
 
@@ -87,7 +89,10 @@ class _Anatomy:
         self.trachea_radius = max(0.035 * ex, 3.0)
         self.carina = np.array([ex / 2, ey / 2 - 0.12 * ey, 0.55 * ez])
         self.bronchi = [
-            (self.carina, np.array([c[0] + np.sign(c[0] - ex / 2) * -0.35 * self.lung_axes[0], ey / 2 - 0.12 * ey, 0.45 * ez]))
+            (
+                self.carina,
+                np.array([c[0] + np.sign(c[0] - ex / 2) * -0.35 * self.lung_axes[0], ey / 2 - 0.12 * ey, 0.45 * ez]),
+            )
             for c in self.lung_centres
         ]
 
@@ -170,13 +175,17 @@ class _SegmentIndex:
         pts = probe_from + ts * (end - probe_from)  # (12, 3)
         a, b = self.a[idx], self.b[idx]
         ab = b - a
-        t = np.clip(np.einsum("pnk,nk->pn", pts[:, None, :] - a[None], ab) / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
+        t = np.clip(
+            np.einsum("pnk,nk->pn", pts[:, None, :] - a[None], ab) / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1
+        )
         closest = a[None] + t[..., None] * ab[None]
         gap = np.linalg.norm(pts[:, None, :] - closest, axis=2).min(axis=0)
         return bool(np.any(gap < r + self.r[idx] + 1.0))
 
 
-def _grow_tree(anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec: VesselPhantomParameters, rng, max_segments, index):
+def _grow_tree(
+    anatomy: _Anatomy, root: np.ndarray, direction: np.ndarray, spec: VesselPhantomParameters, rng, max_segments, index
+):
     design = tuple(sorted(spec.design_radii_mm))
     queue = [(root, direction, _quantise_radius(spec.root_radius_mm, design), None)]
     segments = []
@@ -317,8 +326,9 @@ def _vessel_trees(anatomy: _Anatomy, spec: VesselPhantomParameters, rng) -> list
     index = _SegmentIndex()
     for c in anatomy.lung_centres:
         side = np.sign(c[0] - anatomy.extent[0] / 2)
-        root = np.array([c[0] - side * 0.45 * anatomy.lung_axes[0], c[1] - 0.1 * anatomy.lung_axes[1],
-                         anatomy.extent[2] * 0.3])
+        root = np.array(
+            [c[0] - side * 0.45 * anatomy.lung_axes[0], c[1] - 0.1 * anatomy.lung_axes[1], anatomy.extent[2] * 0.3]
+        )
         direction = np.array([side * 0.3, 0.5, 0.8])
         direction /= np.linalg.norm(direction)
         segments += _grow_tree(anatomy, root, direction, spec, rng, max_segments, index)
@@ -326,18 +336,22 @@ def _vessel_trees(anatomy: _Anatomy, spec: VesselPhantomParameters, rng) -> list
     for _ in range(trees - 1):
         for c in anatomy.lung_centres:
             for _try in range(20):
-                point = np.array([
-                    c[0] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[0],
-                    c[1] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[1],
-                    rng.uniform(0.05, 0.95) * anatomy.extent[2],
-                ])
+                point = np.array(
+                    [
+                        c[0] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[0],
+                        c[1] + rng.uniform(-0.8, 0.8) * anatomy.lung_axes[1],
+                        rng.uniform(0.05, 0.95) * anatomy.extent[2],
+                    ]
+                )
                 if anatomy.inside_lung_with_margin(point[None], 6.0)[0]:
                     break
             else:
                 continue
             direction = rng.normal(size=3)
             direction /= np.linalg.norm(direction)
-            sub = VesselPhantomParameters(**{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))})
+            sub = VesselPhantomParameters(
+                **{**spec.__dict__, "root_radius_mm": float(rng.choice([2.0, 2.5, 3.0, 3.5]))}
+            )
             segments += _grow_tree(anatomy, point, direction, sub, rng, max_segments, index)
     return segments
 

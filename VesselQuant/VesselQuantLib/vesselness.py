@@ -26,6 +26,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .parameters import VesselQuantParameters
 
+
 @dataclass
 class VesselnessMaps:
     vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
@@ -96,7 +97,9 @@ def multiscale_vesselness(
             smoothed = None
             coarse = np.ascontiguousarray(smoothed_finest[:: factors[0], :: factors[1], :: factors[2]])
         else:  # a view into ``smoothed`` (kept alive until the end of the scale) or a strided copy
-            coarse = np.ascontiguousarray(sitk.GetArrayViewFromImage(smoothed)[:: factors[0], :: factors[1], :: factors[2]])
+            coarse = np.ascontiguousarray(
+                sitk.GetArrayViewFromImage(smoothed)[:: factors[0], :: factors[1], :: factors[2]]
+            )
         if factors == (1, 1, 1):
             coarse_mask, count = mask, mask_count
         else:
@@ -123,7 +126,9 @@ def multiscale_vesselness(
         ridge = np.zeros(coarse.shape if k == 0 else (0, 0, 0), np.float32)
         frangi_grid(coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c, values, ridge)
         if k == 0:
-            ridge_finest = ridge if factors == (1, 1, 1) else sitk.GetArrayFromImage(_upsample(ridge, factors, hu.shape))
+            ridge_finest = (
+                ridge if factors == (1, 1, 1) else sitk.GetArrayFromImage(_upsample(ridge, factors, hu.shape))
+            )
         del ridge
         del coarse, smoothed
         if factors != (1, 1, 1):
@@ -163,6 +168,16 @@ def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[in
     coarse = sitk.GetImageFromArray(values)
     coarse.SetSpacing(tuple(float(f) for f in factors[::-1]))
     # the output grid given by size, origin and spacing (a reference image would cost a full float volume)
-    out = sitk.Resample(coarse, [int(s) for s in shape[::-1]], sitk.Transform(), sitk.sitkLinear, (0.0, 0.0, 0.0),
-                        (1.0, 1.0, 1.0), (1, 0, 0, 0, 1, 0, 0, 0, 1), 0.0, sitk.sitkFloat32, True)
+    out = sitk.Resample(
+        coarse,
+        [int(s) for s in shape[::-1]],
+        sitk.Transform(),
+        sitk.sitkLinear,
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        (1, 0, 0, 0, 1, 0, 0, 0, 1),
+        0.0,
+        sitk.sitkFloat32,
+        True,
+    )
     return out
