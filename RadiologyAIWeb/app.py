@@ -44,9 +44,15 @@ class WebApp:
         self.panels = [cls(self.ctx) for cls in _panel_classes()]
         self.server.state.setdefault("active_panel", self.panels[0].name)
         self.server.state.setdefault("data_files", data_dir.listing())
+        self.server.state.change("active_panel")(self._on_tab)
         self.server.controller.on_server_bind.add(self._add_routes)
         self.server.controller.on_server_ready.add(self._quiet_disconnects)
         self._build_ui()
+
+    def _on_tab(self, active_panel, **_) -> None:
+        for panel in self.panels:
+            panel.activate(panel.name == active_panel)
+        self.server.state.data_files = self.ctx.data_dir.listing()  # files added since are suggested too
 
     # ---------------------------------------------------------------- HTTP: result files
     def _add_routes(self, wslink_server) -> None:

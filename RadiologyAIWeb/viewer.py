@@ -56,11 +56,22 @@ class Viewer:
         self.layout.initialize_layout_grid(layout)
 
     # ---------------------------------------------------------------- showing nodes
-    def show_volume(self, volume_node) -> None:
+    def show_volume(self, volume_node, reset: bool = True) -> None:
         """``volume_node`` as the slice background (no volume rendering: the 3D view shows segmentations)."""
         self.app.display_manager.show_volume_in_slice_background(volume_node)
         self.app.display_manager.show_volume_in_slice_foreground(None)
-        self.app.display_manager.reset_views()
+        if reset:
+            self.app.display_manager.reset_views()
+        self.render()
+
+    def set_visible(self, node, visible: bool) -> None:
+        display = node.GetDisplayNode()
+        if display is not None:
+            display.SetVisibility(visible)
+        self.render()
+
+    def has(self, node) -> bool:
+        return node is not None and bool(self.scene.IsNodePresent(node))
 
     def show_segmentation(self, segmentation_node, hidden_in_3d: tuple[str, ...] = (), opacity_2d: float = 0.6) -> None:
         """Overlay on the slices (filled + outline) and closed surfaces in 3D; ``hidden_in_3d``: segment names."""
@@ -84,7 +95,7 @@ class Viewer:
     def remove(self, *nodes) -> None:
         """Take nodes (and their display/storage nodes) out of the scene."""
         for node in nodes:
-            if node is not None and self.scene.IsNodePresent(node):
+            if self.has(node):
                 self.scene.RemoveNode(node)
 
     def render(self) -> None:

@@ -38,6 +38,8 @@ class Panel:
         self.viewer = ctx.viewer
         self._job: Job | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.volume_node = None  # what the views show while this panel's tab is open
+        self.segmentation_nodes: list = []
         self.init_state(busy=False, progress=0, status="", error="")
 
     # ------------------------------------------------------------------ state
@@ -139,7 +141,24 @@ class Panel:
             display.AutoWindowLevelOff()
             display.SetWindowLevel(*window)
         self.viewer.show_volume(node)
+        self.volume_node = node
         return node
+
+    def show_segmentation(self, node, **options) -> None:
+        """Overlay and 3D surfaces of ``node`` (hidden until this panel's tab is opened, if another one is)."""
+        self.viewer.show_segmentation(node, **options)
+        self.segmentation_nodes = [n for n in self.segmentation_nodes if self.viewer.has(n)] + [node]
+        if self.state["active_panel"] != self.name:
+            self.viewer.set_visible(node, False)
+
+    def activate(self, active: bool) -> None:
+        """The tab was opened (or left): the views show this panel's volume and segmentations only."""
+        for node in self.segmentation_nodes:
+            if self.viewer.has(node):
+                self.viewer.set_visible(node, active)
+        if active:
+            shown = self.volume_node if self.viewer.has(self.volume_node) else None
+            self.viewer.show_volume(shown, reset=False)  # None: empty views for a panel with no volume yet
 
     # ------------------------------------------------------------------ widgets
     def volume_source(self, what: str, label: str, load_upload, load_path) -> None:

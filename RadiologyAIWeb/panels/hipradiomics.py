@@ -71,7 +71,7 @@ class HipRadiomicsPanel(Panel):
         self.viewer.remove(self._mask_node)
         roi = sitk.Cast(mask > 0, sitk.sitkUInt8)
         self._mask_node = mrml.labelmap_to_segmentation_node(roi, {1: ("Femoral head", MASK_COLOR)}, f"{name} ROI")
-        self.viewer.show_segmentation(self._mask_node)
+        self.show_segmentation(self._mask_node)
         self._mask = mask
         self.set(mask=name)
 

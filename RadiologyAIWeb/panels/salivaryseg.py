@@ -66,7 +66,7 @@ class SalivarySegPanel(Panel):
         prediction = logic.loadPrediction(work / "output", ct_node)
         self._segmentation = prediction.segmentationNode
         self._output = work
-        self.viewer.show_segmentation(prediction.segmentationNode)
+        self.show_segmentation(prediction.segmentationNode)
         rows = [{"class": name, "probability": p} for name, p in sorted(prediction.probabilities.items())]
         token = self.ctx.results.publish(work / "output")
         import pandas as pd

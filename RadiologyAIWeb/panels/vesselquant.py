@@ -94,7 +94,7 @@ class VesselQuantPanel(Panel):
 
         nodes = VesselQuantLogic().loadResult(read_result(out), ct_node)
         self._nodes = nodes
-        self.viewer.show_segmentation(nodes.segmentation, hidden_in_3d=("Lungs",))
+        self.show_segmentation(nodes.segmentation, hidden_in_3d=("Lungs",))
         per_radius = nodes.result.per_radius
         summary = nodes.result.summary
         token = self.ctx.results.publish(out)

@@ -121,6 +121,16 @@ def test_cancel_stops_the_run(page, web_server):
     assert page.locator(tid("vesselquant-apply")).is_enabled()
 
 
+def test_each_tab_shows_its_own_volume(page):
+    _load_sample(page)
+    ct = wait_for_stable_view(page)
+    bright = (ct > 60).any(axis=-1).mean()
+    page.click(tid("tab-hipradiomics"))  # no MRI loaded there: the slice view empties (its icons and slider stay)
+    wait_for_view(page, lambda pixels: (pixels > 60).any(axis=-1).mean() < 0.2 * bright)
+    page.click(tid("tab-vesselquant"))
+    wait_for_view(page, lambda pixels: changed_fraction(ct, pixels) < 0.01)
+
+
 def test_every_panel_has_its_progress_cancel_and_error_slots(page):
     for panel in ("vesselquant", "phantomqa", "salivaryseg", "hipradiomics"):
         page.click(tid(f"tab-{panel}"))
