@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 import SimpleITK as sitk
 
 from web_helpers import changed_fraction, tid, wait_for_stable_view, wait_for_view, write_dicom_series
@@ -137,3 +138,29 @@ def test_every_panel_has_its_progress_cancel_and_error_slots(page):
         for what in ("progress", "status", "cancel"):
             page.wait_for_selector(tid(f"{panel}-{what}"), state="attached", timeout=10_000)
         assert page.locator(tid(f"{panel}-error")).count() == 0
+
+
+def _outward_address() -> str | None:
+    """This machine's address on its network (none: no network interface but loopback)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # UDP: nothing is sent
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_the_server_listens_on_loopback_only(web_server):
+    import socket
+    from urllib.parse import urlparse
+
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback")
+    port = urlparse(web_server.url).port
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=3).close()
+    socket.create_connection(("127.0.0.1", port), timeout=3).close()
