@@ -91,8 +91,10 @@ class WebApp:
             layout.title.set_text("RadiologyAI")
             with layout.toolbar:
                 v3.VSpacer()
-                html.Div("data folder: " + (str(self.ctx.data_dir.root) if self.ctx.data_dir.root else "none"),
-                         classes="text-caption mr-4")
+                html.Div(
+                    "data folder: " + (str(self.ctx.data_dir.root) if self.ctx.data_dir.root else "none"),
+                    classes="text-caption mr-4",
+                )
             with layout.content:
                 with html.Datalist(id="radiologyai-data-files"):
                     html.Option(v_for="f in data_files", key=("f",), value=("f",))
@@ -119,8 +121,11 @@ def serve(host: str, port: int, data_dir: DataDir, max_upload_bytes: int, debug:
     sys.argv = sys.argv[:1]  # trame parses the command line too: keep radiologyai's own options away from it
     try:
         app = WebApp(data_dir, max_upload_bytes, workspace, debug=debug)
-        print(f"RadiologyAI web: http://{host}:{port}/ (data folder: {data_dir.root or 'none'}); Ctrl-C stops it",
-              file=sys.stderr, flush=True)
+        print(
+            f"RadiologyAI web: http://{host}:{port}/ (data folder: {data_dir.root or 'none'}); Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             app.start(host, port)
         finally:

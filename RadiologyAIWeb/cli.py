@@ -12,13 +12,24 @@ DEFAULT_PORT = 8080
 def configure_parser(parser) -> None:
     from .security import DEFAULT_MAX_UPLOAD_MB
 
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8080; 0 picks a free one)")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="the one server folder the browser may read images and model folders from (default: none)")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
-                        help=f"largest upload accepted, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="the one server folder the browser may read images and model folders from (default: none)",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        metavar="MB",
+        help=f"largest upload accepted, in MB (default {DEFAULT_MAX_UPLOAD_MB})",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -204,8 +204,14 @@ class Panel:
         )
 
     def cancel_button(self) -> None:
-        self.button("cancel", "Cancel", self.action(self.cancel), disabled=f"!{self.key('busy')}", color="warning",
-                    variant="outlined")
+        self.button(
+            "cancel",
+            "Cancel",
+            self.action(self.cancel),
+            disabled=f"!{self.key('busy')}",
+            color="warning",
+            variant="outlined",
+        )
 
     def upload_input(self, what: str, label: str, handler, multiple: bool = False) -> None:
         """A plain file input; the browser refuses files over the limit before sending anything."""
@@ -237,8 +243,13 @@ class Panel:
         """A table whose body rows are ``state[<panel>_<state_name>].rows``."""
         data = self.key(state_name)
         self.init_state(**{state_name: {"headers": [], "rows": []}})
-        with v3.VTable(density="compact", v_if=f"{data}.rows.length", raw_attrs=testid(f"{self.name}-{what}"),
-                       classes="my-2", style="max-height: 320px; overflow-y: auto"):
+        with v3.VTable(
+            density="compact",
+            v_if=f"{data}.rows.length",
+            raw_attrs=testid(f"{self.name}-{what}"),
+            classes="my-2",
+            style="max-height: 320px; overflow-y: auto",
+        ):
             with html.Thead():
                 with html.Tr():
                     html.Th("{{ h }}", v_for=f"h in {data}.headers", key=("h",))

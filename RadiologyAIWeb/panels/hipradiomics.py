@@ -58,8 +58,12 @@ class HipRadiomicsPanel(Panel):
         self.viewer.remove(self._image_node, self._mask_node)
         self._image, self._image_node = image, self.show_volume(image, name)
         self._mask = self._mask_node = None
-        self.set(image=f"{name} ({'x'.join(str(n) for n in image.GetSize())} voxels)", mask="", summary="",
-                 results={"headers": [], "rows": []})
+        self.set(
+            image=f"{name} ({'x'.join(str(n) for n in image.GetSize())} voxels)",
+            mask="",
+            summary="",
+            results={"headers": [], "rows": []},
+        )
 
     def _set_mask(self, mask, name: str) -> None:
         import SimpleITK as sitk
@@ -87,8 +91,19 @@ class HipRadiomicsPanel(Panel):
         try:
             write_image(self._image, work / "image.nrrd")
             write_image(self._mask, work / "mask.nrrd")
-            result = await self.run_job(["hip", "predict", str(work / "image.nrrd"), str(work / "mask.nrrd"),
-                                         "--model", str(model), "--top", str(TOP_FEATURES)], "HipRadiomics")
+            result = await self.run_job(
+                [
+                    "hip",
+                    "predict",
+                    str(work / "image.nrrd"),
+                    str(work / "mask.nrrd"),
+                    "--model",
+                    str(model),
+                    "--top",
+                    str(TOP_FEATURES),
+                ],
+                "HipRadiomics",
+            )
         finally:
             self.ctx.results.discard(work)
         if result is None:
@@ -99,27 +114,50 @@ class HipRadiomicsPanel(Panel):
             raise RadiologyAIError("HipRadiomics: the prediction printed no result") from None
         import pandas as pd
 
-        top = pd.DataFrame(prediction.get("top_features") or [], columns=["feature", "value", "shap_log_odds", "towards"])
-        self.set(summary=(f"{prediction['class']} (probability of {prediction['positive_class']} "
-                          f"{prediction['probability']:.2f}, threshold {prediction['threshold']:.2f})"),
-                 results=present.table(top))
+        top = pd.DataFrame(
+            prediction.get("top_features") or [], columns=["feature", "value", "shap_log_odds", "towards"]
+        )
+        self.set(
+            summary=(
+                f"{prediction['class']} (probability of {prediction['positive_class']} "
+                f"{prediction['probability']:.2f}, threshold {prediction['threshold']:.2f})"
+            ),
+            results=present.table(top),
+        )
 
     def build(self) -> None:
         k = self.key
-        html.Div("Radiomics classifier of the femoral head on MRI, with a model folder written by "
-                 "'radiologyai hip train'.", classes="text-body-2")
+        html.Div(
+            "Radiomics classifier of the femoral head on MRI, with a model folder written by 'radiologyai hip train'.",
+            classes="text-body-2",
+        )
         self.volume_source("image", "MRI", self.load_image_upload, self.load_image_path)
-        html.Div("MRI: {{ %s || 'none loaded' }}" % k("image"), classes="text-body-2 my-1",
-                 raw_attrs=testid("hipradiomics-image"))
+        html.Div(
+            "MRI: {{ %s || 'none loaded' }}" % k("image"),
+            classes="text-body-2 my-1",
+            raw_attrs=testid("hipradiomics-image"),
+        )
         self.volume_source("mask", "mask", self.load_mask_upload, self.load_mask_path)
-        html.Div("mask: {{ %s || 'none loaded' }}" % k("mask"), classes="text-body-2 my-1",
-                 raw_attrs=testid("hipradiomics-mask"))
+        html.Div(
+            "mask: {{ %s || 'none loaded' }}" % k("mask"),
+            classes="text-body-2 my-1",
+            raw_attrs=testid("hipradiomics-mask"),
+        )
         self.path_input("model", "model folder:")
-        self.button("predict", "Predict", self.action(self.predict),
-                    disabled=f"{k('busy')} || !{k('image')} || !{k('mask')}", color="primary")
+        self.button(
+            "predict",
+            "Predict",
+            self.action(self.predict),
+            disabled=f"{k('busy')} || !{k('image')} || !{k('mask')}",
+            color="primary",
+        )
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div("{{ %s }}" % k("summary"), v_if=k("summary"), classes="text-body-1 my-2",
-                 raw_attrs=testid("hipradiomics-summary"))
+        html.Div(
+            "{{ %s }}" % k("summary"),
+            v_if=k("summary"),
+            classes="text-body-1 my-2",
+            raw_attrs=testid("hipradiomics-summary"),
+        )
         self.table("results", "results")

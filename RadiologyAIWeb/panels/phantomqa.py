@@ -14,8 +14,16 @@ from .base import Panel, testid
 
 # The quick variant: the small phantom, FBP at two doses, two repetitions (4 acquisitions, about 20 s on 2 cores).
 QUICK_DEMO = ["--phantom", "small", "--doses", "1.0,4.0", "--recons", "fbp", "--repetitions", "2", "--workers", "1"]
-TABLE_COLUMNS = ("recon", "ctdivol_mgy", "radius_mm", "mpv_mean_hu", "mpv_sd_hu", "iqr_mean_hu", "iqr_sd_hu",
-                 "detection_mean")
+TABLE_COLUMNS = (
+    "recon",
+    "ctdivol_mgy",
+    "radius_mm",
+    "mpv_mean_hu",
+    "mpv_sd_hu",
+    "iqr_mean_hu",
+    "iqr_sd_hu",
+    "detection_mean",
+)
 
 
 def result_field(results, name: str):
@@ -56,8 +64,11 @@ class PhantomQAPanel(Panel):
         manifest = self.data_path("manifest", "manifest")
         self._check_manifest(manifest)
         work = self.ctx.results.new_folder("phantomqa")
-        await self._run(["phantom", "study", str(manifest), "--output-dir", str(work / "out"), "--workers", "1"], work,
-                        "PhantomQA study")
+        await self._run(
+            ["phantom", "study", str(manifest), "--output-dir", str(work / "out"), "--workers", "1"],
+            work,
+            "PhantomQA study",
+        )
 
     def _check_manifest(self, manifest) -> None:
         """The scans a manifest lists must be in the data folder too (the server reads nothing else).
@@ -101,7 +112,9 @@ class PhantomQAPanel(Panel):
         results = PhantomQALogic().loadResults(str(out))
         summary_node, volumes_node = result_field(results, "summaryTable"), result_field(results, "volumesTable")
         summary, volumes = slicer.util.dataframeFromTable(summary_node), slicer.util.dataframeFromTable(volumes_node)
-        self.viewer.remove(*[n for n in result_values(results) if hasattr(n, "GetID")])  # tables and charts: shown here, not in the views
+        self.viewer.remove(
+            *[n for n in result_values(results) if hasattr(n, "GetID")]
+        )  # tables and charts: shown here, not in the views
         token = self.ctx.results.publish(out)
         report = self.ctx.results.url(token, "report.html") if (out / "report.html").is_file() else ""
         doses = ", ".join(f"{d:g}" for d in sorted(set(summary["ctdivol_mgy"])))
@@ -119,10 +132,19 @@ class PhantomQAPanel(Panel):
 
     def build(self) -> None:
         k = self.key
-        html.Div("CT dose x reconstruction study on a lung-vessel phantom: simulated (the demo) or real scans "
-                 "(a manifest CSV in the data folder).", classes="text-body-2")
-        v3.VSwitch(v_model=(k("quick"),), label="quick demo (small phantom, FBP, 2 doses, 2 repetitions: ~20 s)",
-                   density="compact", hide_details=True, color="primary", raw_attrs=testid("phantomqa-quick"))
+        html.Div(
+            "CT dose x reconstruction study on a lung-vessel phantom: simulated (the demo) or real scans "
+            "(a manifest CSV in the data folder).",
+            classes="text-body-2",
+        )
+        v3.VSwitch(
+            v_model=(k("quick"),),
+            label="quick demo (small phantom, FBP, 2 doses, 2 repetitions: ~20 s)",
+            density="compact",
+            hide_details=True,
+            color="primary",
+            raw_attrs=testid("phantomqa-quick"),
+        )
         self.button("run-demo", "Run demo", self.action(self.run_demo), disabled=k("busy"), color="primary")
         with html.Div(classes="d-flex align-center"):
             self.path_input("manifest", "manifest:")
@@ -130,9 +152,19 @@ class PhantomQAPanel(Panel):
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div("{{ %s }}" % k("summary"), v_if=k("summary"), classes="text-body-2 my-2",
-                 raw_attrs=testid("phantomqa-summary"))
-        html.A("Open report.html", v_if=k("report"), href=(k("report"),), target="_blank", classes="my-2 d-block",
-               raw_attrs=testid("phantomqa-report"))
+        html.Div(
+            "{{ %s }}" % k("summary"),
+            v_if=k("summary"),
+            classes="text-body-2 my-2",
+            raw_attrs=testid("phantomqa-summary"),
+        )
+        html.A(
+            "Open report.html",
+            v_if=k("report"),
+            href=(k("report"),),
+            target="_blank",
+            classes="my-2 d-block",
+            raw_attrs=testid("phantomqa-report"),
+        )
         html.Img(v_if=k("plot"), src=(k("plot"),), style="max-width: 100%", raw_attrs=testid("phantomqa-plot"))
         self.table("results", "results")

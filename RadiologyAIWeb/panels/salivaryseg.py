@@ -71,8 +71,11 @@ class SalivarySegPanel(Panel):
         token = self.ctx.results.publish(work / "output")
         import pandas as pd
 
-        self.set(summary=prediction.summary, results=present.table(pd.DataFrame(rows, columns=["class", "probability"])),
-                 download=self.ctx.results.url(token, "tumour_label.nrrd"))
+        self.set(
+            summary=prediction.summary,
+            results=present.table(pd.DataFrame(rows, columns=["class", "probability"])),
+            download=self.ctx.results.url(token, "tumour_label.nrrd"),
+        )
 
     def _clear(self) -> None:
         self.viewer.remove(self._segmentation)
@@ -83,17 +86,33 @@ class SalivarySegPanel(Panel):
 
     def build(self) -> None:
         k = self.key
-        html.Div("Parotid / submandibular tumour segmentation (V-Net) and benign/malignant class (ResNet) of a CT, "
-                 "with a model folder written by 'radiologyai salivary train'.", classes="text-body-2")
+        html.Div(
+            "Parotid / submandibular tumour segmentation (V-Net) and benign/malignant class (ResNet) of a CT, "
+            "with a model folder written by 'radiologyai salivary train'.",
+            classes="text-body-2",
+        )
         self.volume_source("ct", "CT", self.load_upload, self.load_path)
-        html.Div("CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("salivaryseg-ct"))
+        html.Div(
+            "CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("salivaryseg-ct")
+        )
         self.path_input("model", "model folder:")
-        self.button("predict", "Predict", self.action(self.predict), disabled=f"{k('busy')} || !{k('ct')}", color="primary")
+        self.button(
+            "predict", "Predict", self.action(self.predict), disabled=f"{k('busy')} || !{k('ct')}", color="primary"
+        )
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div("{{ %s }}" % k("summary"), v_if=k("summary"), classes="text-body-1 my-2",
-                 raw_attrs=testid("salivaryseg-summary"))
+        html.Div(
+            "{{ %s }}" % k("summary"),
+            v_if=k("summary"),
+            classes="text-body-1 my-2",
+            raw_attrs=testid("salivaryseg-summary"),
+        )
         self.table("results", "results")
-        html.A("Download the tumour label (NRRD)", v_if=k("download"), href=(k("download"),), download="tumour_label.nrrd",
-               raw_attrs=testid("salivaryseg-download-segmentation"))
+        html.A(
+            "Download the tumour label (NRRD)",
+            v_if=k("download"),
+            href=(k("download"),),
+            download="tumour_label.nrrd",
+            raw_attrs=testid("salivaryseg-download-segmentation"),
+        )

@@ -17,9 +17,11 @@ from .base import Panel, testid
 SAMPLE = {"size_xyz": (100, 100, 48), "seed": 3, "root_radius_mm": 2.5}
 LUNG_WINDOW = (1500.0, -600.0)
 TABLE_COLUMNS = ("radius_mm", "voxel_count", "volume_ml", "median_hu", "iqr_hu")
-DOWNLOADS = (("segmentation", "vessel_label.nrrd", "segmentation (NRRD)"),
-             ("radius", "vessel_radius.nrrd", "radius map (NRRD)"),
-             ("csv", "per_radius.csv", "per-radius table (CSV)"))
+DOWNLOADS = (
+    ("segmentation", "vessel_label.nrrd", "segmentation (NRRD)"),
+    ("radius", "vessel_radius.nrrd", "radius map (NRRD)"),
+    ("csv", "per_radius.csv", "per-radius table (CSV)"),
+)
 
 
 def _read_ct(path):
@@ -101,11 +103,20 @@ class VesselQuantPanel(Panel):
         self.set(
             results=present.table(per_radius, columns=TABLE_COLUMNS),
             plot=present.vessel_plot(per_radius),
-            summary=(f"Vessel volume {summary['total_volume_ml']:.1f} ml in {summary['lung_volume_ml']:.0f} ml of lung "
-                     f"({summary['vessel_fraction']:.1%}); small vessels {summary['small_vessel_volume_ml']:.1f} ml; "
-                     f"log-linear fit R\u00b2 {summary['fit_r2']:.2f}"),
-            downloads=[{"id": f"{self.name}-download-{key}", "href": self.ctx.results.url(token, file), "label": label,
-                        "file": file} for key, file, label in DOWNLOADS],
+            summary=(
+                f"Vessel volume {summary['total_volume_ml']:.1f} ml in {summary['lung_volume_ml']:.0f} ml of lung "
+                f"({summary['vessel_fraction']:.1%}); small vessels {summary['small_vessel_volume_ml']:.1f} ml; "
+                f"log-linear fit R\u00b2 {summary['fit_r2']:.2f}"
+            ),
+            downloads=[
+                {
+                    "id": f"{self.name}-download-{key}",
+                    "href": self.ctx.results.url(token, file),
+                    "label": label,
+                    "file": file,
+                }
+                for key, file, label in DOWNLOADS
+            ],
         )
 
     def _clear_results(self) -> None:
@@ -126,19 +137,32 @@ class VesselQuantPanel(Panel):
         with html.Div(classes="d-flex align-center"):
             self.path_input("path", "or in the data folder:")
             self.button("load-data", "Load", self.action(self.load_data), disabled=k("busy"))
-        html.Div("CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("vesselquant-ct"))
+        html.Div(
+            "CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("vesselquant-ct")
+        )
         self.button("apply", "Apply", self.action(self.apply), disabled=f"{k('busy')} || !{k('ct')}", color="primary")
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div("{{ %s }}" % k("summary"), v_if=k("summary"), classes="text-body-2 my-2",
-                 raw_attrs=testid("vesselquant-summary"))
+        html.Div(
+            "{{ %s }}" % k("summary"),
+            v_if=k("summary"),
+            classes="text-body-2 my-2",
+            raw_attrs=testid("vesselquant-summary"),
+        )
         html.Img(v_if=k("plot"), src=(k("plot"),), style="max-width: 100%", raw_attrs=testid("vesselquant-plot"))
         self.table("results", "results")
         with html.Div(v_if=f"{k('downloads')}.length", classes="my-2"):
             html.Span("Download: ", classes="text-body-2")
-            html.A("{{ d.label }}", v_for=f"d in {k('downloads')}", key=("d.id",), href=("d.href",), download=("d.file",),
-                   classes="mr-3", raw_attrs=[':data-testid="d.id"'])
+            html.A(
+                "{{ d.label }}",
+                v_for=f"d in {k('downloads')}",
+                key=("d.id",),
+                href=("d.href",),
+                download=("d.file",),
+                classes="mr-3",
+                raw_attrs=[':data-testid="d.id"'],
+            )
 
 
 def _name_of(files, default: str) -> str:

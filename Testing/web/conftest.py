@@ -30,9 +30,11 @@ SERVER_START_S = 120
 
 
 def _missing() -> str | None:
-    for module, what in (("trame", "trame (pip install 'radiologyai[web]')"),
-                         ("trame_slicer", "trame-slicer (pip install 'radiologyai[web]')"),
-                         ("playwright", "playwright (pip install 'radiologyai[test]')")):
+    for module, what in (
+        ("trame", "trame (pip install 'radiologyai[web]')"),
+        ("trame_slicer", "trame-slicer (pip install 'radiologyai[web]')"),
+        ("playwright", "playwright (pip install 'radiologyai[test]')"),
+    ):
         if importlib.util.find_spec(module) is None:
             return f"{what} is not installed"
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
@@ -104,11 +106,22 @@ class WebServer:
 def web_server(browser_requirements, data_dir, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("web-server") / "stderr.txt"
-    command = [sys.executable, "-m", "RadiologyAICommonLib", "web", "--port", str(port), "--data-dir", str(data_dir),
-               "--max-upload-mb", str(MAX_UPLOAD_MB)]
+    command = [
+        sys.executable,
+        "-m",
+        "RadiologyAICommonLib",
+        "web",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--max-upload-mb",
+        str(MAX_UPLOAD_MB),
+    ]
     with open(log, "w", encoding="utf-8") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=server_env(), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=server_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     server = WebServer(process, f"http://127.0.0.1:{port}/", data_dir, log)
     deadline = time.monotonic() + SERVER_START_S
     while True:
@@ -137,7 +150,9 @@ def browser(browser_requirements):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"))
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+        )
         yield chromium
         chromium.close()
 

@@ -1,4 +1,4 @@
-"""PhantomQA in the browser: the quick demo -> summary table, dose plot and report.html; a manifest outside the rules."""
+"""PhantomQA in the browser: the quick demo -> summary table, dose plot and report.html; a manifest out of bounds."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ def test_manifest_must_be_in_the_data_folder(page, web_server, tmp_path):
     _open(page)
     outside = tmp_path / "scan.nrrd"
     outside.write_bytes(b"not read")
-    (web_server.data_dir / "manifest.csv").write_text(f"path,recon,ctdivol_mgy,repetition\n{outside},fbp,1.0,1\n",
-                                                      encoding="utf-8")
+    (web_server.data_dir / "manifest.csv").write_text(
+        f"path,recon,ctdivol_mgy,repetition\n{outside},fbp,1.0,1\n", encoding="utf-8"
+    )
     page.fill(tid("phantomqa-manifest"), "manifest.csv")
     page.click(tid("phantomqa-run-manifest"))
     page.wait_for_selector(f'{tid("phantomqa-error")}:has-text("outside the data folder")', timeout=10_000)

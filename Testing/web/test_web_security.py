@@ -56,8 +56,9 @@ def test_uploads_are_written_under_safe_names_in_a_new_folder(tmp_path):
     assert folder.parent == tmp_path
     assert [p.name for p in folder.iterdir()] == ["evil.nrrd"]
     assert uploaded_path(folder) == folder / "evil.nrrd"
-    several = save_uploads([{"name": "1.dcm", "content": b"a"}, {"name": "1.dcm", "content": [b"b", b"c"]}], 10,
-                           parent=tmp_path)
+    several = save_uploads(
+        [{"name": "1.dcm", "content": b"a"}, {"name": "1.dcm", "content": [b"b", b"c"]}], 10, parent=tmp_path
+    )
     assert uploaded_path(several) == several and len(list(several.iterdir())) == 2
     assert safe_filename("C:\\x\\.hidden name.nii.gz") == "hidden_name.nii.gz"
 
@@ -89,16 +90,24 @@ def test_result_files_are_served_only_from_published_folders(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "RadiologyAICommonLib", *args], cwd=ROOT, env=server_env(),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "RadiologyAICommonLib", *args],
+        cwd=ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_help_and_clear_errors(tmp_path):
     done = _cli("web", "--help")
     assert done.returncode == 0 and "--data-dir" in done.stdout and "127.0.0.1" in done.stdout
-    for args, message in ((["--data-dir", str(tmp_path / "missing")], "not a folder"),
-                          (["--port", "70000"], "not a port number"),
-                          (["--max-upload-mb", "0"], "must be positive")):
+    for args, message in (
+        (["--data-dir", str(tmp_path / "missing")], "not a folder"),
+        (["--port", "70000"], "not a port number"),
+        (["--max-upload-mb", "0"], "must be positive"),
+    ):
         done = _cli("web", *args)
         assert done.returncode == 2, args
         assert done.stderr.strip().splitlines() == [f"error: {done.stderr.strip()[7:]}"] and message in done.stderr

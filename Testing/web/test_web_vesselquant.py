@@ -74,8 +74,10 @@ def test_bad_upload_shows_the_error_and_the_server_keeps_working(page, web_serve
 def test_data_folder_file_loads_and_nothing_outside_it(page, web_server, tmp_path):
     from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
-    sitk.WriteImage(make_vessel_phantom(size_xyz=(40, 40, 20), seed=2, root_radius_mm=1.5).image,
-                    str(web_server.data_dir / "chest.nrrd"))
+    sitk.WriteImage(
+        make_vessel_phantom(size_xyz=(40, 40, 20), seed=2, root_radius_mm=1.5).image,
+        str(web_server.data_dir / "chest.nrrd"),
+    )
     page.fill(tid("vesselquant-path"), "chest.nrrd")
     page.click(tid("vesselquant-load-data"))
     page.wait_for_selector(f'{tid("vesselquant-ct")}:has-text("chest.nrrd (40x40x20 voxels)")', timeout=30_000)

@@ -17,8 +17,9 @@ SLICE_VIEW = '[data-testid="viewer"] .layout-grid-item >> nth=0'
 
 def server_env() -> dict:
     env = dict(os.environ)
-    paths = [str(ROOT)] + [str(ROOT / m) for m in ("RadiologyAICommon", "VesselQuant", "PhantomQA", "SalivarySeg",
-                                                   "HipRadiomics")]
+    paths = [str(ROOT)] + [
+        str(ROOT / m) for m in ("RadiologyAICommon", "VesselQuant", "PhantomQA", "SalivarySeg", "HipRadiomics")
+    ]
     env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
     env["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
     return env
@@ -59,7 +60,11 @@ def wait_for_stable_view(page, timeout_s: float = 30.0, selector: str = SLICE_VI
     previous = None
     while True:
         pixels = view_pixels(page, selector)
-        if previous is not None and (pixels > 60).any(axis=-1).mean() > 0.05 and changed_fraction(previous, pixels) < 1e-3:
+        if (
+            previous is not None
+            and (pixels > 60).any(axis=-1).mean() > 0.05
+            and changed_fraction(previous, pixels) < 1e-3
+        ):
             return pixels
         if time.monotonic() > deadline:
             raise AssertionError("the view did not settle on an image in time")
