@@ -4,16 +4,19 @@ manifest from the data folder, in the worker process (``radiologyai phantom demo
 
 from __future__ import annotations
 
+import os
+
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.workdir import output_dir
 
 from .. import present
 from .base import Panel, testid
 
 # The quick variant: the small phantom, FBP at two doses, two repetitions (4 acquisitions, about 20 s on 2 cores).
-QUICK_DEMO = ["--phantom", "small", "--doses", "1.0,4.0", "--recons", "fbp", "--repetitions", "2", "--workers", "1"]
+QUICK_DEMO = ["--phantom", "small", "--doses", "1.0,4.0", "--recons", "fbp", "--repetitions", "2"]
 TABLE_COLUMNS = (
     "recon",
     "ctdivol_mgy",
@@ -54,21 +57,21 @@ class PhantomQAPanel(Panel):
         self._output = None
 
     async def run_demo(self) -> None:
+        from PhantomQALib.logic import PhantomQALogic
+
+        quick = bool(self.get("quick"))
         work = self.ctx.results.new_folder("phantomqa")
-        args = ["phantom", "demo", "--output-dir", str(work / "out"), "--no-scans"]
-        if self.get("quick"):
-            args += QUICK_DEMO
-        await self._run(args, work, "PhantomQA demo")
+        args = PhantomQALogic.demoArguments(str(output_dir(work)), workers=1 if quick else (os.cpu_count() or 1))
+        await self._run(args + ["--no-scans"] + (QUICK_DEMO if quick else []), work, "PhantomQA demo")
 
     async def run_manifest(self) -> None:
+        from PhantomQALib.logic import PhantomQALogic
+
         manifest = self.data_path("manifest", "manifest")
         self._check_manifest(manifest)
         work = self.ctx.results.new_folder("phantomqa")
-        await self._run(
-            ["phantom", "study", str(manifest), "--output-dir", str(work / "out"), "--workers", "1"],
-            work,
-            "PhantomQA study",
-        )
+        args = PhantomQALogic.studyArguments(str(manifest), str(output_dir(work)), workers=1)
+        await self._run(args, work, "PhantomQA study")
 
     def _check_manifest(self, manifest) -> None:
         """The scans a manifest lists must be in the data folder too (the server reads nothing else).
@@ -100,7 +103,7 @@ class PhantomQAPanel(Panel):
         if result is None:
             self.ctx.results.discard(work)
             return
-        self._show(work / "out")
+        self._show(output_dir(work))
         self._output = work
 
     def _show(self, out) -> None:

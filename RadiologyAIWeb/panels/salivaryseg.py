@@ -7,6 +7,7 @@ from __future__ import annotations
 from trame.widgets import html
 
 from RadiologyAICommonLib.errors import RadiologyAIError
+from RadiologyAICommonLib.workdir import output_dir
 
 from .. import present
 from .base import Panel, testid
@@ -63,12 +64,12 @@ class SalivarySegPanel(Panel):
         if result is None or ct_node is not self._ct_node:
             self.ctx.results.discard(work)
             return
-        prediction = logic.loadPrediction(work / "output", ct_node)
+        prediction = logic.loadPrediction(output_dir(work), ct_node)
         self._segmentation = prediction.segmentationNode
         self._output = work
         self.show_segmentation(prediction.segmentationNode)
         rows = [{"class": name, "probability": p} for name, p in sorted(prediction.probabilities.items())]
-        token = self.ctx.results.publish(work / "output")
+        token = self.ctx.results.publish(output_dir(work))
         import pandas as pd
 
         self.set(

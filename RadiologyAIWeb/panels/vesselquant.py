@@ -69,32 +69,30 @@ class VesselQuantPanel(Panel):
 
     # ------------------------------------------------------------------ run
     async def apply(self) -> None:
-        from RadiologyAICommonLib import mrml
-        from RadiologyAICommonLib.imageio import write_image
+        from RadiologyAICommonLib.workdir import output_dir
+        from VesselQuantLib.logic import VesselQuantLogic
 
         if self._ct_node is None:
             raise RadiologyAIError("load a CT first (upload, data folder or the sample)")
         self._clear_results()
         ct_node = self._ct_node
         work = self.ctx.results.new_folder("vesselquant")
-        write_image(mrml.volume_node_to_image(ct_node), work / "ct.nrrd")
-        out = work / "out"
         try:
-            result = await self.run_job(["vessels", str(work / "ct.nrrd"), "--output-dir", str(out)], "VesselQuant")
+            args = VesselQuantLogic().processArguments(ct_node, None, work)
+            result = await self.run_job(args, "VesselQuant")
         except Exception:
             self.ctx.results.discard(work)
             raise
         if result is None or ct_node is not self._ct_node:  # cancelled, or another CT loaded meanwhile
             self.ctx.results.discard(work)
             return
-        self._show(out, ct_node)
+        self._show(output_dir(work), ct_node)
         self._output = work
 
     def _show(self, out, ct_node) -> None:
         from VesselQuantLib.logic import VesselQuantLogic
-        from VesselQuantLib.resultio import read_result
 
-        nodes = VesselQuantLogic().loadResult(read_result(out), ct_node)
+        nodes = VesselQuantLogic().loadOutput(out, ct_node)
         self._nodes = nodes
         self.show_segmentation(nodes.segmentation, hidden_in_3d=("Lungs",))
         per_radius = nodes.result.per_radius
