@@ -35,7 +35,8 @@ Radiomics classifier for two-class questions on MRI, by default avascular necros
 the hip (Klontzas et al.): PyRadiomics features of the femoral head, collinearity filter, Boruta feature selection and
 XGBoost, validated on a held-out split with AUC and DeLong 95% confidence intervals, compared with readers.
 <br><b>Predict</b>: choose the MRI volume, the femoral-head segment and a trained model folder.
-<br><b>Train</b>: choose a cohort CSV (case_id, image, mask, label[, reader...]) and an output folder; training runs in a
+<br><b>Train</b>: choose a cohort CSV (case_id, image, mask, label[, reader...]) and an output folder; \
+training runs in a
 separate process with progress and Cancel.
 See the module's README for the method, parameters and limitations.
 """)

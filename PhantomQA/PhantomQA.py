@@ -53,7 +53,8 @@ class PhantomQAParameterNode:
     """
     sourcePath - manifest CSV or DICOM folder of the study (ignored when useSceneVolumes is set).
     useSceneVolumes - analyse the volumes listed in the table instead.
-    designPath - design folder / design.json / surface model; empty = design beside the manifest or the built-in phantom.
+    designPath - design folder / design.json / surface model; empty = design beside the manifest or
+        the built-in phantom.
     outputDir - where the results go.
     workers - worker processes.
     """

@@ -129,7 +129,8 @@ def test_ui_file_matches_widget(module):
     assert root.tag == "ui" and root.get("version") == "4.0"
     top = root.find("widget")
     assert top is not None and top.get("class") == "qMRMLWidget" and top.get("name") == module
-    # Names and parameter bindings are checked with Qt's own loader in test_slicer_ui.py. Every MRML node selector gets the scene from the root widget.
+    # Names and parameter bindings are checked with Qt's own loader in test_slicer_ui.py. Every MRML node
+    # selector gets the scene from the root widget.
     selectors = {w.get("name") for w in top.iter("widget") if w is not top and w.get("class", "").startswith("qMRML")}
     connected = {
         c.findtext("receiver")

@@ -4,10 +4,11 @@ CSV columns: ``case_id, image, mask, label`` and optionally ``mask_label`` (the 
 value for that case) and reader-score columns whose names start with ``reader`` (a higher score
 means "more likely the positive class"). Relative paths are relative to the CSV's folder.
 
-Cases run on the shared executor (:func:`RadiologyAICommonLib.executors.open_executor`): a local process pool (``workers``) or, given a
-scheduler address, a ``dask.distributed`` cluster (``Client.get_executor()``; the workers need
-this package installed and the image paths visible). A case that fails is recorded with its
-reason in the failed-cases log; ``strict`` turns the first failure into an error.
+Cases run on the shared executor (:func:`RadiologyAICommonLib.executors.open_executor`): a local
+process pool (``workers``) or, given a scheduler address, a ``dask.distributed`` cluster
+(``Client.get_executor()``; the workers need this package installed and the image paths
+visible). A case that fails is recorded with its reason in the failed-cases log; ``strict``
+turns the first failure into an error.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def read_cohort_csv(path: str | Path) -> list[CohortCase]:
     bad_extra = [c for c in extra if not is_reader_column(c)]
     if bad_extra:
         raise RadiologyAIError(
-            f"cohort CSV {path}: unexpected column(s) {', '.join(repr(c) for c in bad_extra)}; extra columns are reader scores and "
+            f"cohort CSV {path}: unexpected column(s) {', '.join(repr(c) for c in bad_extra)}; "
+            "extra columns are reader scores and "
             f"their names must start with '{READER_PREFIX}' (e.g. reader1)"
         )
     if len(table) == 0:

@@ -106,8 +106,10 @@ def prepare_mask(
     image_lo, image_hi = _physical_box(image, (0, 0, 0), (size[0] - 1, size[1] - 1, size[2] - 1))
     if np.any(mask_hi <= image_lo) or np.any(mask_lo >= image_hi):
         raise RadiologyAIError(
-            f"{what}: the labelled region (physical box {np.round(mask_lo, 1).tolist()} to {np.round(mask_hi, 1).tolist()} mm) "
-            f"does not overlap the image (box {np.round(image_lo, 1).tolist()} to {np.round(image_hi, 1).tolist()} mm); "
+            f"{what}: the labelled region (physical box {np.round(mask_lo, 1).tolist()} "
+            f"to {np.round(mask_hi, 1).tolist()} mm) "
+            f"does not overlap the image (box {np.round(image_lo, 1).tolist()} "
+            f"to {np.round(image_hi, 1).tolist()} mm); "
             "check that image and mask belong together"
         )
     binary = sitk.Cast(sitk.Equal(mask, label), sitk.sitkUInt32) * label

@@ -133,7 +133,8 @@ def validate_feature_table(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
             raise RadiologyAIError(
-                f"features table {source}: reader column '{name}' row {row} is not a number ({table[name].iloc[row - 2]!r})"
+                f"features table {source}: reader column '{name}' row {row} "
+                f"is not a number ({table[name].iloc[row - 2]!r})"
             )
         readers[name] = numeric.astype(float)
     skip = {"label", "case_id", *reader_columns, *exclude}

@@ -55,7 +55,8 @@ def validate_params(params, source: str = "params") -> RadiomicsParameters:
     unknown = [str(k) for k in params if k not in ALLOWED_SECTIONS]
     if unknown:
         raise RadiologyAIError(
-            f"{source}: unknown section(s) {', '.join(repr(u) for u in unknown)}; allowed: {', '.join(ALLOWED_SECTIONS)}"
+            f"{source}: unknown section(s) {', '.join(repr(u) for u in unknown)}; "
+            f"allowed: {', '.join(ALLOWED_SECTIONS)}"
         )
     import pykwalify.core
     import radiomics

@@ -141,7 +141,8 @@ class TrainingMetrics:
     versions: dict[str, str] | None = None
 
     def to_dict(self) -> dict:
-        """The ``metrics.json`` form: each proportion as three keys (``accuracy``, ``accuracy_ci95``, ``accuracy_n``)."""
+        """The ``metrics.json`` form: each proportion as three keys (``accuracy``, ``accuracy_ci95``,
+        ``accuracy_n``)."""
         data = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -375,7 +376,8 @@ def _test_metrics(
 def _compare_readers(
     table: FeatureTable, test: np.ndarray, probability: np.ndarray
 ) -> tuple[list[ReaderComparison], dict]:
-    """Each reader against the model on the test cases it scored; also ``{reader: (labels, scores)}`` for the ROC plot."""
+    """Each reader against the model on the test cases it scored; also ``{reader: (labels, scores)}``
+    for the ROC plot."""
     yte = table.y[test]
     readers, curves = [], {}
     for name in table.readers.columns:

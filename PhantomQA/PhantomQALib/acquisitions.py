@@ -129,7 +129,8 @@ def check_dose_levels(acquisitions: list[Acquisition], what: str, tolerance: flo
             members = [m for m in acquisitions if m.ctdivol_mgy in (a, b)]
             parts.append(f"{a:g} and {b:g} mGy ({_rows(members)})")
         raise RadiologyAIError(
-            f"{what}: doses cannot be grouped into a dose series: {'; '.join(parts)} are within {100 * tolerance:g} % of each other; "
+            f"{what}: doses cannot be grouped into a dose series: {'; '.join(parts)} "
+            f"are within {100 * tolerance:g} % of each other; "
             "give every scan of a dose level the same nominal ctdivol_mgy (keep the recorded value in an extra column)"
         )
 

@@ -267,5 +267,8 @@ def terminal_table(
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.rjust(w) if i > 0 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     rule = "-" * len(fmt(header))
-    title = f"Vessels of design radius {radius_mm:g} mm: mean ± SD{reps}; published: the seed study's values where quoted (MPV: its range over the doses; blank: not quoted)"
+    title = (
+        f"Vessels of design radius {radius_mm:g} mm: mean ± SD{reps}; "
+        "published: the seed study's values where quoted (MPV: its range over the doses; blank: not quoted)"
+    )
     return "\n".join([title, rule, fmt(header), rule, *[fmt(line) for line in lines], rule])

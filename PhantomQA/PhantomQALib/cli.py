@@ -100,7 +100,10 @@ def configure_parser(parser) -> None:
     study.add_argument(
         "--design",
         default=None,
-        help="design folder, design.json, label map, or surface model (STL/OBJ/VTK); default: design/ beside the manifest, else the built-in phantom",
+        help=(
+            "design folder, design.json, label map, or surface model (STL/OBJ/VTK); "
+            "default: design/ beside the manifest, else the built-in phantom"
+        ),
     )
     study.add_argument("--design-radius", default=None, help="radius map (mm) that goes with a label-map --design")
     study.add_argument(
@@ -166,7 +169,8 @@ def _simulation_setup(args):
     vessel_lo, vessel_hi = design.centreline_points()[:, :3].min(0), design.centreline_points()[:, :3].max(0)
     if any(max(abs(a), abs(b)) > h for a, b, h in zip(vessel_lo, vessel_hi, half_fov)):
         raise RadiologyAIError(
-            f"--size/--spacing: the scan field of view ({2 * half_fov[0]:.0f} x {2 * half_fov[1]:.0f} x {2 * half_fov[2]:.0f} mm) does not hold the phantom's vessel tree"
+            f"--size/--spacing: the scan field of view ({2 * half_fov[0]:.0f} x {2 * half_fov[1]:.0f} "
+            f"x {2 * half_fov[2]:.0f} mm) does not hold the phantom's vessel tree"
         )
     acquisitions = [
         Acquisition(
@@ -335,7 +339,10 @@ def handle_demo(args, progress) -> int:
             study,
             title="PhantomQA demo: simulated dose x reconstruction study",
             notes=[
-                f"Simulated with the {spec.method} acquisition simulator (seed {spec.seed}); reconstructions are emulations named by what they imitate, not vendor algorithms."
+                (
+                    f"Simulated with the {spec.method} acquisition simulator (seed {spec.seed}); "
+                    "reconstructions are emulations named by what they imitate, not vendor algorithms."
+                )
             ],
         )
         progress(1.0, "done")

@@ -185,7 +185,8 @@ class PhantomQALogic(LogicBase):
     def sceneStudyArguments(
         self, entries: list, workDir, outputDir: str, workers: int = 1, design: str | None = None
     ) -> list[str]:
-        """Export the scene volumes of ``entries`` (see :meth:`writeManifest`) into ``workDir``; the study's arguments."""
+        """Export the scene volumes of ``entries`` (see :meth:`writeManifest`) into ``workDir``; the
+        study's arguments."""
         return self.studyArguments(str(self.writeManifest(entries, workDir)), outputDir, workers, design)
 
     # ------------------------------------------------------------------ results -> nodes

@@ -25,8 +25,8 @@ of the fast models' proxy stage (3 mm MPV against the published range and IQR wh
 at 0.2, 1.0 and 4 mGy), ``scipy.optimize.least_squares``: ``i0_1mgy`` and ``system_fwhm_mm``
 (scanner properties) on FBP, then the TV factor and post-filter of IR and of DLR. The calibrated
 values live in ``Resources/recon_calibration.json`` ("physical"), beside the fast models', and
-are the defaults of :class:`PhysicalParameters`. Noise follows dose through the Poisson statistics, not by construction (FBP:
-SD ∝ 1/sqrt(dose); the TV steps are non-linear).
+are the defaults of :class:`PhysicalParameters`. Noise follows dose through the Poisson
+statistics, not by construction (FBP: SD ∝ 1/sqrt(dose); the TV steps are non-linear).
 
 It is slow (seconds per slice): use it for a few acquisitions, not the 60-scan demo.
 """

@@ -168,7 +168,8 @@ def write_study_outputs(
     )
     report = HtmlReport(title)
     report.paragraph(
-        f"{len(study.acquisitions)} acquisitions ({reps}+ repetitions per reconstruction and dose), analysed with VesselQuant "
+        f"{len(study.acquisitions)} acquisitions ({reps}+ repetitions per reconstruction and dose), "
+        "analysed with VesselQuant "
         "on the phantom's known lung region; measurements per design radius, mean ± SD over repetitions."
     )
     for note in notes or []:
@@ -178,8 +179,12 @@ def write_study_outputs(
     if not tables["comparison"].empty:
         report.table(
             tables["comparison"].round(2),
-            caption="Against the seed study, only where it quotes a value (mean ± SD over repetitions; worst = the repetition farthest "
-            "from published; off_pct = distance from the published value or range; within = inside 15 %, the study's SDs not being available)",
+            caption=(
+                "Against the seed study, only where it quotes a value (mean ± SD over repetitions; "
+                "worst = the repetition farthest from published; "
+                "off_pct = distance from the published value or range; "
+                "within = inside 15 %, the study's SDs not being available)"
+            ),
         )
         report.paragraph(
             "Not available from the study (not compared): " + "; ".join(published_figures.published().missing) + "."
@@ -195,7 +200,10 @@ def write_study_outputs(
     report.heading("Plots")
     report.figure(
         dose_figure(summary, vols),
-        caption="MPV, IQR (3 mm) and detected volume vs dose per reconstruction (mean ± SD); squares: published values where quoted; bands: published MPV range",
+        caption=(
+            "MPV, IQR (3 mm) and detected volume vs dose per reconstruction (mean ± SD); "
+            "squares: published values where quoted; bands: published MPV range"
+        ),
     )
     report.figure(
         _detection_vs_radius(summary),

@@ -104,7 +104,8 @@ def noise_filter(model: ReconModel, shape: tuple, spacing_zyx: tuple) -> np.ndar
 
 
 def signal_filter(model: ReconModel, shape: tuple, spacing_zyx: tuple, extra_fwhm_mm: float = 0.0) -> np.ndarray:
-    """The MTF on the rfftn grid: in-plane signal FWHM (widened by ``extra_fwhm_mm`` in quadrature) and slice profile."""
+    """The MTF on the rfftn grid: in-plane signal FWHM (widened by ``extra_fwhm_mm`` in quadrature) and
+    slice profile."""
     fr, fz = _frequency_grids(shape, spacing_zyx)
     in_plane = float(np.hypot(model.signal_fwhm_mm, extra_fwhm_mm))
     return (_gaussian_mtf(fr, in_plane) * _gaussian_mtf(fz, model.slice_fwhm_mm)).astype(np.float32)

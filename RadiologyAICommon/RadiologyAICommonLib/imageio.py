@@ -239,7 +239,8 @@ def read_image(
 def read_dicom_folder(
     path: Path, what: str = "image", modality: str | None = None, series: str | None = None
 ) -> sitk.Image:
-    """The one DICOM series in folder ``path``, or the one whose SeriesInstanceUID is ``series`` (see :func:`read_image`)."""
+    """The one DICOM series in folder ``path``, or the one whose SeriesInstanceUID is ``series``
+    (see :func:`read_image`)."""
     found = list_dicom_series(path)
     if not found:
         raise RadiologyAIError(f"{what} {path}: the folder holds no DICOM series")
@@ -291,7 +292,8 @@ def validate_scalar_volume(image: sitk.Image, what: str = "image", min_voxels_pe
         raise RadiologyAIError(f"{what}: expected a 3D volume, got a {image.GetDimension()}D image")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise RadiologyAIError(
-            f"{what}: expected a scalar (grey-level) volume, got {image.GetNumberOfComponentsPerPixel()} components per voxel"
+            f"{what}: expected a scalar (grey-level) volume, "
+            f"got {image.GetNumberOfComponentsPerPixel()} components per voxel"
         )
     if min(image.GetSize()) < 1 or image.GetNumberOfPixels() < 2:
         raise RadiologyAIError(f"{what}: the volume is empty (size {image.GetSize()})")

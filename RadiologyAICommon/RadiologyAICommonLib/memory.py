@@ -1,4 +1,5 @@
-"""Refuse work the machine's memory cannot hold, before allocating it (a typo must not end in the kernel's OOM killer)."""
+"""Refuse work the machine's memory cannot hold, before allocating it (a typo must not end in the
+kernel's OOM killer)."""
 
 from __future__ import annotations
 

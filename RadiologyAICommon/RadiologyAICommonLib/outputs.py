@@ -155,7 +155,8 @@ class _Commit:
 def _check_clashes(
     new: list[str], target: Path, previous: dict[str, str], overwrite: bool, protected: list[Path]
 ) -> None:
-    """Refuse, before anything moves, to replace what RadiologyAI did not write (or an input, or without --overwrite)."""
+    """Refuse, before anything moves, to replace what RadiologyAI did not write (or an input, or
+    without --overwrite)."""
     for name in new:
         destination = target / name
         if Path(name) in protected:

@@ -154,7 +154,8 @@ def load_dataset(
             split = _SPLIT_ALIASES.get(raw)
             if split is None:
                 problems.append(
-                    f"{where}: unknown split '{row.get('split', '')}' for case '{case_id}' (expected train, val or test)"
+                    f"{where}: unknown split '{row.get('split', '')}' for case '{case_id}' "
+                    "(expected train, val or test)"
                 )
         if case_id not in images:
             problems.append(f"{where}: case '{case_id}' has no image in images/")
@@ -200,7 +201,8 @@ def _check_pair(record: CaseRecord, require_labels: bool) -> list[str]:
         return [
             f"labels/{record.label.name}: geometry differs from images/{record.image.name} "
             f"(size {label_info.GetSize()} vs {image_info.GetSize()}, spacing "
-            f"{tuple(round(s, 3) for s in label_info.GetSpacing())} vs {tuple(round(s, 3) for s in image_info.GetSpacing())})"
+            f"{tuple(round(s, 3) for s in label_info.GetSpacing())} "
+            f"vs {tuple(round(s, 3) for s in image_info.GetSpacing())})"
         ]
     label_image = sitk.ReadImage(str(record.label))  # keep a reference: the array below is a view of it
     if not np.any(sitk.GetArrayViewFromImage(label_image)):

@@ -83,7 +83,8 @@ class SalivarySegLogic(LogicBase):
         ]
 
     def startPrediction(self, inputVolumeNode, modelFolder, on_progress=None, device: str = "cpu"):
-        """Start the worker process; returns ``(worker, workDir)``. Poll ``worker.poll()``; cancel with ``.cancel()``."""
+        """Start the worker process; returns ``(worker, workDir)``. Poll ``worker.poll()``; cancel with
+        ``.cancel()``."""
         from RadiologyAICommonLib.worker import WorkerProcess
 
         workDir = make_work_dir("SalivarySeg")

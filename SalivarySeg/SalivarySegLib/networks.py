@@ -190,7 +190,8 @@ def build_segmentation_network(params: SegmentationNetworkParameters) -> nn.Modu
             dropout_prob_up=(params.dropout, params.dropout),
         )
     raise RadiologyAIError(
-        f"unknown segmentation architecture '{params.architecture}'; expected one of {', '.join(SEGMENTATION_ARCHITECTURES)}"
+        f"unknown segmentation architecture '{params.architecture}'; "
+        f"expected one of {', '.join(SEGMENTATION_ARCHITECTURES)}"
     )
 
 

@@ -139,7 +139,8 @@ class _Clock:
 
 @dataclass
 class _StageInputs:
-    """What both training stages work from: the preprocessed cases, the run's settings, device, staging folder, clock."""
+    """What both training stages work from: the preprocessed cases, the run's settings, device, staging
+    folder, clock."""
 
     cases: list[dict]
     params: TrainingParameters
@@ -200,7 +201,8 @@ def train(
     train_diagnoses = {r.diagnosis for r in records if splits[r.case_id] == "train"}
     if set(CLASS_NAMES) - train_diagnoses:
         raise RadiologyAIError(
-            f"dataset {dataset_dir}: the training split has no {' or '.join(sorted(set(CLASS_NAMES) - train_diagnoses))} "
+            f"dataset {dataset_dir}: the training split has no "
+            f"{' or '.join(sorted(set(CLASS_NAMES) - train_diagnoses))} "
             "case; both diagnoses are needed"
         )
     seed_everything(params.seed)

@@ -83,7 +83,8 @@ def main() -> None:
             ratios = sorted(b / a for a, b in zip(measure["direct"], measure["ours"]))
             print(
                 f"overhead ({label}): direct PyRadiomics {d:.2f} s, HipRadiomics {o:.2f} s over {n} extractions -> "
-                f"total {100 * (o - d) / d:+.1f} %, median per case {100 * (ratios[len(ratios) // 2] - 1):+.1f} % (goal <= 10 %)"
+                f"total {100 * (o - d) / d:+.1f} %, "
+                f"median per case {100 * (ratios[len(ratios) // 2] - 1):+.1f} % (goal <= 10 %)"
             )
         print(f"max relative feature difference HipRadiomics vs direct: {max_rel:.1e}")
         # The steps HipRadiomics adds, timed on their own (noise-free view of the overhead).
@@ -134,7 +135,8 @@ def main() -> None:
             raise SystemExit(f"extract failed: {done.stderr}")
         summary = json.loads(done.stdout)
         print(
-            f"cohort extraction: {summary['cases']} cases ({summary['failed']} failed), {summary['n_features']} features, "
+            f"cohort extraction: {summary['cases']} cases ({summary['failed']} failed), "
+            f"{summary['n_features']} features, "
             f"{args.workers} workers, {wall:.1f} s wall (goal <= 60 s on 2 cores); {cpu:.1f} CPU-s in all processes, "
             f"i.e. {cpu / args.workers:.1f} s on {args.workers} otherwise idle cores; os.cpu_count()={os.cpu_count()}, "
             f"load average before/after {load_before:.1f}/{os.getloadavg()[0]:.1f} (other jobs inflate the wall time)"

@@ -64,7 +64,8 @@ def main() -> None:
         aucs.append(auc)
         diffs.append(diff)
     print(
-        f"=== {len(aucs)} cohorts: AUC {', '.join(f'{a:.3f}' for a in aucs)} (mean {sum(aucs) / len(aucs):.3f}; goal >= 0.85); "
+        f"=== {len(aucs)} cohorts: AUC {', '.join(f'{a:.3f}' for a in aucs)} "
+        f"(mean {sum(aucs) / len(aucs):.3f}; goal >= 0.85); "
         f"max |DeLong - bootstrap| CI end-point difference {max(diffs):.4f} (goal <= 0.02)"
     )
 
@@ -108,15 +109,18 @@ def run_one(args, seed: int) -> tuple[float, float]:
             f"{metrics['n_input_features']} features ({metrics['n_after_collinearity']} after collinearity filter)"
         )
         print(
-            f"AUC {auc:.3f}, DeLong 95% CI {delong[0]:.3f}-{delong[1]:.3f} (SE {metrics['auc_se']:.4f}) -- goal AUC >= 0.85"
+            f"AUC {auc:.3f}, DeLong 95% CI {delong[0]:.3f}-{delong[1]:.3f} "
+            f"(SE {metrics['auc_se']:.4f}) -- goal AUC >= 0.85"
         )
         print(
             f"bootstrap ({args.boot}): SE {boot.std(ddof=1):.4f}; normal CI {normal_boot[0]:.3f}-{normal_boot[1]:.3f} "
-            f"(max end-point difference {diff_normal:.4f}, goal <= 0.02); percentile CI {percentile[0]:.3f}-{percentile[1]:.3f} "
+            f"(max end-point difference {diff_normal:.4f}, goal <= 0.02); "
+            f"percentile CI {percentile[0]:.3f}-{percentile[1]:.3f} "
             f"(difference {diff_percentile:.4f})"
         )
         print(
-            f"accuracy {metrics['accuracy']:.3f} sensitivity {metrics['sensitivity']:.3f} specificity {metrics['specificity']:.3f}"
+            f"accuracy {metrics['accuracy']:.3f} sensitivity {metrics['sensitivity']:.3f} "
+            f"specificity {metrics['specificity']:.3f}"
         )
         for reader in metrics["readers"]:
             print(

@@ -2,10 +2,14 @@
 
 Usage::
 
-    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --workers 1          # check the current constants
-    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --fit --workers 1    # joint fit; writes Resources/recon_calibration.json
-    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --physical [--physical-iqr]  # physical option: noise + IQR
-    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --fit-physical       # re-fit the physical option (3 mm MPV + IQR; writes the JSON's 'physical')
+    # check the current constants
+    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --workers 1
+    # joint fit; writes Resources/recon_calibration.json
+    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --fit --workers 1
+    # physical option: noise + IQR
+    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --physical [--physical-iqr]
+    # re-fit the physical option (3 mm MPV + IQR; writes the JSON's 'physical')
+    .venv/bin/python Testing/benchmarks/bench_phantom_calibration.py --fit-physical
 
 Joint fit (``--fit``), per reconstruction, on the fit doses 0.2, 1.0 and 4.0 mGy only (0.5 and
 2.1 mGy are held out and predicted). Residuals, each relative to the published figure and
@@ -264,7 +268,10 @@ def fit(args) -> dict:
     document = calibration_document(
         models,
         version,
-        "Testing/benchmarks/bench_phantom_calibration.py --fit (scipy.optimize.least_squares: proxy, then the VesselQuant pipeline)",
+        (
+            "Testing/benchmarks/bench_phantom_calibration.py --fit "
+            "(scipy.optimize.least_squares: proxy, then the VesselQuant pipeline)"
+        ),
         phantom_materials={f: getattr(materials, f) for f in MATERIAL_FIELDS},
         fitted_on={
             "command": "bench_phantom_calibration.py " + " ".join(sys.argv[1:]),
@@ -272,7 +279,10 @@ def fit(args) -> dict:
             "doses_mgy": list(FIT_DOSES),
             "held_out_doses_mgy": list(HELD_OUT_DOSES),
             "phantom": "built-in printed (PhantomQALib.study_phantom.preset_parameters('printed'))",
-            "residuals": "3 mm MPV (vs the published range) and 3 mm IQR where published at the fit doses, V(0.2)/V(4.0); relative, in units of 15 %",
+            "residuals": (
+                "3 mm MPV (vs the published range) and 3 mm IQR where published at the fit doses, V(0.2)/V(4.0); "
+                "relative, in units of 15 %"
+            ),
             "pipeline_repetitions": 2,
             "cost": {k: round(v, 4) for k, v in costs.items()},
             "residual_values": residual_report,
@@ -366,7 +376,8 @@ PHYSICAL_BOUNDS = {
 
 
 def fit_physical(args) -> None:
-    """Fit the physical option on the same residuals as the fast models' proxy stage (3 mm MPV and IQR at the fit doses).
+    """Fit the physical option on the same residuals as the fast models' proxy stage (3 mm MPV and IQR
+    at the fit doses).
 
     The scanner (I0, system blur) on FBP first, then the IR-like and the DL-like denoising with that
     scanner; ``scipy.optimize.least_squares`` within ``--physical-evaluations`` evaluations each.
@@ -395,8 +406,9 @@ def fit_physical(args) -> None:
     document["version"] = int(document["version"]) + 1
     document["physical"] = fitted
     document["physical_fitted_on"] = (
-        f"bench_phantom_calibration.py {' '.join(sys.argv[1:])} on {datetime.date.today().isoformat()}: the built-in printed phantom "
-        "(with its material texture), 8 slices through the 3 mm vessels, scipy.optimize.least_squares on the 3 mm MPV (vs the published range) "
+        f"bench_phantom_calibration.py {' '.join(sys.argv[1:])} on {datetime.date.today().isoformat()}: "
+        "the built-in printed phantom (with its material texture), 8 slices through the 3 mm vessels, "
+        "scipy.optimize.least_squares on the 3 mm MPV (vs the published range) "
         "and IQR (where published) at 0.2, 1.0 and 4 mGy"
     )
     models = document.pop("models")
@@ -458,7 +470,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     study = run_pipeline(models, STUDY_DOSES_MGY, args.repetitions, args.workers, materials=materials)
     print(
-        f"\npipeline run ({len(models)} recons x {len(STUDY_DOSES_MGY)} doses x {args.repetitions} repetitions): {time.perf_counter() - started:.0f} s"
+        f"\npipeline run ({len(models)} recons x {len(STUDY_DOSES_MGY)} doses x {args.repetitions} repetitions): "
+        f"{time.perf_counter() - started:.0f} s"
     )
     goals = print_comparison(study)
     return 0 if goals["met"]["mpv_iqr_within_90pct"] else 1

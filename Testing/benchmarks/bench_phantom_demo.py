@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python Testing/benchmarks/bench_phantom_demo.py --workers 1 [--keep DIR] [--figure PhantomQA/Resources/phantom_vs_published.png]
+    .venv/bin/python Testing/benchmarks/bench_phantom_demo.py --workers 1 [--keep DIR]
+        [--figure PhantomQA/Resources/phantom_vs_published.png]
 
 Runs the demo (5 doses x 3 recons x 4 repetitions = 60 simulated acquisitions of the built-in
 printed-scale phantom through VesselQuant, plus the report) in a subprocess and prints:
@@ -76,10 +77,12 @@ def main(argv=None) -> int:
     volumes = pd.read_csv(out_dir / "volumes.csv")
     study = json.loads((out_dir / "study.json").read_text())
     print(
-        f"\nwall time {wall:.1f} s, CPU time {cpu:.1f} s (goal: wall <= 180 s on 2 cores); load average after: {os.getloadavg()[0]:.2f}"
+        f"\nwall time {wall:.1f} s, CPU time {cpu:.1f} s (goal: wall <= 180 s on 2 cores); "
+        f"load average after: {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"reconstruction constants: recon_calibration.json version {study['recon_calibration'].get('version')} ({study['recon_calibration'].get('fitted_by')})"
+        f"reconstruction constants: recon_calibration.json version {study['recon_calibration'].get('version')} "
+        f"({study['recon_calibration'].get('fitted_by')})"
     )
     comparison = pd.DataFrame(study["published_comparison"])
     print_comparison_table(comparison, FIT_DOSES, measured="demo")
@@ -87,14 +90,18 @@ def main(argv=None) -> int:
     rho = trends(summary, volumes)
     print("\ntrends (Spearman rho vs dose): " + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items()))
     print(
-        f"MPV/IQR within 15 % of published: {goals['mpv_iqr_within']}/{goals['mpv_iqr_available']} (goal >= 90 %, i.e. 27/30 of a full table)"
+        f"MPV/IQR within 15 % of published: {goals['mpv_iqr_within']}/{goals['mpv_iqr_available']} "
+        "(goal >= 90 %, i.e. 27/30 of a full table)"
     )
     print(f"MPV ordering DLR >= IR > FBP: {goals.get('mpv_order_doses')}/{goals.get('mpv_order_available')} doses")
     print(
-        f"volume at 4 mGy: DLR/FBP {goals.get('volume_ratio_dlr_fbp', float('nan')):.2f} (published 1.42), DLR/IR {goals.get('volume_ratio_dlr_ir', float('nan')):.2f} (published 1.36); goal >= 1.2"
+        f"volume at 4 mGy: DLR/FBP {goals.get('volume_ratio_dlr_fbp', float('nan')):.2f} (published 1.42), "
+        f"DLR/IR {goals.get('volume_ratio_dlr_ir', float('nan')):.2f} (published 1.36); goal >= 1.2"
     )
     print(
-        f"volume vs dose: Spearman rho IR {goals.get('volume_spearman_ir', float('nan')):+.2f}, DLR {goals.get('volume_spearman_dlr', float('nan')):+.2f} (goal >= 0.8), FBP {goals.get('volume_spearman_fbp', float('nan')):+.2f} (published: falls)"
+        f"volume vs dose: Spearman rho IR {goals.get('volume_spearman_ir', float('nan')):+.2f}, "
+        f"DLR {goals.get('volume_spearman_dlr', float('nan')):+.2f} (goal >= 0.8), "
+        f"FBP {goals.get('volume_spearman_fbp', float('nan')):+.2f} (published: falls)"
     )
     met = dict(goals["met"])
     met["time_180s"] = wall <= 180.0

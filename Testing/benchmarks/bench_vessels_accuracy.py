@@ -135,13 +135,15 @@ def main() -> None:
         if not args.no_frangi:
             frangi = frame[(frame["method"] != "VesselQuant") & (frame["noise_hu"] == noise)]["dice"].mean()
             print(
-                f"  noise {noise:g} HU  Dice VesselQuant {ours_mean.loc[noise, 'dice']:.4f} vs Frangi oracle {frangi:.4f}"
+                f"  noise {noise:g} HU  Dice VesselQuant {ours_mean.loc[noise, 'dice']:.4f} "
+                f"vs Frangi oracle {frangi:.4f}"
             )
     big = weighted.reset_index()
     big = big[(big["true_radius_mm"] >= 1.0) & (big["noise_hu"] == 30.0)]
     if len(big):
         print(
-            f"  noise 30 HU  max |median radius error| for r >= 1 mm: {big['median_error_mm'].abs().max():.3f} mm (goal 0.15)"
+            "  noise 30 HU  max |median radius error| for r >= 1 mm: "
+            f"{big['median_error_mm'].abs().max():.3f} mm (goal 0.15)"
         )
 
 

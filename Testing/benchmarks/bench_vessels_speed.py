@@ -2,7 +2,8 @@
 
 Cases (``--case``; each CT built once and cached):
 
-* ``chest``: a 512 x 512 x 400 phantom CT (``VesselQuantLib/vessel_phantom.py``, 0.7 x 0.7 x 1 mm): a body with two lungs;
+* ``chest``: a 512 x 512 x 400 phantom CT (``VesselQuantLib/vessel_phantom.py``, 0.7 x 0.7 x 1 mm): a body
+  with two lungs;
 * ``parenchyma``: a 512 x 512 x 400 CT of the independent family (``branching_phantom.py``) whose whole interior
   (34 l) is noisy parenchyma (30 HU, ramp noise spectrum) holding 14 dense trees entering through the wall: the
   lung volume, not the vessels, sets the cost there;
@@ -130,7 +131,8 @@ def main() -> None:
         met &= fast and small
         print(f"\n[{case}] {path}")
         print(
-            f"  VesselQuant pipeline: {ours['seconds']:.1f} s, peak {ours['peak_gb']:.2f} GB; lung {ours['lung_ml']:.0f} ml, "
+            f"  VesselQuant pipeline: {ours['seconds']:.1f} s, peak {ours['peak_gb']:.2f} GB; "
+            f"lung {ours['lung_ml']:.0f} ml, "
             f"vessels {ours['vessel_ml']:.1f} ml; graph nodes {ours['graph_nodes']:,} = "
             f"{ours['nodes_per_vessel_voxel']:.2f} per vessel voxel"
         )

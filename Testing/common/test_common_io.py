@@ -216,7 +216,8 @@ def test_memory_is_checked_before_reading_or_computing(tmp_path, monkeypatch):
         read_image(path)
     header = tmp_path / "huge.nhdr"
     header.write_text(
-        "NRRD0004\ntype: short\ndimension: 3\nsizes: 4096 4096 4096\nencoding: raw\nendian: little\ndata file: huge.raw\n"
+        "NRRD0004\ntype: short\ndimension: 3\nsizes: 4096 4096 4096\n"
+        "encoding: raw\nendian: little\ndata file: huge.raw\n"
     )
     (tmp_path / "huge.raw").write_bytes(b"")  # the header promises 128 GiB; nothing is read before the check
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 24 * 2**30)

@@ -106,7 +106,8 @@ def test_predict_json(capsys):
 
 
 def test_synthetic_cohort_has_a_learnable_signal(tmp_path):
-    """The same pipeline with repeated CV on the small cohort: AUC well above chance (the 100-case goal is a benchmark)."""
+    """The same pipeline with repeated CV on the small cohort: AUC well above chance (the 100-case goal
+    is a benchmark)."""
     assert (
         data.run(
             "hip",

@@ -105,7 +105,8 @@ def test_test_split_never_influences_fitting():
 
 
 def test_cross_validation_on_pure_noise_is_not_optimistic():
-    """With selection inside the Pipeline, CV on random labels gives AUC ~ 0.5; selecting on all data first would not."""
+    """With selection inside the Pipeline, CV on random labels gives AUC ~ 0.5; selecting on all data
+    first would not."""
     table = validate_feature_table(_noise_table(), "noise")
     config = ModelParameters(boruta_max_iter=6, selector_estimator="rf", seed=0)
     config.xgb_params = {**config.xgb_params, "n_estimators": 40}

@@ -1,4 +1,5 @@
-"""DeLong AUC variance / paired test (fast midrank) against its definition and a brute-force bootstrap; Wilson; Youden."""
+"""DeLong AUC variance / paired test (fast midrank) against its definition and a brute-force
+bootstrap; Wilson; Youden."""
 
 import numpy as np
 import pytest

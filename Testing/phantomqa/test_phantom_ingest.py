@@ -57,13 +57,15 @@ def test_manifest_is_read_with_relative_paths_and_aliases(tmp_path):
         # issue 14: doses that are not distinct dose levels, every clash named with its rows
         (
             ["a.nrrd,fbp,1.0,1", "a.nrrd,fbp,1.02,2", "a.nrrd,ir,4,1", "a.nrrd,ir,4.4,2"],
-            r"doses cannot be grouped into a dose series: 1 and 1.02 mGy \(manifest manifest.csv row 1 \(line 2\); manifest manifest.csv row 2 \(line 3\)\); "
+            r"doses cannot be grouped into a dose series: 1 and 1.02 mGy \(manifest manifest.csv row 1 \(line 2\); "
+            r"manifest manifest.csv row 2 \(line 3\)\); "
             r"4 and 4.4 mGy \(.*row 3.*row 4 \(line 5\)\) are within 20 %",
         ),
         # every reconstruction whose series lacks repetitions is named, not only the first
         (
             ["a.nrrd,fbp,0.2,1", "a.nrrd,dlr,0.2,1", "a.nrrd,ir,0.2,1", "a.nrrd,ir,0.2,2"],
-            r"dlr at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 2 \(line 3\)\); fbp at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 1",
+            r"dlr at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 2 \(line 3\)\); "
+            r"fbp at 0.2 mGy has 1 repetition\(s\) \(manifest manifest.csv row 1",
         ),
         (["a.nrrd,fbp,0.2,one", "a.nrrd,fbp,0.2,2"], r"row 1 \(line 2\): repetition 'one' is not a whole number"),
     ],

@@ -124,7 +124,8 @@ def _two_vessels():
 
 
 def test_regularised_recons_blur_by_contrast_and_dose():
-    """Issue 14's model family: IR loses the thin, faint vessel at low dose that DL keeps; large vessels keep their edges."""
+    """Issue 14's model family: IR loses the thin, faint vessel at low dose that DL keeps; large vessels
+    keep their edges."""
     from PhantomQALib.simulate import detail_weight
 
     sim, thin = _two_vessels()

@@ -1,4 +1,5 @@
-"""``radiologyai vessels`` end to end: outputs, progress, and the bad-input contract (exit 2, one error line, nothing written)."""
+"""``radiologyai vessels`` end to end: outputs, progress, and the bad-input contract (exit 2, one error
+line, nothing written)."""
 
 from __future__ import annotations
 

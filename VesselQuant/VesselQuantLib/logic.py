@@ -1,9 +1,9 @@
 """VesselQuantLogic: the MRML adapter of the VesselQuant pipeline.
 
 CT volume node (+ optional lung segment) -> :func:`run_vessel_quant` -> a segmentation node
-with "Vessels" and "Lungs" (and "Nodule-like" when blobs were found), a radius volume node with a colour map, a table node of the
-per-radius statistics and a plot chart (volume and IQR against radius). Works in Slicer and
-on the slicer-core wheel (headless, tests); imports no Qt.
+with "Vessels" and "Lungs" (and "Nodule-like" when blobs were found), a radius volume node with
+a colour map, a table node of the per-radius statistics and a plot chart (volume and IQR against
+radius). Works in Slicer and on the slicer-core wheel (headless, tests); imports no Qt.
 """
 
 from __future__ import annotations

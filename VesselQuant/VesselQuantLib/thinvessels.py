@@ -79,7 +79,8 @@ def thin_vessel_contrast_hu(radius_mm: float, blur_mm: float, contrast_hu: float
 def grow_thin_vessels(
     label: np.ndarray, ridge_zyx: np.ndarray, ridge_line_hu: np.ndarray, threshold_hu: float
 ) -> np.ndarray:
-    """``label`` plus the connected pieces (26-neighbours) of ridge voxels brighter than ``threshold_hu`` that touch it."""
+    """``label`` plus the connected pieces (26-neighbours) of ridge voxels brighter than ``threshold_hu``
+    that touch it."""
     bright = ridge_zyx[ridge_line_hu > threshold_hu]
     candidates = np.zeros(label.shape, bool)
     candidates[tuple(bright.T)] = True
