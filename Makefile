@@ -25,6 +25,7 @@ web: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # torch is installed first and pinned: the pin takes the CPU build; an unpinned torch pulls CUDA.
 # slicer-layer-dm (trame-slicer's layer displayable manager) pins slicer-core 5.11, so it cannot be resolved with

@@ -190,7 +190,7 @@ class PhantomQALogic(LogicBase):
         return self.studyArguments(str(self.writeManifest(entries, workDir)), outputDir, workers, design)
 
     # ------------------------------------------------------------------ results -> nodes
-    def loadResults(self, outputDir: str, radius_mm: float = CALIBRATION_RADIUS_MM) -> PhantomQANodes:
+    def loadResults(self, outputDir: str, radiusMm: float = CALIBRATION_RADIUS_MM) -> PhantomQANodes:
         """Tables and plots of a study folder (summary.csv, volumes.csv, acquisitions.csv)."""
         import pandas as pd
 
@@ -202,23 +202,23 @@ class PhantomQALogic(LogicBase):
         summary = pd.read_csv(files["summary"])
         volumes = pd.read_csv(files["volumes"])
         acquisitions = pd.read_csv(files["acquisitions"]) if files["acquisitions"].is_file() else None
-        return self.resultsToNodes(summary, volumes, acquisitions, radius_mm)
+        return self.resultsToNodes(summary, volumes, acquisitions, radiusMm)
 
     def resultsToNodes(
         self,
         summary: pd.DataFrame,
         volumes: pd.DataFrame,
         acquisitions: pd.DataFrame | None = None,
-        radius_mm: float = CALIBRATION_RADIUS_MM,
+        radiusMm: float = CALIBRATION_RADIUS_MM,
     ) -> PhantomQANodes:
         recons = [r for r in RECON_MODELS if r in set(summary["recon"])] + sorted(
             set(summary["recon"]) - set(RECON_MODELS)
         )
-        at_r = summary[np.isclose(summary["radius_mm"], radius_mm)]
+        at_r = summary[np.isclose(summary["radius_mm"], radiusMm)]
         vs_dose = {}
         for key, frame, column, title, y_title in (
-            ("iqr", at_r, "iqr_mean_hu", f"IQR of {radius_mm:g} mm vessels vs dose", "IQR (HU)"),
-            ("mpv", at_r, "mpv_mean_hu", f"MPV of {radius_mm:g} mm vessels vs dose", "MPV (HU)"),
+            ("iqr", at_r, "iqr_mean_hu", f"IQR of {radiusMm:g} mm vessels vs dose", "IQR (HU)"),
+            ("mpv", at_r, "mpv_mean_hu", f"MPV of {radiusMm:g} mm vessels vs dose", "MPV (HU)"),
             ("volume", volumes, "volume_mean_ml", "Detected vessel volume vs dose", "volume (ml)"),
         ):
             table = _wide_table(frame, "ctdivol_mgy", column, recons, f"PhantomQA {key} vs dose")

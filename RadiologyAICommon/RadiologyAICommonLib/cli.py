@@ -52,7 +52,8 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise RadiologyAIError(
-            f"this command needs the Python package '{module}' ({exc}); install it with: pip install 'radiologyai[{extra}]'"
+            f"this command needs the Python package '{module}' ({exc}); "
+            f"install it with: pip install 'radiologyai[{extra}]'"
         ) from None
 
 
@@ -127,7 +128,9 @@ class _Progress:
             if self._bar is None:
                 from tqdm import tqdm
 
-                self._bar = tqdm(total=1000, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}", leave=True)
+                self._bar = tqdm(
+                    total=1000, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}", leave=True
+                )
             self._bar.set_description_str(message[:40].ljust(40))
             self._bar.n = int(round(min(max(fraction, 0.0), 1.0) * 1000))
             self._bar.refresh()
@@ -214,8 +217,6 @@ def _run(argv: list[str], debug: bool) -> int:
             raise
         print(f"error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it", file=sys.stderr)
         return 1
-
-
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ class SalivarySegLogic(LogicBase):
             device,
         ]
 
-    def startPrediction(self, inputVolumeNode, modelFolder, on_progress=None, device: str = "cpu"):
+    def startPrediction(self, inputVolumeNode, modelFolder, onProgress=None, device: str = "cpu"):
         """Start the worker process; returns ``(worker, workDir)``. Poll ``worker.poll()``; cancel with
         ``.cancel()``."""
         from RadiologyAICommonLib.worker import WorkerProcess
@@ -93,7 +93,7 @@ class SalivarySegLogic(LogicBase):
         except Exception:
             remove_work_dir(workDir)
             raise
-        return WorkerProcess(args, on_progress=on_progress).start(), workDir
+        return WorkerProcess(args, on_progress=onProgress).start(), workDir
 
     def loadPrediction(self, outputDir, inputVolumeNode, segmentationNode=None) -> SalivarySegResult:
         """Nodes from a ``predict`` output folder (tumour_label.nrrd + prediction.json)."""
