@@ -75,6 +75,46 @@ class DataDir:
         return found
 
 
+_HEADER_BYTES = 65536
+_NRRD_DATA_FILE = re.compile(rb"^\s*data\s?file\s*:\s*(.*?)\s*$", re.I | re.M)
+_META_DATA_FILE = re.compile(rb"^\s*ElementDataFile\s*=\s*(.*?)\s*$", re.M)
+
+
+def check_data_files(path: str | os.PathLike, root: str | os.PathLike) -> None:
+    """Refuse an image header whose voxels live in another file outside ``root``.
+
+    A NRRD (``data file:``) or MetaImage (``ElementDataFile =``) header may name any file as its voxel data,
+    an absolute path included, and the readers would read it: the server would show a file it must not read as an
+    image. The named file must be inside ``root`` (the upload's folder, or the data folder); the list and pattern
+    forms (several files) are refused. A folder (a DICOM series) is checked file by file: DICOM names no other file.
+    """
+    path, root = Path(path), Path(root).resolve()
+    if path.is_dir():
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise RadiologyAIError(f"{path.name}: cannot read it ({exc.strerror or exc})") from None
+    if head.startswith(b"NRRD"):
+        header = head.split(b"\n\n", 1)[0]
+        found = _NRRD_DATA_FILE.search(header)
+    elif _META_DATA_FILE.search(head[:4096]):
+        found = _META_DATA_FILE.search(head[:4096])
+        if found and found.group(1).strip().upper() == b"LOCAL":
+            return
+    else:
+        return
+    if not found:
+        return
+    value = found.group(1).decode("utf-8", "replace").strip()
+    if not value or value.upper().startswith("LIST") or " " in value or "%" in value:
+        raise RadiologyAIError(f"{path.name}: image data split over several files is not accepted here")
+    target = (path.parent / value).resolve()
+    if not target.is_relative_to(root):
+        raise RadiologyAIError(f"{path.name}: its header names a data file outside the folder it may read ({value})")
+
+
 def safe_filename(name: str) -> str:
     """The last component of an uploaded file's name, with anything but letters, digits, ``._-`` replaced."""
     base = str(name or "").replace("\\", "/").split("/")[-1]

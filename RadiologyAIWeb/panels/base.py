@@ -19,7 +19,7 @@ from trame.widgets import vuetify3 as v3
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from ..jobs import Job, raise_for_result
-from ..security import save_uploads, uploaded_path
+from ..security import check_data_files, save_uploads, uploaded_path
 
 log = logging.getLogger("RadiologyAIWeb")
 
@@ -120,6 +120,8 @@ class Panel:
         folder = save_uploads(files, self.ctx.max_upload_bytes, parent=self.ctx.workspace)
         path = uploaded_path(folder)
         try:
+            for file in folder.iterdir():
+                check_data_files(file, folder)
             return reader(path)
         except RadiologyAIError as exc:  # the message names the upload, not the server's temporary folder
             shown = path.name if path.is_file() else f"the {len(list(folder.iterdir()))} uploaded files"
@@ -128,7 +130,10 @@ class Panel:
             shutil.rmtree(folder, ignore_errors=True)
 
     def data_path(self, what_key: str, what: str) -> Path:
-        return self.ctx.data_dir.resolve(self.get(what_key) or "", what)
+        """The path typed in the field ``what_key``, inside the data folder (and so is any data file it names)."""
+        path = self.ctx.data_dir.resolve(self.get(what_key) or "", what)
+        check_data_files(path, self.ctx.data_dir.root)
+        return path
 
     def show_volume(self, image, name: str, window: tuple[float, float] | None = None):
         """A SimpleITK image as a new volume node, shown in the slice views; returns the node."""

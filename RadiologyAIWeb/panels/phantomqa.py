@@ -13,6 +13,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.workdir import output_dir
 
 from .. import present
+from ..security import check_data_files
 from .base import Panel, testid
 
 # The quick variant: the small phantom, FBP at two doses, two repetitions (4 acquisitions, about 20 s on 2 cores).
@@ -90,8 +91,11 @@ class PhantomQAPanel(Panel):
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise RadiologyAIError(f"manifest {manifest.name}: cannot read it as CSV ({exc})") from None
         for text in filter(None, paths):
-            if not (manifest.parent / text).resolve().is_relative_to(root):  # an absolute path replaces the parent
+            scan = (manifest.parent / text).resolve()  # an absolute path replaces the parent
+            if not scan.is_relative_to(root):
                 raise RadiologyAIError(f"manifest {manifest.name}: {text} is outside the data folder")
+            if scan.exists():
+                check_data_files(scan, root)
 
     async def _run(self, args, work, what: str) -> None:
         self._clear()

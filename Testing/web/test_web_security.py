@@ -138,3 +138,41 @@ def test_phantomqa_results_read_as_dict_or_dataclass():
         assert result_field(results, "volumesTable") == "volumes"
         assert result_field(results, "missing") is None
         assert result_values(results) == ["summary", "volumes"]
+
+
+def _mhd(folder, data_file: str):
+    path = folder / "scan.mhd"
+    path.write_text(
+        f"ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElementType = MET_UCHAR\nElementDataFile = {data_file}\n"
+    )
+    return path
+
+
+def _nrrd(folder, data_file: str | None):
+    path = folder / "scan.nrrd"
+    line = f"data file: {data_file}\n" if data_file else ""
+    path.write_bytes(f"NRRD0004\ntype: uchar\ndimension: 3\nsizes: 2 2 2\nencoding: raw\n{line}\n".encode() + b"\0" * 8)
+    return path
+
+
+def test_headers_naming_data_files_outside_are_refused(tmp_path):
+    from RadiologyAIWeb.security import check_data_files
+
+    inside = tmp_path / "upload"
+    inside.mkdir()
+    (tmp_path / "secret.raw").write_bytes(b"\1" * 8)
+    (inside / "voxels.raw").write_bytes(b"\1" * 8)
+    for header in (
+        _mhd(inside, str(tmp_path / "secret.raw")),
+        _mhd(inside, "../secret.raw"),
+        _nrrd(inside, str(tmp_path / "secret.raw")),
+        _nrrd(inside, "../secret.raw"),
+    ):
+        with pytest.raises(RadiologyAIError, match="data file outside"):
+            check_data_files(header, inside)
+    for header in (_mhd(inside, "LIST"), _nrrd(inside, "slice%03d.raw 0 9 1")):
+        with pytest.raises(RadiologyAIError, match="several files"):
+            check_data_files(header, inside)
+    for header in (_mhd(inside, "LOCAL"), _mhd(inside, "voxels.raw"), _nrrd(inside, "voxels.raw"), _nrrd(inside, None)):
+        check_data_files(header, inside)  # accepted
+    check_data_files(inside, inside)  # a folder (DICOM series): nothing to check here

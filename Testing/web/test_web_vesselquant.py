@@ -60,6 +60,13 @@ def test_bad_upload_shows_the_error_and_the_server_keeps_working(page, web_serve
     banner = page.wait_for_selector(tid("vesselquant-error"), timeout=30_000)
     assert "CT" in banner.inner_text() and "Traceback" not in banner.inner_text()
 
+    sneaky = tmp_path / "sneaky.mhd"  # its voxels "are" a server file outside the upload: refused, never read
+    sneaky.write_text(
+        f"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\nElementDataFile = {web_server.log}\n"
+    )
+    page.set_input_files(tid("vesselquant-upload"), str(sneaky))
+    page.wait_for_selector(f'{tid("vesselquant-error")}:has-text("data file outside")', timeout=10_000)
+
     too_big = tmp_path / "big.nrrd"
     too_big.write_bytes(b"\0" * (6 * 1024 * 1024))  # the test server accepts 5 MB
     page.set_input_files(tid("vesselquant-upload"), str(too_big))
