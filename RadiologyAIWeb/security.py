@@ -86,10 +86,13 @@ def check_data_files(path: str | os.PathLike, root: str | os.PathLike) -> None:
     A NRRD (``data file:``) or MetaImage (``ElementDataFile =``) header may name any file as its voxel data,
     an absolute path included, and the readers would read it: the server would show a file it must not read as an
     image. The named file must be inside ``root`` (the upload's folder, or the data folder); the list and pattern
-    forms (several files) are refused. A folder (a DICOM series) is checked file by file: DICOM names no other file.
+    forms (several files) are refused. A folder (a DICOM series, a model folder) may hold no link to a file outside.
     """
     path, root = Path(path), Path(root).resolve()
     if path.is_dir():
+        for file in path.rglob("*"):
+            if not file.resolve().is_relative_to(root):
+                raise RadiologyAIError(f"{path.name}: {file.relative_to(path)} links to a file outside the folder")
         return
     try:
         with open(path, "rb") as handle:

@@ -175,4 +175,7 @@ def test_headers_naming_data_files_outside_are_refused(tmp_path):
             check_data_files(header, inside)
     for header in (_mhd(inside, "LOCAL"), _mhd(inside, "voxels.raw"), _nrrd(inside, "voxels.raw"), _nrrd(inside, None)):
         check_data_files(header, inside)  # accepted
-    check_data_files(inside, inside)  # a folder (DICOM series): nothing to check here
+    check_data_files(inside, inside)  # a folder: every file in it is inside
+    os.symlink(tmp_path / "secret.raw", inside / "slice.dcm")
+    with pytest.raises(RadiologyAIError, match="links to a file outside"):
+        check_data_files(inside, inside)
