@@ -40,7 +40,7 @@ class Panel:
         self._tasks: set[asyncio.Task] = set()
         self.volume_node = None  # what the views show while this panel's tab is open
         self.segmentation_nodes: list = []
-        self.init_state(busy=False, progress=0, status="", error="")
+        self.init_state(busy=False, progress=0, status="", error="", loads=0)  # loads: volumes loaded so far
 
     # ------------------------------------------------------------------ state
     def key(self, what: str) -> str:
@@ -147,6 +147,7 @@ class Panel:
             display.SetWindowLevel(*window)
         self.viewer.show_volume(node)
         self.volume_node = node
+        self.set(loads=self.get("loads") + 1)
         return node
 
     def show_segmentation(self, node, **options) -> None:
@@ -166,6 +167,14 @@ class Panel:
             self.viewer.show_volume(shown, reset=False)  # None: empty views for a panel with no volume yet
 
     # ------------------------------------------------------------------ widgets
+    def loaded_label(self, what: str, text_key: str, label: str) -> None:
+        """``<label>: <name (size)>``; its ``data-loads`` counts the loads (a test waits for it to change)."""
+        html.Div(
+            f"{label}: {{{{ {self.key(text_key)} || 'none loaded' }}}}",
+            classes="text-body-2 my-1",
+            raw_attrs=testid(f"{self.name}-{what}") + [f':data-loads="{self.key("loads")}"'],
+        )
+
     def volume_source(self, what: str, label: str, load_upload, load_path) -> None:
         """Upload (one file, or the files of a DICOM series) or a path in the data folder, then Load."""
         self.upload_input(f"{what}-upload", f"{label} file(s):", self.action(load_upload), multiple=True)

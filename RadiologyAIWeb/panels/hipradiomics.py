@@ -132,11 +132,7 @@ class HipRadiomicsPanel(Panel):
             classes="text-body-2",
         )
         self.volume_source("image", "MRI", self.load_image_upload, self.load_image_path)
-        html.Div(
-            "MRI: {{ %s || 'none loaded' }}" % k("image"),
-            classes="text-body-2 my-1",
-            raw_attrs=testid("hipradiomics-image"),
-        )
+        self.loaded_label("image", "image", "MRI")
         self.volume_source("mask", "mask", self.load_mask_upload, self.load_mask_path)
         html.Div(
             "mask: {{ %s || 'none loaded' }}" % k("mask"),

@@ -93,9 +93,7 @@ class SalivarySegPanel(Panel):
             classes="text-body-2",
         )
         self.volume_source("ct", "CT", self.load_upload, self.load_path)
-        html.Div(
-            "CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("salivaryseg-ct")
-        )
+        self.loaded_label("ct", "ct", "CT")
         self.path_input("model", "model folder:")
         self.button(
             "predict", "Predict", self.action(self.predict), disabled=f"{k('busy')} || !{k('ct')}", color="primary"

@@ -135,9 +135,7 @@ class VesselQuantPanel(Panel):
         with html.Div(classes="d-flex align-center"):
             self.path_input("path", "or in the data folder:")
             self.button("load-data", "Load", self.action(self.load_data), disabled=k("busy"))
-        html.Div(
-            "CT: {{ %s || 'none loaded' }}" % k("ct"), classes="text-body-2 my-1", raw_attrs=testid("vesselquant-ct")
-        )
+        self.loaded_label("ct", "ct", "CT")
         self.button("apply", "Apply", self.action(self.apply), disabled=f"{k('busy')} || !{k('ct')}", color="primary")
         self.cancel_button()
         self.progress_bar()

@@ -10,15 +10,22 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 
-from web_helpers import changed_fraction, tid, wait_for_stable_view, wait_for_view, write_dicom_series
+from web_helpers import (
+    click_and_wait_for_load,
+    changed_fraction,
+    tid,
+    wait_for_stable_view,
+    wait_for_view,
+    write_dicom_series,
+)
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "Screenshots" / "RadiologyAIWeb.png"
 RUN_TIMEOUT_MS = 180_000
 
 
 def _load_sample(page):
-    page.click(tid("vesselquant-load-sample"))
-    page.wait_for_selector(f'{tid("vesselquant-ct")}:has-text("sample phantom")', timeout=60_000)
+    click_and_wait_for_load(page, "vesselquant-load-sample", "vesselquant-ct")
+    assert "sample phantom" in page.inner_text(tid("vesselquant-ct"))
 
 
 def test_sample_apply_shows_table_overlay_and_downloads(page, web_server, warm_numba, tmp_path):

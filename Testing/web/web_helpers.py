@@ -96,3 +96,14 @@ def write_dicom_series(folder, image) -> list:
         writer.SetFileName(str(files[-1]))
         writer.Execute(slice_)
     return files
+
+
+def click_and_wait_for_load(page, button: str, label: str, timeout_ms: int = 60_000) -> None:
+    """Click ``button`` and wait until the panel's label ``label`` counts one more loaded volume (data-loads)."""
+    before = page.get_attribute(tid(label), "data-loads")
+    page.click(tid(button))
+    page.wait_for_function(
+        "([selector, before]) => document.querySelector(selector).getAttribute('data-loads') !== before",
+        arg=[tid(label), before],
+        timeout=timeout_ms,
+    )
