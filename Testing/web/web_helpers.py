@@ -42,7 +42,7 @@ def changed_fraction(a: np.ndarray, b: np.ndarray, threshold: int = 30) -> float
     return float((np.abs(a - b).max(axis=-1) > threshold).mean())
 
 
-def wait_for_view(page, condition, timeout_s: float = 30.0, selector: str = SLICE_VIEW) -> np.ndarray:
+def wait_for_view(page, condition, timeout_s: float = 60.0, selector: str = SLICE_VIEW) -> np.ndarray:
     """Screenshots of the view until ``condition(pixels)`` holds; the last one (or AssertionError on time-out)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -50,11 +50,11 @@ def wait_for_view(page, condition, timeout_s: float = 30.0, selector: str = SLIC
         if condition(pixels):
             return pixels
         if time.monotonic() > deadline:
-            raise AssertionError("the view did not show what was expected in time")
+            raise AssertionError(f"the view did not show what was expected in {timeout_s:g} s")
         time.sleep(0.5)
 
 
-def wait_for_stable_view(page, timeout_s: float = 30.0, selector: str = SLICE_VIEW) -> np.ndarray:
+def wait_for_stable_view(page, timeout_s: float = 60.0, selector: str = SLICE_VIEW) -> np.ndarray:
     """The view once it shows an image (not all dark) and two screenshots a second apart agree."""
     deadline = time.monotonic() + timeout_s
     previous = None
@@ -67,7 +67,8 @@ def wait_for_stable_view(page, timeout_s: float = 30.0, selector: str = SLICE_VI
         ):
             return pixels
         if time.monotonic() > deadline:
-            raise AssertionError("the view did not settle on an image in time")
+            bright = (pixels > 60).any(axis=-1).mean()
+            raise AssertionError(f"the view did not settle on an image in {timeout_s:g} s ({bright:.1%} bright pixels)")
         previous = pixels
         time.sleep(1.0)
 
