@@ -179,3 +179,16 @@ def test_headers_naming_data_files_outside_are_refused(tmp_path):
     os.symlink(tmp_path / "secret.raw", inside / "slice.dcm")
     with pytest.raises(RadiologyAIError, match="links to a file outside"):
         check_data_files(inside, inside)
+
+
+def test_without_trame_the_command_says_what_to_install(monkeypatch, capsys):
+    from RadiologyAICommonLib import cli
+
+    for module in ("trame", "trame_slicer"):
+        monkeypatch.setitem(sys.modules, module, None)  # "not installed"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0 and "web" in capsys.readouterr().out
+    assert cli.main(["web", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'radiologyai[web]'" in err
