@@ -28,6 +28,13 @@ def testid(value: str) -> list[str]:
     return [f'data-testid="{value}"']
 
 
+def read_ct(path):
+    """A CT as the CLI reads it (a file or a DICOM folder; a one-line error otherwise)."""
+    from RadiologyAICommonLib.imageio import read_volume
+
+    return read_volume(path, "CT", modality="CT")
+
+
 class Panel:
     name = "panel"  # prefix of state keys and test ids
     title = "Panel"
@@ -205,6 +212,15 @@ class Panel:
             classes="my-1",
         )
         html.Div("{{ %s }}" % self.key("status"), classes="text-caption", raw_attrs=testid(f"{self.name}-status"))
+
+    def summary_text(self, classes: str = "text-body-1 my-2") -> None:
+        """The panel's one-line result summary (state ``summary``), shown once there is one."""
+        html.Div(
+            "{{ %s }}" % self.key("summary"),
+            v_if=self.key("summary"),
+            classes=classes,
+            raw_attrs=testid(f"{self.name}-summary"),
+        )
 
     def button(self, what: str, label: str, click, disabled: str | None = None, **kwargs) -> None:
         v3.VBtn(

@@ -150,10 +150,5 @@ class HipRadiomicsPanel(Panel):
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div(
-            "{{ %s }}" % k("summary"),
-            v_if=k("summary"),
-            classes="text-body-1 my-2",
-            raw_attrs=testid("hipradiomics-summary"),
-        )
+        self.summary_text()
         self.table("results", "results")

@@ -159,12 +159,7 @@ class PhantomQAPanel(Panel):
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div(
-            "{{ %s }}" % k("summary"),
-            v_if=k("summary"),
-            classes="text-body-2 my-2",
-            raw_attrs=testid("phantomqa-summary"),
-        )
+        self.summary_text("text-body-2 my-2")
         html.A(
             "Open report.html",
             v_if=k("report"),

@@ -10,15 +10,9 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.workdir import output_dir
 
 from .. import present
-from .base import Panel, testid
+from .base import Panel, read_ct, testid
 
 SOFT_TISSUE_WINDOW = (400.0, 40.0)
-
-
-def _read_ct(path):
-    from RadiologyAICommonLib.imageio import read_volume
-
-    return read_volume(path, "CT", modality="CT")
 
 
 class SalivarySegPanel(Panel):
@@ -33,11 +27,11 @@ class SalivarySegPanel(Panel):
         self._output = None
 
     async def load_upload(self, files) -> None:
-        self._set_ct(self.read_upload(files, "CT", _read_ct), "uploaded CT")
+        self._set_ct(self.read_upload(files, "CT", read_ct), "uploaded CT")
 
     async def load_path(self) -> None:
         path = self.data_path("ct_path", "CT")
-        self._set_ct(_read_ct(path), path.name)
+        self._set_ct(read_ct(path), path.name)
 
     def _set_ct(self, image, name: str) -> None:
         self._clear()
@@ -101,12 +95,7 @@ class SalivarySegPanel(Panel):
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div(
-            "{{ %s }}" % k("summary"),
-            v_if=k("summary"),
-            classes="text-body-1 my-2",
-            raw_attrs=testid("salivaryseg-summary"),
-        )
+        self.summary_text()
         self.table("results", "results")
         html.A(
             "Download the tumour label (NRRD)",

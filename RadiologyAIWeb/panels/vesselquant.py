@@ -11,7 +11,7 @@ from trame.widgets import html
 from RadiologyAICommonLib.errors import RadiologyAIError
 
 from .. import present
-from .base import Panel, testid
+from .base import Panel, read_ct, testid
 
 # The Slicer widget's sample phantom (VesselQuant.py, VesselQuantTest): 100 x 100 x 48 voxels, two trees.
 SAMPLE = {"size_xyz": (100, 100, 48), "seed": 3, "root_radius_mm": 2.5}
@@ -22,12 +22,6 @@ DOWNLOADS = (
     ("radius", "vessel_radius.nrrd", "radius map (NRRD)"),
     ("csv", "per_radius.csv", "per-radius table (CSV)"),
 )
-
-
-def _read_ct(path):
-    from RadiologyAICommonLib.imageio import read_volume
-
-    return read_volume(path, "CT", modality="CT")
 
 
 class VesselQuantPanel(Panel):
@@ -53,12 +47,12 @@ class VesselQuantPanel(Panel):
         self._set_ct(phantom.image, "VesselQuant sample phantom")
 
     async def load_upload(self, files) -> None:
-        image = self.read_upload(files, "CT", _read_ct)
+        image = self.read_upload(files, "CT", read_ct)
         self._set_ct(image, _name_of(files, "uploaded CT"))
 
     async def load_data(self) -> None:
         path = self.data_path("path", "CT")
-        self._set_ct(_read_ct(path), path.name)
+        self._set_ct(read_ct(path), path.name)
 
     def _set_ct(self, image, name: str) -> None:
         self._clear_results()
@@ -140,12 +134,7 @@ class VesselQuantPanel(Panel):
         self.cancel_button()
         self.progress_bar()
         self.error_banner()
-        html.Div(
-            "{{ %s }}" % k("summary"),
-            v_if=k("summary"),
-            classes="text-body-2 my-2",
-            raw_attrs=testid("vesselquant-summary"),
-        )
+        self.summary_text("text-body-2 my-2")
         html.Img(v_if=k("plot"), src=(k("plot"),), style="max-width: 100%", raw_attrs=testid("vesselquant-plot"))
         self.table("results", "results")
         with html.Div(v_if=f"{k('downloads')}.length", classes="my-2"):
