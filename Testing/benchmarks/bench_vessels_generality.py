@@ -8,8 +8,8 @@ solid nodules on vessels and on the wall; its operating points are noise SDs (``
 ``study`` (``study_phantom_family.py``) is PhantomQA's study phantom (radii 4.25-0.1 mm, printed material in air
 in a PMMA holder) acquired by PhantomQA's fast simulator with one calibrated reconstruction (``--recon``, default
 FBP-like) at CTDIvol doses (``--dose``, mGy; default the study's highest and lowest, 4 and 0.2 mGy). It has no
-nodules (their share is n/a) and no near-junction points. VesselQuant's own lung mask refuses it: the holder is
-open at the slab's ends, so its air interior joins the outside air (the study always passes the holder interior).
+nodules (their share is n/a) and no near-junction points. The scan is cropped to the slices through the holder's
+interior, as a chest CT to the lungs (the holder is open at its ends, where its air would join the air around it).
 A run that raises is reported as failed, and its goals as not met.
 
 Each case runs twice: with VesselQuant's own lung mask, and with the true one (which separates the lung

@@ -60,6 +60,24 @@ def background_noise_sd(phantom: VesselPhantom, away_mm: float = 3.0) -> float:
     return float(sitk.GetArrayViewFromImage(phantom.image)[room > away_mm].std())
 
 
+def _slices_through(lung: np.ndarray):
+    """A function that crops an image of the scan grid to the slices holding the holder's interior.
+
+    The printed holder is a tube open at both ends whose slab (92 mm) is shorter than the study's grid (95 mm):
+    in the end slices its air interior meets the air around it, which an automatic lung mask rightly takes as
+    outside air. A chest CT is cropped to the lungs the same way (VesselQuant keeps lungs that touch the first
+    and last slice). The study itself passes the holder interior as the lung mask and is not affected.
+    """
+    hit = np.flatnonzero(lung.any(axis=(1, 2)))
+    first, count = int(hit[0]), int(hit[-1] - hit[0] + 1)
+
+    def crop(image: sitk.Image) -> sitk.Image:
+        size = list(image.GetSize())
+        return sitk.RegionOfInterest(image, [size[0], size[1], count], [0, 0, first])
+
+    return crop
+
+
 def make_study_family_phantom(
     seed: int = 0, ctdivol_mgy: float = 4.0, recon: str = "fbp", preset: str = "printed"
 ) -> StudyFamilyPhantom:
@@ -85,11 +103,12 @@ def make_study_family_phantom(
         index[:, a] = np.clip(index[:, a], 0, label.shape[a] - 1)
     label[tuple(index.T)] = True
     label &= lung
+    slab = _slices_through(lung)
     return StudyFamilyPhantom(
-        image=image,
-        truth_label=grid.image(label.astype(np.uint8)),
-        vessel_fraction=grid.image(grid.occupancy.astype(np.float32)),
-        lung_mask=grid.image(lung.astype(np.uint8)),
+        image=slab(image),
+        truth_label=slab(grid.image(label.astype(np.uint8))),
+        vessel_fraction=slab(grid.image(grid.occupancy.astype(np.float32))),
+        lung_mask=slab(grid.image(lung.astype(np.uint8))),
         points_mm=points,
         point_radius_mm=radii,
         point_isolated=isolated,
