@@ -20,7 +20,11 @@ Steps (classic threshold-based lung segmentation, e.g. Hu, Hoffman & Reinhardt, 
    ``lung_closing_mm`` (a closing with a ball: the vessel is thinner than the ball) and that lie
    at least ``lung_closing_min_depth_mm`` inside the closed lung. The heart, the mediastinum and
    the diaphragm are far wider than the ball, and the partial-volume band where the lung meets
-   them obliquely lies at the closed lung's surface, so both stay out.
+   them obliquely lies at the closed lung's surface, so both stay out (but for the last mm of a vessel
+   whose deeper part joined: a vessel entering the wall reaches that surface);
+7. a juxta-pleural nodule (soft tissue on the wall, which the lung wraps around) is taken in when a
+   closing with a ball of twice ``juxta_pleural_max_radius_mm`` adds it and it passes the nodule step's
+   shape tests (compact, ball-shaped; ``nodules.py``), which then reports it as nodule-like.
 
 Works on phantoms too (air or foam inside a PMMA holder: the holder's interior).
 """
@@ -29,12 +33,17 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
+from .nodules import is_nodule_shaped
 from .parameters import VesselQuantParameters
+
+SOFT_TISSUE_MAX_HU = 300.0
+"""Juxta-pleural nodules are soft tissue: brighter voxels (bone of the ribs and spine) never join the lung."""
 
 
 def segment_lungs(
@@ -150,7 +159,10 @@ def segment_lungs_at_full_resolution(
     lungs = _fill_holes_per_slice(lungs, float(ct.GetSpacing()[0] * ct.GetSpacing()[1]), p.max_vessel_hole_mm2)
     lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
     progress(0.8, "lung mask: vessels against the wall and in-plane")
-    lungs |= _enclosed_bright(lungs, hu >= p.lung_threshold_hu, tuple(float(s) for s in ct.GetSpacing()[::-1]), p)
+    spacing_zyx = tuple(float(s) for s in ct.GetSpacing()[::-1])
+    lungs |= _enclosed_bright(lungs, hu >= p.lung_threshold_hu, spacing_zyx, p)
+    progress(0.85, "lung mask: juxta-pleural nodules")
+    lungs |= _juxta_pleural_nodules(lungs, hu, spacing_zyx, p)
 
     # Removing the airways can leave slivers: keep the substantial regions again.
     labels, count = _components(lungs)
@@ -175,17 +187,13 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(labels.max()) if labels.size else 0
 
 
-def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
-    """Bright voxels the closing of ``lungs`` with a ball of ``lung_closing_mm`` adds, at least
-    ``lung_closing_min_depth_mm`` inside the closed lung (step 6 of the module docstring).
+def _closing_depth(lungs: np.ndarray, radius: float, spacing_zyx) -> tuple[tuple, np.ndarray]:
+    """The lungs' bounding box and, in it, the depth (mm) below the surface of ``lungs`` closed with a ball of
+    ``radius`` (> 0 inside the closed lung).
 
-    The closing is done with Euclidean distance maps in mm (exact for anisotropic voxels), in the lungs'
-    bounding box padded by the ball's radius.
+    The closing is done with Euclidean distance maps in mm (exact for anisotropic voxels), in the box padded by the
+    ball's radius.
     """
-    radius = float(p.lung_closing_mm)
-    added = np.zeros(lungs.shape, bool)
-    if radius <= 0 or not lungs.any():
-        return added
     pad = [int(np.ceil(radius / s)) + 1 for s in spacing_zyx]
     box = []
     for axis in range(3):
@@ -194,10 +202,56 @@ def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, spacing_zyx, p: Vess
     box = tuple(box)
     local = np.pad(lungs[box], [(n, n) for n in pad])
     dilated = _distance_outside(local, spacing_zyx) <= radius
-    depth = _distance_outside(~dilated, spacing_zyx) - radius  # inside the closed lung: depth below its surface
+    depth = _distance_outside(~dilated, spacing_zyx) - radius
     del dilated
-    depth = depth[tuple(slice(n, -n) for n in pad)]
-    added[box] = (depth >= p.lung_closing_min_depth_mm) & ~lungs[box] & bright[box]
+    return box, depth[tuple(slice(n, -n) for n in pad)]
+
+
+def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
+    """Bright voxels the closing of ``lungs`` with a ball of ``lung_closing_mm`` adds, at least
+    ``lung_closing_min_depth_mm`` inside the closed lung (step 6 of the module docstring), and the shallower ones
+    within that depth of them: a vessel entering the wall reaches the closed lung's surface, so its last mm are
+    shallow but continue a deep part, while the partial-volume band over the diaphragm or the heart is shallow
+    everywhere and joins only beside such a vessel.
+    """
+    added = np.zeros(lungs.shape, bool)
+    if p.lung_closing_mm <= 0 or not lungs.any():
+        return added
+    box, depth = _closing_depth(lungs, float(p.lung_closing_mm), spacing_zyx)
+    candidate = (depth > 0) & ~lungs[box] & bright[box]
+    deep = candidate & (depth >= p.lung_closing_min_depth_mm)
+    if deep.any():
+        added[box] = deep | (candidate & (_distance_outside(deep, spacing_zyx) <= p.lung_closing_min_depth_mm))
+    return added
+
+
+def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
+    """Soft-tissue blobs on the lung's surface that the lung wraps around: what a closing with a ball of twice
+    ``juxta_pleural_max_radius_mm`` adds, in pieces that pass the nodule step's shape tests (step 7).
+
+    Twice: balls from the wall's side dip into the nodule's base, and leave out a lens of depth
+    R - sqrt(R^2 - a^2) for a base of radius a (a 12 mm nodule on the wall: about 2.6 mm with R = 15 mm, 1.2 mm
+    with R = 30 mm), which then cuts the nodule's inscribed ball short.
+
+    A juxta-pleural nodule is brighter than the threshold and touches the wall, so neither hole filling nor the
+    small closing takes it in; it would otherwise stay out of the lung but for the partial-volume cap the graph cut
+    labels vessel. Plates and lenses in the lung's wider concavities (along the mediastinum, the spine, the
+    diaphragm's rim) are not compact, and tube stubs where vessels leave the lung are not ball-shaped.
+    """
+    added = np.zeros(lungs.shape, bool)
+    radius = float(p.juxta_pleural_max_radius_mm)
+    if radius <= 0 or not p.nodule_scales_mm or not lungs.any():
+        return added
+    box, depth = _closing_depth(lungs, 2.0 * radius, spacing_zyx)
+    region = hu[box]
+    bumps = (depth > 0) & ~lungs[box] & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
+    del depth
+    pieces, _ = ndi.label(bumps)
+    origin = np.array([b.start for b in box])
+    for number, where in enumerate(ndi.find_objects(pieces), start=1):
+        piece = pieces[where] == number
+        if is_nodule_shaped(piece, hu, origin + [w.start for w in where], spacing_zyx, p, max_radius_mm=radius):
+            added[tuple(slice(o + w.start, o + w.stop) for o, w in zip(origin, where))] |= piece
     return added
 
 

@@ -36,14 +36,28 @@ def _distance_inside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
     return np.where(mask, distance - 0.5 * float(min(spacing_zyx)), 0.0).astype(np.float32)
 
 
-def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx) -> float:
-    """|l1| / |l3| of the Hessian at ``centre`` at scale r / sqrt(3) (computed on a patch around it)."""
+def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx, lung: np.ndarray | None = None) -> float:
+    """|l1| / |l3| of the Hessian at ``centre`` at scale r / sqrt(3) (computed on a patch around it).
+
+    With ``lung``, what lies outside it counts as parenchyma (the median HU of the patch's lung): a
+    juxta-pleural nodule is then judged by its own shape, not by the chest wall it sits on (a ball beside a
+    flat wall makes the Hessian plate-like).
+    0 when the scale is under half the thickest voxel side: the second derivatives are then undersampled along it,
+    and in 5 mm slices the junctions of vessels crossing them look like balls.
+    """
     sigma_mm = radius_mm / math.sqrt(3.0)
+    if sigma_mm < 0.5 * max(spacing_zyx):
+        return 0.0
     sigma = np.asarray([sigma_mm / s for s in spacing_zyx])
     half = np.ceil(4 * sigma).astype(int) + 1
     lo = np.maximum(np.asarray(centre) - half, 0)
     hi = np.minimum(np.asarray(centre) + half + 1, hu.shape)
-    patch = hu[tuple(slice(a, b) for a, b in zip(lo, hi))].astype(np.float64)
+    window = tuple(slice(a, b) for a, b in zip(lo, hi))
+    patch = hu[window].astype(np.float64)
+    if lung is not None:
+        inside = lung[window]
+        if inside.any() and not inside.all():
+            patch[~inside] = float(np.median(patch[inside]))
     at = tuple(np.asarray(centre) - lo)
     hessian = np.zeros((3, 3))
     for i in range(3):
@@ -57,12 +71,33 @@ def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx) -> float:
     return float(eigen[0] / eigen[2]) if eigen[2] > 0 else 0.0
 
 
+def is_nodule_shaped(
+    piece: np.ndarray, hu: np.ndarray, offset_zyx, spacing_zyx, p: VesselQuantParameters, max_radius_mm: float
+) -> bool:
+    """Whether an isolated ``piece`` (bool, its own box, placed at ``offset_zyx`` in ``hu``) passes this module's
+    shape tests: at least as thick as the smallest ball, at most ``max_radius_mm`` thick, compact, and ball-shaped
+    in the CT (the lung mask's test for juxta-pleural nodules)."""
+    voxel_mm3 = float(np.prod(spacing_zyx))
+    smallest = min(p.nodule_scales_mm)
+    if piece.sum() * voxel_mm3 < 4.0 / 3.0 * math.pi * smallest**3:
+        return False
+    inside = _distance_inside(np.pad(piece, 1), spacing_zyx)[1:-1, 1:-1, 1:-1]
+    r_in = float(inside.max())
+    if not smallest <= r_in <= max_radius_mm:
+        return False
+    if piece.sum() * voxel_mm3 > p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_in**3:
+        return False
+    centre = np.asarray(np.unravel_index(int(np.argmax(inside)), inside.shape)) + np.asarray(offset_zyx)
+    return _blobness(hu, tuple(int(c) for c in centre), r_in, spacing_zyx) >= p.nodule_min_blobness
+
+
 def find_nodule_like(
     label: np.ndarray,
     hu: np.ndarray,
     spacing_zyx,
     p: VesselQuantParameters,
     shrink_zyx=(1, 1, 1),
+    lung: np.ndarray | None = None,
     _hu_factors=(1, 1, 1),
 ) -> tuple[np.ndarray, list[dict]]:
     """The nodule-like voxels of a vessel ``label`` (bool array) and one record per blob: its centre (voxel index,
@@ -73,9 +108,10 @@ def find_nodule_like(
     computed in a box around each (a chest CT's vessels are sparse; one map of the whole lung took 10 s).
     ``shrink_zyx`` bins the search (a large, fine CT: 2 x 2 in-plane, as the lung mask): a 2.5 mm ball is
     still several binned voxels wide, and the blobs found are mapped back onto the segmentation.
+    ``lung`` (bool, on the grid of ``hu``): the lung mask, outside which the shape test sees parenchyma.
     """
     if any(f > 1 for f in shrink_zyx):
-        return _on_binned_grid(label, hu, spacing_zyx, p, tuple(int(f) for f in shrink_zyx))
+        return _on_binned_grid(label, hu, spacing_zyx, p, tuple(int(f) for f in shrink_zyx), lung)
     found = np.zeros(label.shape, bool)
     records: list[dict] = []
     scales = sorted(p.nodule_scales_mm or ())
@@ -92,7 +128,9 @@ def find_nodule_like(
         for where in ndi.find_objects(pieces)
     ]
     for box in (tuple(slice(a, b) for a, b in merged) for merged in _merge_overlapping(boxes)):
-        taken, box_records = _nodules_in_box(label[box] & ~found[box], hu, box, spacing_zyx, scales, p, _hu_factors)
+        taken, box_records = _nodules_in_box(
+            label[box] & ~found[box], hu, lung, box, spacing_zyx, scales, p, _hu_factors
+        )
         found[box] |= taken
         records += box_records
     return found, records
@@ -106,9 +144,9 @@ def _bin_mask(mask: np.ndarray, factors) -> np.ndarray:
     return padded.reshape(shape).sum(axis=(1, 3, 5), dtype=np.uint16) * 2 >= int(np.prod(factors))
 
 
-def _on_binned_grid(label, hu, spacing_zyx, p, factors):
+def _on_binned_grid(label, hu, spacing_zyx, p, factors, lung):
     coarse_spacing = tuple(s * f for s, f in zip(spacing_zyx, factors))
-    coarse, records = find_nodule_like(_bin_mask(label, factors), hu, coarse_spacing, p, _hu_factors=factors)
+    coarse, records = find_nodule_like(_bin_mask(label, factors), hu, coarse_spacing, p, lung=lung, _hu_factors=factors)
     found = coarse
     for axis, f in enumerate(factors):
         found = np.repeat(found, f, axis=axis)
@@ -137,7 +175,9 @@ def _merge_overlapping(boxes: list) -> list:
     return boxes
 
 
-def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p: VesselQuantParameters, hu_factors):
+def _nodules_in_box(
+    sub: np.ndarray, hu: np.ndarray, lung, box, spacing_zyx, scales, p: VesselQuantParameters, hu_factors
+):
     inside = _distance_inside(sub, spacing_zyx)
     voxel_mm3 = float(np.prod(spacing_zyx))
     taken = np.zeros(sub.shape, bool)
@@ -182,7 +222,7 @@ def _nodules_in_box(sub: np.ndarray, hu: np.ndarray, box, spacing_zyx, scales, p
             where = tuple(int(c) + b.start for c, b in zip(centre, box))
             fine = tuple(min(int(w * f + f // 2), n - 1) for w, f, n in zip(where, hu_factors, hu.shape))
             fine_spacing = tuple(s / f for s, f in zip(spacing_zyx, hu_factors))
-            if _blobness(hu, fine, float(r_in), fine_spacing) < p.nodule_min_blobness:
+            if _blobness(hu, fine, float(r_in), fine_spacing, lung) < p.nodule_min_blobness:
                 continue
             # The opening leaves out the blob's partial-volume rim, which the graph cut took: one voxel more, but only
             # within the ball of the blob's volume (not along a vessel that touches it).

@@ -38,6 +38,10 @@ class VesselQuantParameters:
     lung_closing_min_depth_mm: float = 3.0
     """...but only those at least this deep inside the closed lung: the partial-volume band where the lung meets the
     diaphragm's dome, the heart or the wall obliquely stays out."""
+    juxta_pleural_max_radius_mm: float = 15.0
+    """Soft-tissue blobs on the lung's surface up to this radius that a closing with a ball of twice it adds to the
+    lung, and that pass the nodule shape tests (juxta-pleural nodules), join the lung; the nodule step then reports
+    them. 0 turns the step off."""
     min_lung_volume_ml: float = 5.0
     """A region darker than ``lung_threshold_hu`` must hold at least this much to count as lung."""
 
@@ -229,6 +233,7 @@ RANGES: dict[str, Range] = {
     "max_vessel_hole_mm2": Range(0, 1e4),
     "lung_closing_mm": Range(0, 30),
     "lung_closing_min_depth_mm": Range(0, 30),
+    "juxta_pleural_max_radius_mm": Range(0, 30),
     "min_lung_volume_ml": Range(0, 1e4, low_open=True),
     "vesselness_sigmas_mm": Range(0, 20, low_open=True, kind="numbers", max_items=12),
     "frangi_alpha": Range(0, 10, low_open=True),

@@ -233,7 +233,9 @@ def _take_out_nodules(
     label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx, p: VesselQuantParameters
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Nodule-like blobs leave the vessel label: (vessel label in the box, nodule label of the volume, records)."""
-    nodule_roi, nodules = find_nodule_like(label_roi.astype(bool), box.hu, spacing_zyx, p, shrink_factors(ct, p)[::-1])
+    nodule_roi, nodules = find_nodule_like(
+        label_roi.astype(bool), box.hu, spacing_zyx, p, shrink_factors(ct, p)[::-1], lung=box.lung
+    )
     if nodule_roi.any():
         label_roi = np.where(nodule_roi, 0, label_roi).astype(label_roi.dtype)
     nodule = np.zeros(shape, np.uint8)
