@@ -74,8 +74,6 @@ REAL_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "chest-ct-2m
 
 def make_case_ct(case: str, size, work: Path) -> Path:
     """The CT of one case (built once into ``work``; the real CT is read where it lies)."""
-    import SimpleITK as sitk
-
     if case == "real":
         if not REAL_CT.is_dir():
             sys.exit(f"the real thorax CT is not at {REAL_CT}")
@@ -84,6 +82,17 @@ def make_case_ct(case: str, size, work: Path) -> Path:
     if path.exists():
         return path
     print(f"building the {case} CT {size} (once) ...", flush=True)
+    # In a process of its own: Linux carries a process's peak resident memory over into the children it forks, so
+    # building the CT here (about 8 GB for the parenchyma case) would become every child's measured peak.
+    built = subprocess.run([sys.executable, __file__, "--build", case, str(path), *map(str, size)])
+    if built.returncode != 0:
+        sys.exit(f"building the {case} CT failed")
+    return path
+
+
+def build_case_ct(case: str, path: str, size) -> None:
+    import SimpleITK as sitk
+
     if case == "chest":
         from VesselQuantLib.vessel_phantom import make_vessel_phantom
 
@@ -96,7 +105,6 @@ def make_case_ct(case: str, size, work: Path) -> Path:
             size_xyz=tuple(size), spacing_xyz=(0.7, 0.7, 1.0), trees=14, nodules=0, noise_sd_hu=30.0, seed=0
         ).image
     sitk.WriteImage(image, str(path), True)
-    return path
 
 
 def main() -> None:
@@ -107,9 +115,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=3, default=[512, 512, 400])
     parser.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "radiologyai-bench-vessels"))
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--build", nargs=5, metavar=("CASE", "PATH", "X", "Y", "Z"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.build:
+        build_case_ct(args.build[0], args.build[1], [int(n) for n in args.build[2:]])
         return
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""The README pictures of VesselQuant: a slice with the overlay and a vessel MIP, on the independent phantom family
-and on the real thorax in ``../shared/data/chest-ct-2mm`` (when present).
+"""The README pictures of VesselQuant: a slice with the overlay and a vessel MIP, on the two phantom families it was
+not tuned on (the independent one and PhantomQA's study phantom) and on the real thorax in
+``../shared/data/chest-ct-2mm`` (when present).
 
     .venv/bin/python Testing/benchmarks/vessel_figures.py [--out Screenshots]
 """
@@ -18,6 +19,7 @@ from RadiologyAICommonLib.report import new_figure, save_figure
 from VesselQuantLib.pipeline import run_vessel_quant
 
 from branching_phantom import make_branching_phantom  # beside this script
+from study_phantom_family import make_study_family_phantom
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,13 +61,22 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     phantom = make_branching_phantom(seed=0)
-    result = run_vessel_quant(phantom.image, phantom.lung_mask)
+    result = run_vessel_quant(phantom.image)
     _panel(
         phantom.image,
         result,
-        "Independent phantom (branching_phantom.py, seed 0), true lung mask: "
+        "Independent phantom (branching_phantom.py, seed 0, 30 HU), own lung mask: "
         f"{result.summary['nodule_like_count']} nodule-like blobs",
         out / "VesselQuant-independent-phantom.png",
+    )
+    phantom = make_study_family_phantom(seed=0, ctdivol_mgy=0.2)
+    result = run_vessel_quant(phantom.image)
+    _panel(
+        phantom.image,
+        result,
+        "PhantomQA's study phantom (study_phantom_family.py), FBP at 0.2 mGy, own lung mask: "
+        f"vessels {result.summary['total_volume_ml']:.2f} ml (design {phantom.design.vessel_volume_ml():.2f} ml)",
+        out / "VesselQuant-study-phantom.png",
     )
     dicom = ROOT.parent / "shared" / "data" / "chest-ct-2mm" / "dicom"
     if dicom.is_dir():

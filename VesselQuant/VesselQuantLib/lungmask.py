@@ -158,11 +158,8 @@ def segment_lungs_at_full_resolution(
     progress(0.7, "lung mask: filling vessels")
     lungs = _fill_holes_per_slice(lungs, float(ct.GetSpacing()[0] * ct.GetSpacing()[1]), p.max_vessel_hole_mm2)
     lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
-    progress(0.8, "lung mask: vessels against the wall and in-plane")
-    spacing_zyx = tuple(float(s) for s in ct.GetSpacing()[::-1])
-    lungs |= _enclosed_bright(lungs, hu >= p.lung_threshold_hu, spacing_zyx, p)
-    progress(0.85, "lung mask: juxta-pleural nodules")
-    lungs |= _juxta_pleural_nodules(lungs, hu, spacing_zyx, p)
+    progress(0.8, "lung mask: vessels against the wall and in-plane, juxta-pleural nodules")
+    lungs = _taken_in_by_closings(lungs, hu, tuple(float(s) for s in ct.GetSpacing()[::-1]), p)
 
     # Removing the airways can leave slivers: keep the substantial regions again.
     labels, count = _components(lungs)
@@ -187,47 +184,54 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(labels.max()) if labels.size else 0
 
 
-def _closing_depth(lungs: np.ndarray, radius: float, spacing_zyx) -> tuple[tuple, np.ndarray]:
-    """The lungs' bounding box and, in it, the depth (mm) below the surface of ``lungs`` closed with a ball of
-    ``radius`` (> 0 inside the closed lung).
+def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
+    """Steps 6 and 7: the vessels no slice encloses and the juxta-pleural nodules join ``lungs``.
 
-    The closing is done with Euclidean distance maps in mm (exact for anisotropic voxels), in the box padded by the
-    ball's radius.
+    Both closings are done with Euclidean distance maps in mm (exact for anisotropic voxels), in the lungs' bounding
+    box padded by the larger ball, and share the distance from the lung (one map fewer). Both close the same lung:
+    the larger closing holds what the smaller one adds, so closing the lung with it added would give the same.
     """
-    pad = [int(np.ceil(radius / s)) + 1 for s in spacing_zyx]
-    box = []
+    near = float(p.lung_closing_mm)
+    wide = 2.0 * float(p.juxta_pleural_max_radius_mm) if p.nodule_scales_mm else 0.0
+    if max(near, wide) <= 0 or not lungs.any():
+        return lungs
+    box = []  # a closing lies inside the convex hull, so inside the lungs' bounding box
     for axis in range(3):
         hit = np.flatnonzero(lungs.any(axis=tuple(a for a in range(3) if a != axis)))
         box.append(slice(int(hit[0]), int(hit[-1]) + 1))
     box = tuple(box)
-    local = np.pad(lungs[box], [(n, n) for n in pad])
-    dilated = _distance_outside(local, spacing_zyx) <= radius
-    depth = _distance_outside(~dilated, spacing_zyx) - radius
-    del dilated
-    return box, depth[tuple(slice(n, -n) for n in pad)]
+    pad = [int(np.ceil(max(near, wide) / s)) + 1 for s in spacing_zyx]  # beyond either ball's reach from the lung
+    crop = tuple(slice(n, -n) for n in pad)
+    from_lung = _distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)
+    out = lungs.copy()
+    region = hu[box]
+    if near > 0:
+        depth = (_distance_outside(from_lung > near, spacing_zyx) - near)[crop]
+        out[box] |= _enclosed_bright(lungs[box], region >= p.lung_threshold_hu, depth, spacing_zyx, p)
+    if wide > 0:
+        depth = (_distance_outside(from_lung > wide, spacing_zyx) - wide)[crop]
+        out[box] |= _juxta_pleural_nodules(out[box], hu, box, depth, spacing_zyx, p)
+    return out
 
 
-def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
-    """Bright voxels the closing of ``lungs`` with a ball of ``lung_closing_mm`` adds, at least
-    ``lung_closing_min_depth_mm`` inside the closed lung (step 6 of the module docstring), and the shallower ones
-    within that depth of them: a vessel entering the wall reaches the closed lung's surface, so its last mm are
-    shallow but continue a deep part, while the partial-volume band over the diaphragm or the heart is shallow
-    everywhere and joins only beside such a vessel.
+def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, depth: np.ndarray, spacing_zyx, p) -> np.ndarray:
+    """Bright voxels the closing with a ball of ``lung_closing_mm`` adds (``depth`` below the closed lung's surface
+    > 0), at least ``lung_closing_min_depth_mm`` inside the closed lung (step 6 of the module docstring), and the
+    shallower ones within that depth of them: a vessel entering the wall reaches the closed lung's surface, so its
+    last mm are shallow but continue a deep part, while the partial-volume band over the diaphragm or the heart is
+    shallow everywhere and joins only beside such a vessel.
     """
-    added = np.zeros(lungs.shape, bool)
-    if p.lung_closing_mm <= 0 or not lungs.any():
-        return added
-    box, depth = _closing_depth(lungs, float(p.lung_closing_mm), spacing_zyx)
-    candidate = (depth > 0) & ~lungs[box] & bright[box]
+    candidate = (depth > 0) & ~lungs & bright
     deep = candidate & (depth >= p.lung_closing_min_depth_mm)
-    if deep.any():
-        added[box] = deep | (candidate & (_distance_outside(deep, spacing_zyx) <= p.lung_closing_min_depth_mm))
-    return added
+    if not deep.any():
+        return deep
+    return deep | (candidate & (_distance_outside(deep, spacing_zyx) <= p.lung_closing_min_depth_mm))
 
 
-def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
+def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, depth: np.ndarray, spacing_zyx, p) -> np.ndarray:
     """Soft-tissue blobs on the lung's surface that the lung wraps around: what a closing with a ball of twice
-    ``juxta_pleural_max_radius_mm`` adds, in pieces that pass the nodule step's shape tests (step 7).
+    ``juxta_pleural_max_radius_mm`` adds (``depth`` > 0), in pieces that pass the nodule step's shape tests (step 7).
+    ``lungs`` and ``depth`` are the ``box`` of ``hu`` (the whole CT: the shape test looks beyond the box's faces).
 
     Twice: balls from the wall's side dip into the nodule's base, and leave out a lens of depth
     R - sqrt(R^2 - a^2) for a base of radius a (a 12 mm nodule on the wall: about 2.6 mm with R = 15 mm, 1.2 mm
@@ -239,19 +243,15 @@ def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: Ve
     diaphragm's rim) are not compact, and tube stubs where vessels leave the lung are not ball-shaped.
     """
     added = np.zeros(lungs.shape, bool)
-    radius = float(p.juxta_pleural_max_radius_mm)
-    if radius <= 0 or not p.nodule_scales_mm or not lungs.any():
-        return added
-    box, depth = _closing_depth(lungs, 2.0 * radius, spacing_zyx)
     region = hu[box]
-    bumps = (depth > 0) & ~lungs[box] & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
-    del depth
+    bumps = (depth > 0) & ~lungs & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
     pieces, _ = ndi.label(bumps)
-    origin = np.array([b.start for b in box])
+    radius = float(p.juxta_pleural_max_radius_mm)
     for number, where in enumerate(ndi.find_objects(pieces), start=1):
         piece = pieces[where] == number
-        if is_nodule_shaped(piece, hu, origin + [w.start for w in where], spacing_zyx, p, max_radius_mm=radius):
-            added[tuple(slice(o + w.start, o + w.stop) for o, w in zip(origin, where))] |= piece
+        offset = [b.start + w.start for b, w in zip(box, where)]
+        if is_nodule_shaped(piece, hu, offset, spacing_zyx, p, max_radius_mm=radius):
+            added[where] |= piece
     return added
 
 
