@@ -20,8 +20,9 @@ Steps (classic threshold-based lung segmentation, e.g. Hu, Hoffman & Reinhardt, 
    ``lung_closing_mm`` (a closing with a ball: the vessel is thinner than the ball) and that lie
    at least ``lung_closing_min_depth_mm`` inside the closed lung. The heart, the mediastinum and
    the diaphragm are far wider than the ball, and the partial-volume band where the lung meets
-   them obliquely lies at the closed lung's surface, so both stay out (but for the last mm of a vessel
-   whose deeper part joined: a vessel entering the wall reaches that surface);
+   them obliquely lies at the closed lung's surface, so both stay out (and so do the last mm of a vessel
+   entering the wall: extending the vessels that joined by those mm took in the bronchial walls and
+   partial-volume bands of a real thorax's hila, 12 ml);
 7. a juxta-pleural nodule (soft tissue on the wall, which the lung wraps around) is taken in when a
    closing with a ball of twice ``juxta_pleural_max_radius_mm`` adds it and it passes the nodule step's
    shape tests (compact, ball-shaped; ``nodules.py``), which then reports it as nodule-like.
@@ -206,26 +207,12 @@ def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: Ves
     out = lungs.copy()
     region = hu[box]
     if near > 0:
-        depth = (_distance_outside(from_lung > near, spacing_zyx) - near)[crop]
-        out[box] |= _enclosed_bright(lungs[box], region >= p.lung_threshold_hu, depth, spacing_zyx, p)
+        depth = (_distance_outside(from_lung > near, spacing_zyx) - near)[crop]  # below the closed lung's surface
+        out[box] |= (depth >= p.lung_closing_min_depth_mm) & ~lungs[box] & (region >= p.lung_threshold_hu)
     if wide > 0:
         depth = (_distance_outside(from_lung > wide, spacing_zyx) - wide)[crop]
         out[box] |= _juxta_pleural_nodules(out[box], hu, box, depth, spacing_zyx, p)
     return out
-
-
-def _enclosed_bright(lungs: np.ndarray, bright: np.ndarray, depth: np.ndarray, spacing_zyx, p) -> np.ndarray:
-    """Bright voxels the closing with a ball of ``lung_closing_mm`` adds (``depth`` below the closed lung's surface
-    > 0), at least ``lung_closing_min_depth_mm`` inside the closed lung (step 6 of the module docstring), and the
-    shallower ones within that depth of them: a vessel entering the wall reaches the closed lung's surface, so its
-    last mm are shallow but continue a deep part, while the partial-volume band over the diaphragm or the heart is
-    shallow everywhere and joins only beside such a vessel.
-    """
-    candidate = (depth > 0) & ~lungs & bright
-    deep = candidate & (depth >= p.lung_closing_min_depth_mm)
-    if not deep.any():
-        return deep
-    return deep | (candidate & (_distance_outside(deep, spacing_zyx) <= p.lung_closing_min_depth_mm))
 
 
 def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, depth: np.ndarray, spacing_zyx, p) -> np.ndarray:
