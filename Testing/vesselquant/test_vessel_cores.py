@@ -478,3 +478,18 @@ def test_nodule_like_blobs_are_found_and_tubes_are_not():
     binned, again = find_nodule_like(label, hu, spacing, VesselQuantParameters(), (1, 2, 2))
     assert len(again) == 1 and again[0]["radius_mm"] == pytest.approx(5.0, abs=0.8)
     assert (binned & ball).sum() / ball.sum() > 0.85 and not (binned & ~label).any()
+
+
+def test_blobness_sees_a_ball_on_a_wall_by_its_own_shape_and_refuses_undersampled_scales():
+    from VesselQuantLib.nodules import _blobness
+
+    spacing = (0.8, 0.62, 0.62)
+    z, y, x = np.meshgrid(*[np.arange(n) * s for n, s in zip((60, 60, 60), spacing)], indexing="ij")
+    centre = np.array([24.0, 18.6, 18.6])
+    ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 25.0
+    wall = x > centre[2] + 4.0  # a fifth of the 5 mm ball lies in the wall
+    hu = ndi.gaussian_filter(np.where(ball | wall, 40.0, -860.0), [0.4 / s for s in spacing])
+    at = tuple(int(round(c / s)) for c, s in zip(centre, spacing))
+    assert _blobness(hu, at, 4.5, spacing) < 0.5  # the wall makes the Hessian plate-like
+    assert _blobness(hu, at, 4.5, spacing, lung=~wall) > 0.85  # outside the lung counts as parenchyma
+    assert _blobness(hu, at, 4.0, (5.0, 0.62, 0.62)) == 0.0  # sigma 2.3 mm, under half a 5 mm slice: not judged
