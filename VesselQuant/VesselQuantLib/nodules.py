@@ -71,6 +71,15 @@ def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx, lung: np.nd
     return float(eigen[0] / eigen[2]) if eigen[2] > 0 else 0.0
 
 
+def _ball_mm3(radius_mm: float) -> float:
+    return 4.0 / 3.0 * math.pi * radius_mm**3
+
+
+def _compact(volume_mm3: float, inscribed_radius_mm: float, p: VesselQuantParameters) -> bool:
+    """At most ``nodule_max_compactness`` times the volume of the inscribed ball (step 2 of the module docstring)."""
+    return volume_mm3 <= p.nodule_max_compactness * _ball_mm3(inscribed_radius_mm)
+
+
 def is_nodule_shaped(
     piece: np.ndarray, hu: np.ndarray, offset_zyx, spacing_zyx, p: VesselQuantParameters, max_radius_mm: float
 ) -> bool:
@@ -79,13 +88,13 @@ def is_nodule_shaped(
     in the CT (the lung mask's test for juxta-pleural nodules)."""
     voxel_mm3 = float(np.prod(spacing_zyx))
     smallest = min(p.nodule_scales_mm)
-    if piece.sum() * voxel_mm3 < 4.0 / 3.0 * math.pi * smallest**3:
+    if piece.sum() * voxel_mm3 < _ball_mm3(smallest):
         return False
     inside = _distance_inside(np.pad(piece, 1), spacing_zyx)[1:-1, 1:-1, 1:-1]
     r_in = float(inside.max())
     if not smallest <= r_in <= max_radius_mm:
         return False
-    if piece.sum() * voxel_mm3 > p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_in**3:
+    if not _compact(piece.sum() * voxel_mm3, r_in, p):
         return False
     centre = np.asarray(np.unravel_index(int(np.argmax(inside)), inside.shape)) + np.asarray(offset_zyx)
     return _blobness(hu, tuple(int(c) for c in centre), r_in, spacing_zyx) >= p.nodule_min_blobness
@@ -196,7 +205,7 @@ def _nodules_in_box(
         for number, where_core in enumerate(ndi.find_objects(cores), start=1):
             local = cores[where_core] == number
             r_max = float(inside[where_core][local].max())
-            keep[number] = local.sum() * voxel_mm3 <= p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_max**3
+            keep[number] = _compact(local.sum() * voxel_mm3, r_max, p)
         if not keep[1:].any():
             continue
         core = keep[cores]
@@ -217,7 +226,7 @@ def _nodules_in_box(
             )
             volume = float(local.sum() * voxel_mm3)
             on_edge = not interior[where_piece][local].all()
-            if on_edge or r_in < scale or volume > p.nodule_max_compactness * 4.0 / 3.0 * math.pi * r_in**3:
+            if on_edge or r_in < scale or not _compact(volume, r_in, p):
                 continue
             where = tuple(int(c) + b.start for c, b in zip(centre, box))
             fine = tuple(min(int(w * f + f // 2), n - 1) for w, f, n in zip(where, hu_factors, hu.shape))
