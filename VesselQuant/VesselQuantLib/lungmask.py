@@ -118,33 +118,34 @@ def segment_lungs_at_full_resolution(
     progress = progress or no_progress
     progress(0.0, "lung mask: thresholding")
     smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(ct, sitk.sitkFloat32), 0.7)
-    hu = sitk.GetArrayViewFromImage(smoothed)
-    air = hu < p.lung_threshold_hu
+    whole_hu = sitk.GetArrayViewFromImage(smoothed)
+    air = whole_hu < p.lung_threshold_hu
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
 
-    labels, count = _components(air)
-    if count == 0:
+    labels, sizes = _components(air)
+    if len(sizes) == 1:
         raise _no_lungs(p)
-    border = np.zeros(count + 1, bool)
+    border = np.zeros(len(sizes), bool)
     for face in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
         border[np.unique(face)] = True
-    border[0] = True
-    sizes = np.bincount(labels.ravel(), minlength=count + 1).astype(np.int64)
     sizes[border] = 0
     progress(0.3, "lung mask: selecting lung regions")
     largest = int(sizes.max())
     if largest * voxel_ml < p.min_lung_volume_ml:
         raise _no_lungs(p)
     keep = (sizes >= 0.1 * largest) & (sizes * voxel_ml >= p.min_lung_volume_ml)
-    lungs = keep[labels]
+    # Steps 4-7 and the last selection work in the lungs' bounding box with a 1-voxel frame: what lies beyond it is
+    # not lung, and the frame carries the background around the lungs that hole filling needs.
+    box = _bounding_box(keep[labels], margin=1)
+    lungs = keep[labels[box]]
+    hu = whole_hu[box]
     del labels
 
     # Trachea and main bronchi: very dark air in pieces much smaller than the lung region.
     progress(0.5, "lung mask: removing airways")
     dark = lungs & (hu < p.airway_threshold_hu)
     if dark.any():
-        dark_labels, dark_count = _components(dark)
-        dark_sizes = np.bincount(dark_labels.ravel(), minlength=dark_count + 1)
+        dark_labels, dark_sizes = _components(dark)
         airway = dark_sizes < 0.3 * lungs.sum()
         airway[0] = False
         airway = airway[dark_labels]
@@ -152,37 +153,51 @@ def segment_lungs_at_full_resolution(
         if airway.any():
             # the airway's partial-volume rim (and a thin carina) is brighter than the threshold
             radius = [max(1, int(round(1.5 / s))) for s in ct.GetSpacing()]
-            grown = sitk.BinaryDilate(sitk.GetImageFromArray(airway.astype(np.uint8)), radius, sitk.sitkBall)
-            airway = sitk.GetArrayViewFromImage(grown).astype(bool)
+            near_airway = _bounding_box(airway, margin=radius[::-1])
+            grown = sitk.BinaryDilate(sitk.GetImageFromArray(airway[near_airway].view(np.uint8)), radius, sitk.sitkBall)
+            airway[near_airway] = sitk.GetArrayViewFromImage(grown).astype(bool)
         lungs &= ~airway
 
     progress(0.7, "lung mask: filling vessels")
     lungs = _fill_holes_per_slice(lungs, float(ct.GetSpacing()[0] * ct.GetSpacing()[1]), p.max_vessel_hole_mm2)
     lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
     progress(0.8, "lung mask: vessels against the wall and in-plane, juxta-pleural nodules")
-    lungs = _taken_in_by_closings(lungs, hu, tuple(float(s) for s in ct.GetSpacing()[::-1]), p)
+    whole = np.zeros(whole_hu.shape, bool)  # the juxta-pleural shape test looks beyond the box's faces
+    whole[box] = lungs
+    lungs = _taken_in_by_closings(whole, whole_hu, tuple(float(s) for s in ct.GetSpacing()[::-1]), p)[box]
 
     # Removing the airways can leave slivers: keep the substantial regions again.
-    labels, count = _components(lungs)
-    if count == 0:
+    labels, sizes = _components(lungs)
+    if len(sizes) == 1:
         raise _no_lungs(p)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    sizes[0] = 0
     keep = (sizes >= 0.1 * sizes.max()) & (sizes * voxel_ml >= p.min_lung_volume_ml)
     if not keep.any():
         raise _no_lungs(p)
-    lungs = keep[labels]
+    full = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.uint8)
+    full[box] = keep[labels]
 
-    mask = image_from_array(lungs.astype(np.uint8), ct)
+    mask = image_from_array(full, ct)
     progress(1.0, "lung mask: done")
     return mask
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Face-connected components (SimpleITK, multi-threaded); labels 1..n, 0 = background."""
-    image = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), False)
-    labels = sitk.GetArrayFromImage(image)
-    return labels, int(labels.max()) if labels.size else 0
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Face-connected components (SimpleITK, multi-threaded): labels 1..n, largest first (0 = background), and
+    their sizes in voxels (``sizes[0]`` = 0)."""
+    relabel = sitk.RelabelComponentImageFilter()
+    image = relabel.Execute(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), False))
+    return sitk.GetArrayFromImage(image), np.array([0, *relabel.GetSizeOfObjectsInPixels()], np.int64)
+
+
+def _bounding_box(mask: np.ndarray, margin) -> tuple[slice, slice, slice]:
+    """The (z, y, x) slices of ``mask``'s bounding box widened by ``margin`` voxels (one per axis or one for all),
+    clipped to the array."""
+    margins = np.broadcast_to(margin, 3)
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(0, int(hit[0]) - margins[axis]), min(mask.shape[axis], int(hit[-1]) + 1 + margins[axis])))
+    return tuple(box)
 
 
 def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
@@ -196,29 +211,26 @@ def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: Ves
     wide = 2.0 * float(p.juxta_pleural_max_radius_mm) if p.nodule_scales_mm else 0.0
     if max(near, wide) <= 0 or not lungs.any():
         return lungs
-    box = []  # a closing lies inside the convex hull, so inside the lungs' bounding box
-    for axis in range(3):
-        hit = np.flatnonzero(lungs.any(axis=tuple(a for a in range(3) if a != axis)))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    box = tuple(box)
+    box = _bounding_box(lungs, margin=0)  # a closing lies inside the convex hull, so inside the lungs' bounding box
     pad = [int(np.ceil(max(near, wide) / s)) + 1 for s in spacing_zyx]  # beyond either ball's reach from the lung
     crop = tuple(slice(n, -n) for n in pad)
     from_lung = _distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)
     out = lungs.copy()
     region = hu[box]
-    if near > 0:
-        depth = (_distance_outside(from_lung > near, spacing_zyx) - near)[crop]  # below the closed lung's surface
-        out[box] |= (depth >= p.lung_closing_min_depth_mm) & ~lungs[box] & (region >= p.lung_threshold_hu)
+    if near > 0:  # at least lung_closing_min_depth_mm below the closed lung's surface
+        deep = _distance_outside(from_lung > near, spacing_zyx) >= near + p.lung_closing_min_depth_mm
+        out[box] |= sitk.GetArrayViewFromImage(deep)[crop].astype(bool) & ~lungs[box] & (region >= p.lung_threshold_hu)
     if wide > 0:
-        depth = (_distance_outside(from_lung > wide, spacing_zyx) - wide)[crop]
-        out[box] |= _juxta_pleural_nodules(out[box], hu, box, depth, spacing_zyx, p)
+        closed = _distance_outside(from_lung > wide, spacing_zyx) > wide  # an image: the array below is its view
+        closed_box = sitk.GetArrayViewFromImage(closed)[crop].astype(bool)
+        out[box] |= _juxta_pleural_nodules(out[box], hu, box, closed_box, spacing_zyx, p)
     return out
 
 
-def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, depth: np.ndarray, spacing_zyx, p) -> np.ndarray:
+def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, closed: np.ndarray, spacing_zyx, p) -> np.ndarray:
     """Soft-tissue blobs on the lung's surface that the lung wraps around: what a closing with a ball of twice
-    ``juxta_pleural_max_radius_mm`` adds (``depth`` > 0), in pieces that pass the nodule step's shape tests (step 7).
-    ``lungs`` and ``depth`` are the ``box`` of ``hu`` (the whole CT: the shape test looks beyond the box's faces).
+    ``juxta_pleural_max_radius_mm`` adds (``closed``), in pieces that pass the nodule step's shape tests (step 7).
+    ``lungs`` and ``closed`` are the ``box`` of ``hu`` (the whole CT: the shape test looks beyond the box's faces).
 
     Twice: balls from the wall's side dip into the nodule's base, and leave out a lens of depth
     R - sqrt(R^2 - a^2) for a base of radius a (a 12 mm nodule on the wall: about 2.6 mm with R = 15 mm, 1.2 mm
@@ -231,7 +243,7 @@ def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, depth: np.nda
     """
     added = np.zeros(lungs.shape, bool)
     region = hu[box]
-    bumps = (depth > 0) & ~lungs & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
+    bumps = closed & ~lungs & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
     pieces, _ = ndi.label(bumps)
     radius = float(p.juxta_pleural_max_radius_mm)
     for number, where in enumerate(ndi.find_objects(pieces), start=1):
@@ -242,16 +254,18 @@ def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, depth: np.nda
     return added
 
 
-def _distance_outside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
-    """Euclidean distance (mm) from each voxel outside ``mask`` to the nearest voxel of it (0 inside).
+def _distance_outside(mask, spacing_zyx) -> sitk.Image:
+    """Euclidean distance (mm, float32) from each voxel outside ``mask`` (a bool array, or a 0/1 image of the same
+    grid) to the nearest voxel of it; <= 0 inside.
 
     SimpleITK's Maurer transform: multi-threaded and float32, 4x faster than scipy's on a chest CT's lung box;
-    outside the object it equals the exact distance to the nearest object voxel.
+    outside the object it equals the exact distance to the nearest object voxel. The maps stay images, and are
+    thresholded as images: no float copy of the padded box.
     """
-    image = sitk.GetImageFromArray(mask.view(np.uint8))
-    image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-    distance = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
-    return np.maximum(sitk.GetArrayFromImage(distance), 0.0)
+    if isinstance(mask, np.ndarray):
+        mask = sitk.GetImageFromArray(mask.view(np.uint8))
+        mask.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    return sitk.SignedMaurerDistanceMap(mask, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
 
 
 def _fill_holes_per_slice(mask: np.ndarray, pixel_mm2: float, max_hole_mm2: float) -> np.ndarray:
