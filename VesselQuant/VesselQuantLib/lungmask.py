@@ -40,7 +40,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .nodules import is_nodule_shaped
+from .nodules import is_nodule_shaped, min_nodule_voxels
 from .parameters import VesselQuantParameters
 
 SOFT_TISSUE_MAX_HU = 300.0
@@ -244,9 +244,10 @@ def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, closed: np.nd
     added = np.zeros(lungs.shape, bool)
     region = hu[box]
     bumps = closed & ~lungs & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
-    pieces, _ = ndi.label(bumps)
+    pieces, sizes = _components(bumps)  # largest first: the pieces big enough to test are 1..n
+    n = int(np.count_nonzero(sizes >= min_nodule_voxels(spacing_zyx, p)))
     radius = float(p.juxta_pleural_max_radius_mm)
-    for number, where in enumerate(ndi.find_objects(pieces), start=1):
+    for number, where in enumerate(ndi.find_objects(pieces, max_label=n) if n else [], start=1):
         piece = pieces[where] == number
         offset = [b.start + w.start for b, w in zip(box, where)]
         if is_nodule_shaped(piece, hu, offset, spacing_zyx, p, max_radius_mm=radius):

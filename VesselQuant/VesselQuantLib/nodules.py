@@ -80,21 +80,28 @@ def _compact(volume_mm3: float, inscribed_radius_mm: float, p: VesselQuantParame
     return volume_mm3 <= p.nodule_max_compactness * _ball_mm3(inscribed_radius_mm)
 
 
+def min_nodule_voxels(spacing_zyx, p: VesselQuantParameters) -> int:
+    """The fewest voxels a nodule-like piece holds: those of the smallest ball of ``nodule_scales_mm``."""
+    return math.ceil(_ball_mm3(min(p.nodule_scales_mm)) / float(np.prod(spacing_zyx)))
+
+
 def is_nodule_shaped(
     piece: np.ndarray, hu: np.ndarray, offset_zyx, spacing_zyx, p: VesselQuantParameters, max_radius_mm: float
 ) -> bool:
     """Whether an isolated ``piece`` (bool, its own box, placed at ``offset_zyx`` in ``hu``) passes this module's
     shape tests: at least as thick as the smallest ball, at most ``max_radius_mm`` thick, compact, and ball-shaped
     in the CT (the lung mask's test for juxta-pleural nodules)."""
-    voxel_mm3 = float(np.prod(spacing_zyx))
+    volume_mm3 = int(piece.sum()) * float(np.prod(spacing_zyx))
     smallest = min(p.nodule_scales_mm)
-    if piece.sum() * voxel_mm3 < _ball_mm3(smallest):
+    # first the tests without a distance map: too small for the smallest ball, or too large to be compact about
+    # even the thickest ball allowed (the plates along the mediastinum and the diaphragm)
+    if piece.sum() < min_nodule_voxels(spacing_zyx, p) or not _compact(volume_mm3, max_radius_mm, p):
         return False
     inside = _distance_inside(np.pad(piece, 1), spacing_zyx)[1:-1, 1:-1, 1:-1]
     r_in = float(inside.max())
     if not smallest <= r_in <= max_radius_mm:
         return False
-    if not _compact(piece.sum() * voxel_mm3, r_in, p):
+    if not _compact(volume_mm3, r_in, p):
         return False
     centre = np.asarray(np.unravel_index(int(np.argmax(inside)), inside.shape)) + np.asarray(offset_zyx)
     return _blobness(hu, tuple(int(c) for c in centre), r_in, spacing_zyx) >= p.nodule_min_blobness
