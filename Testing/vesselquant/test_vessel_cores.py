@@ -438,15 +438,19 @@ def test_parameters_round_trip_and_validation():
     assert isinstance(pd.DataFrame([p.to_dict()]), pd.DataFrame)
 
 
+def _tube_between(grid, a, b, r):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    t = np.clip(((grid - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+    return np.linalg.norm(grid - (a + t[..., None] * (b - a)), axis=-1) <= r
+
+
 def _scene_with_a_nodule(spacing=(0.8, 0.62, 0.62)):
     """A Y of 4.25 mm tubes (its junction bulges), a 1.5 mm tube with a 5 mm ball on it, blurred to HU."""
     shape = (70, 110, 110)
     grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
 
     def tube(a, b, r):
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        t = np.clip(((grid - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
-        return np.linalg.norm(grid - (a + t[..., None] * (b - a)), axis=-1) <= r
+        return _tube_between(grid, a, b, r)
 
     junction = np.array([28.0, 30.0, 20.0])
     vessels = (
@@ -478,6 +482,32 @@ def test_nodule_like_blobs_are_found_and_tubes_are_not():
     binned, again = find_nodule_like(label, hu, spacing, VesselQuantParameters(), (1, 2, 2))
     assert len(again) == 1 and again[0]["radius_mm"] == pytest.approx(5.0, abs=0.8)
     assert (binned & ball).sum() / ball.sum() > 0.85 and not (binned & ~label).any()
+
+
+def test_a_nodule_against_a_short_thick_vessel_is_cut_free_and_a_beaded_tube_is_not_a_nodule():
+    """A 4.4 mm ball against a short 4 mm stub (between 1.5 mm tubes): at the 2.5 mm scale both have a compact core
+    and the opening joins them into one piece, too long to be compact and tube-like at the ball's centre; split by
+    nearest core, the ball is found and the stub stays vessel. A tube whose radius wavers between 2.55 and 2.95 mm
+    has a core of beads at that scale, which the split must not turn into nodules."""
+    from VesselQuantLib.nodules import find_nodule_like
+
+    spacing = (0.8, 0.62, 0.62)
+    shape = (60, 100, 110)
+    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+    stub = _tube_between(grid, [24, 30, 26], [24, 30, 34], 4.0) | _tube_between(grid, [24, 30, 2], [24, 30, 66], 1.5)
+    ball = np.linalg.norm(grid - np.array([24.0, 37.6, 30.0]), axis=-1) <= 4.4
+    along = grid[..., 2]
+    radius = 2.75 + 0.2 * np.cos(2 * np.pi * along / 6.0)
+    beads = (np.linalg.norm(grid[..., :2] - np.array([24.0, 50.0]), axis=-1) <= radius) & (along > 3) & (along < 65)
+    label = stub | ball | beads
+    hu = (-850 + 890 * ndi.gaussian_filter(label.astype(np.float32), 0.8)).astype(np.float32)
+    found, records = find_nodule_like(label, hu, spacing, VesselQuantParameters())
+    assert len(records) == 1 and records[0]["radius_mm"] == pytest.approx(4.4, abs=0.5)
+    assert (found & ball).sum() / ball.sum() > 0.95
+    assert (found & ~ball).sum() / ball.sum() < 0.05  # neither the stub nor a bead is taken
+    assert not (found & beads).any()
+    binned, again = find_nodule_like(label, hu, spacing, VesselQuantParameters(), (1, 2, 2))  # a large, fine CT
+    assert len(again) == 1 and (binned & ball).sum() / ball.sum() > 0.9 and not (binned & beads).any()
 
 
 def test_blobness_sees_a_ball_on_a_wall_by_its_own_shape_and_refuses_undersampled_scales():

@@ -36,12 +36,15 @@ def _distance_inside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
     return np.where(mask, distance - 0.5 * float(min(spacing_zyx)), 0.0).astype(np.float32)
 
 
-def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx, lung: np.ndarray | None = None) -> float:
+def _blobness(
+    hu: np.ndarray, centre, radius_mm: float, spacing_zyx, lung: np.ndarray | None = None, beside=None
+) -> float:
     """|l1| / |l3| of the Hessian at ``centre`` at scale r / sqrt(3) (computed on a patch around it).
 
     With ``lung``, what lies outside it counts as parenchyma (the median HU of the patch's lung): a
     juxta-pleural nodule is then judged by its own shape, not by the chest wall it sits on (a ball beside a
-    flat wall makes the Hessian plate-like).
+    flat wall makes the Hessian plate-like). ``beside`` (a function of the patch's window giving a bool mask of it)
+    marks more voxels to see as parenchyma: the thick vessel a nodule touches.
     0 when the scale is under half the thickest voxel side: the second derivatives are then undersampled along it,
     and in 5 mm slices the junctions of vessels crossing them look like balls.
     """
@@ -54,8 +57,10 @@ def _blobness(hu: np.ndarray, centre, radius_mm: float, spacing_zyx, lung: np.nd
     hi = np.minimum(np.asarray(centre) + half + 1, hu.shape)
     window = tuple(slice(a, b) for a, b in zip(lo, hi))
     patch = hu[window].astype(np.float64)
-    if lung is not None:
-        inside = lung[window]
+    if lung is not None or beside is not None:
+        inside = np.ones(patch.shape, bool) if lung is None else lung[window]
+        if beside is not None:
+            inside = inside & ~beside(window)
         if inside.any() and not inside.all():
             patch[~inside] = float(np.median(patch[inside]))
     at = tuple(np.asarray(centre) - lo)
@@ -224,8 +229,7 @@ def _nodules_in_box(
         pieces, count = ndi.label(opened)
         if count == 0:
             continue
-        for number, where_piece in enumerate(ndi.find_objects(pieces), start=1):
-            local = pieces[where_piece] == number
+        for where_piece, local, rest in _split_by_core(pieces, np.where(core, cores, 0), near, spacing_zyx):
             depth = np.where(local, inside[where_piece], 0.0)
             r_in = float(depth.max())
             centre = tuple(
@@ -233,16 +237,25 @@ def _nodules_in_box(
             )
             volume = float(local.sum() * voxel_mm3)
             on_edge = not interior[where_piece][local].all()
-            if on_edge or r_in < scale or not _compact(volume, r_in, p):
+            # a share of a split piece must be thicker than the ball by a voxel: where a tube is about as thick as the
+            # ball, the noisy wall breaks its core into beads, each compact, which the opening joins again
+            thinnest = scale if rest is None else scale + max(spacing_zyx)
+            if on_edge or r_in < thinnest or not _compact(volume, r_in, p):
                 continue
             where = tuple(int(c) + b.start for c, b in zip(centre, box))
             fine = tuple(min(int(w * f + f // 2), n - 1) for w, f, n in zip(where, hu_factors, hu.shape))
             fine_spacing = tuple(s / f for s, f in zip(spacing_zyx, hu_factors))
-            if _blobness(hu, fine, float(r_in), fine_spacing, lung) < p.nodule_min_blobness:
+            beside = (
+                None
+                if rest is None
+                else _on_fine_grid(rest, [w.start + b.start for w, b in zip(where_piece, box)], hu_factors)
+            )
+            if _blobness(hu, fine, float(r_in), fine_spacing, lung, beside) < p.nodule_min_blobness:
                 continue
             # The opening leaves out the blob's partial-volume rim, which the graph cut took: one voxel more, but only
             # within the ball of the blob's volume (not along a vessel that touches it).
-            piece = pieces == number
+            piece = np.zeros(sub.shape, bool)
+            piece[where_piece] = local
             radius_mm = (3.0 * piece.sum() * voxel_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0) + 0.75 * max(spacing_zyx)
             rim = ndi.binary_dilation(piece, np.ones((3, 3, 3), bool)) & sub & ~taken & ~piece
             offsets = (np.argwhere(rim) - np.asarray(centre)) * np.asarray(spacing_zyx)
@@ -258,3 +271,50 @@ def _nodules_in_box(
                 }
             )  # radius of the ball of the same volume
     return taken, records
+
+
+def _split_by_core(pieces: np.ndarray, cores: np.ndarray, near, spacing_zyx):
+    """(box, mask, rest) for each piece of an opening (``pieces``, labelled; ``cores`` the labelled cores it
+    was grown from, 0 elsewhere; both only set inside ``near``): a piece grown from one core whole (``rest`` None),
+    a piece grown from several split among them by nearest core (``rest``: the other cores' share, same box).
+
+    A nodule touching a thick vessel, each with a core of its own, is one piece of the opening: too long to be
+    compact and, at the nodule's centre, tube-like for the vessel beside it. Split, the nodule's share is judged
+    alone, with the vessel's share seen as parenchyma.
+    """
+    owner = None
+    for number, where in enumerate(ndi.find_objects(pieces), start=1):
+        if where is None:
+            continue
+        local = pieces[where] == number
+        held = np.unique(cores[where][local])
+        held = held[held > 0]
+        if held.size <= 1:
+            yield where, local, None
+            continue
+        if owner is None:  # nearest core of every voxel of the opened region (one map, only when needed)
+            owner = np.zeros(cores.shape, cores.dtype)
+            _, index = ndi.distance_transform_edt(cores[near] == 0, sampling=spacing_zyx, return_indices=True)
+            owner[near] = cores[near][tuple(index)]
+        for core in held:
+            share = local & (owner[where] == core)
+            yield where, share, local & ~share
+
+
+def _on_fine_grid(mask: np.ndarray, start, factors):
+    """A function of a window of the fine grid giving ``mask`` there (``mask`` lies on the grid binned by
+    ``factors``, from ``start`` on; False outside it)."""
+
+    def window_of(window) -> np.ndarray:
+        out = np.ones(tuple(w.stop - w.start for w in window), bool)
+        axes = []
+        for axis, (w, f, s, n) in enumerate(zip(window, factors, start, mask.shape)):
+            at = np.arange(w.start, w.stop) // f - s
+            valid = (at >= 0) & (at < n)
+            shape = [1, 1, 1]
+            shape[axis] = -1
+            out &= valid.reshape(shape)
+            axes.append(np.clip(at, 0, n - 1))
+        return out & mask[np.ix_(*axes)]
+
+    return window_of
