@@ -136,7 +136,7 @@ def segment_lungs_at_full_resolution(
     keep = (sizes >= 0.1 * largest) & (sizes * voxel_ml >= p.min_lung_volume_ml)
     # Steps 4-7 and the last selection work in the lungs' bounding box with a 1-voxel frame: what lies beyond it is
     # not lung, and the frame carries the background around the lungs that hole filling needs.
-    box = _bounding_box(keep[labels], margin=1)
+    box = bounding_box(keep[labels], margin=1)
     lungs = keep[labels[box]]
     hu = whole_hu[box]
     del labels
@@ -153,7 +153,7 @@ def segment_lungs_at_full_resolution(
         if airway.any():
             # the airway's partial-volume rim (and a thin carina) is brighter than the threshold
             radius = [max(1, int(round(1.5 / s))) for s in ct.GetSpacing()]
-            near_airway = _bounding_box(airway, margin=radius[::-1])
+            near_airway = bounding_box(airway, margin=radius[::-1])
             grown = sitk.BinaryDilate(sitk.GetImageFromArray(airway[near_airway].view(np.uint8)), radius, sitk.sitkBall)
             airway[near_airway] = sitk.GetArrayViewFromImage(grown).astype(bool)
         lungs &= ~airway
@@ -189,10 +189,10 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sitk.GetArrayFromImage(image), np.array([0, *relabel.GetSizeOfObjectsInPixels()], np.int64)
 
 
-def _bounding_box(mask: np.ndarray, margin) -> tuple[slice, slice, slice]:
+def bounding_box(mask: np.ndarray, margin) -> tuple[slice, slice, slice]:
     """The (z, y, x) slices of ``mask``'s bounding box widened by ``margin`` voxels (one per axis or one for all),
     clipped to the array."""
-    margins = np.broadcast_to(margin, 3)
+    margins = [int(m) for m in np.broadcast_to(margin, 3)]
     box = []
     for axis in range(3):
         hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
@@ -211,7 +211,7 @@ def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: Ves
     wide = 2.0 * float(p.juxta_pleural_max_radius_mm) if p.nodule_scales_mm else 0.0
     if max(near, wide) <= 0 or not lungs.any():
         return lungs
-    box = _bounding_box(lungs, margin=0)  # a closing lies inside the convex hull, so inside the lungs' bounding box
+    box = bounding_box(lungs, margin=0)  # a closing lies inside the convex hull, so inside the lungs' bounding box
     pad = [int(np.ceil(max(near, wide) / s)) + 1 for s in spacing_zyx]  # beyond either ball's reach from the lung
     crop = tuple(slice(n, -n) for n in pad)
     from_lung = _distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)

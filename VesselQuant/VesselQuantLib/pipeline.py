@@ -26,7 +26,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprog
 
 from .centerline import compute_centerline
 from .graphcut import segment_vessels
-from .lungmask import segment_lungs, shrink_factors
+from .lungmask import bounding_box, segment_lungs, shrink_factors
 from .nodules import find_nodule_like
 from .parameters import VesselQuantParameters
 from .quantify import loglinear_fit, per_radius_table, small_vessel_volume_ml
@@ -103,15 +103,6 @@ def validate_lung_mask(mask: sitk.Image, ct: sitk.Image, what: str = "lung mask"
             f"parenchyma is below {LUNG_MASK_MAX_MEDIAN_HU:.0f} HU; is it the mask of this CT?"
         )
     return lung
-
-
-def _bbox(mask: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, slice, slice]:
-    slices = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        slices.append(slice(max(0, int(hit[0]) - margin[axis]), min(mask.shape[axis], int(hit[-1]) + 1 + margin[axis])))
-    return tuple(slices)
 
 
 def index_to_physical(image: sitk.Image, index_xyz: np.ndarray) -> np.ndarray:
@@ -217,7 +208,7 @@ class _LungBox:
     @classmethod
     def of(cls, ct: sitk.Image, lung: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> "_LungBox":
         margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
-        roi = _bbox(lung, margin)
+        roi = bounding_box(lung, margin)
         hu_image = sitk.Cast(
             sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
             sitk.sitkFloat32,
@@ -280,7 +271,7 @@ def _centreline_radius(
     if not label_roi.any():
         return vessels
     reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
-    sub = _bbox(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
+    sub = bounding_box(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
     vessel_hu = model["vessel_hu"] if model else p.vessel_hu
     background_hu = model["background_hu"] if model else None
     line, radius_sub = compute_centerline(
