@@ -96,11 +96,12 @@ def is_nodule_shaped(
     """Whether an isolated ``piece`` (bool, its own box, placed at ``offset_zyx`` in ``hu``) passes this module's
     shape tests: at least as thick as the smallest ball, at most ``max_radius_mm`` thick, compact, and ball-shaped
     in the CT (the lung mask's test for juxta-pleural nodules)."""
-    volume_mm3 = int(piece.sum()) * float(np.prod(spacing_zyx))
+    voxels = int(piece.sum())
+    volume_mm3 = voxels * float(np.prod(spacing_zyx))
     smallest = min(p.nodule_scales_mm)
     # first the tests without a distance map: too small for the smallest ball, or too large to be compact about
     # even the thickest ball allowed (the plates along the mediastinum and the diaphragm)
-    if piece.sum() < min_nodule_voxels(spacing_zyx, p) or not _compact(volume_mm3, max_radius_mm, p):
+    if voxels < min_nodule_voxels(spacing_zyx, p) or not _compact(volume_mm3, max_radius_mm, p):
         return False
     inside = _distance_inside(np.pad(piece, 1), spacing_zyx)[1:-1, 1:-1, 1:-1]
     r_in = float(inside.max())
@@ -284,8 +285,6 @@ def _split_by_core(pieces: np.ndarray, cores: np.ndarray, near, spacing_zyx):
     """
     owner = None
     for number, where in enumerate(ndi.find_objects(pieces), start=1):
-        if where is None:
-            continue
         local = pieces[where] == number
         held = np.unique(cores[where][local])
         held = held[held > 0]
