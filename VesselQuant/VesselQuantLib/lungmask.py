@@ -25,7 +25,8 @@ Steps (classic threshold-based lung segmentation, e.g. Hu, Hoffman & Reinhardt, 
    partial-volume bands of a real thorax's hila, 12 ml);
 7. a juxta-pleural nodule (soft tissue on the wall, which the lung wraps around) is taken in when a
    closing with a ball of twice ``juxta_pleural_max_radius_mm`` adds it and it passes the nodule step's
-   shape tests (compact, ball-shaped; ``nodules.py``), which then reports it as nodule-like.
+   shape tests (compact, ball-shaped; ``nodules.py``), which then reports it as nodule-like; a bump
+   that fails is judged again with what step 6 took in beside it (a small nodule's deep part).
 
 Works on phantoms too (air or foam inside a PMMA holder: the holder's interior).
 """
@@ -40,7 +41,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .nodules import is_nodule_shaped, min_nodule_voxels
+from .nodules import find_nodule_like, is_nodule_shaped, min_nodule_voxels
 from .parameters import VesselQuantParameters
 
 SOFT_TISSUE_MAX_HU = 300.0
@@ -217,20 +218,29 @@ def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: Ves
     from_lung = _distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)
     out = lungs.copy()
     region = hu[box]
+    taken_in = np.zeros(region.shape, bool)
     if near > 0:  # at least lung_closing_min_depth_mm below the closed lung's surface
         deep = _distance_outside(from_lung > near, spacing_zyx) >= near + p.lung_closing_min_depth_mm
-        out[box] |= sitk.GetArrayViewFromImage(deep)[crop].astype(bool) & ~lungs[box] & (region >= p.lung_threshold_hu)
+        taken_in = sitk.GetArrayViewFromImage(deep)[crop].astype(bool) & ~lungs[box] & (region >= p.lung_threshold_hu)
+        out[box] |= taken_in
     if wide > 0:
         closed = _distance_outside(from_lung > wide, spacing_zyx) > wide  # an image: the array below is its view
         closed_box = sitk.GetArrayViewFromImage(closed)[crop].astype(bool)
-        out[box] |= _juxta_pleural_nodules(out[box], hu, box, closed_box, spacing_zyx, p)
+        out[box] |= _juxta_pleural_nodules(out[box], taken_in, hu, box, closed_box, spacing_zyx, p)
     return out
 
 
-def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, closed: np.ndarray, spacing_zyx, p) -> np.ndarray:
+def _juxta_pleural_nodules(
+    lungs: np.ndarray, taken_in: np.ndarray, hu: np.ndarray, box, closed: np.ndarray, spacing_zyx, p
+) -> np.ndarray:
     """Soft-tissue blobs on the lung's surface that the lung wraps around: what a closing with a ball of twice
     ``juxta_pleural_max_radius_mm`` adds (``closed``), in pieces that pass the nodule step's shape tests (step 7).
-    ``lungs`` and ``closed`` are the ``box`` of ``hu`` (the whole CT: the shape test looks beyond the box's faces).
+    ``lungs``, ``taken_in`` (what step 6 added to them) and ``closed`` are the ``box`` of ``hu`` (the whole CT: the
+    shape test looks beyond the box's faces).
+
+    Step 6 may already have taken in the deep part of a small nodule (the part the small ball's closing reaches
+    3 mm below its surface), which leaves a crescent here, neither compact nor ball-shaped
+    (:func:`_crescents_of_nodules`).
 
     Twice: balls from the wall's side dip into the nodule's base, and leave out a lens of depth
     R - sqrt(R^2 - a^2) for a base of radius a (a 12 mm nodule on the wall: about 2.6 mm with R = 15 mm, 1.2 mm
@@ -244,14 +254,55 @@ def _juxta_pleural_nodules(lungs: np.ndarray, hu: np.ndarray, box, closed: np.nd
     added = np.zeros(lungs.shape, bool)
     region = hu[box]
     bumps = closed & ~lungs & (region >= p.lung_threshold_hu) & (region <= SOFT_TISSUE_MAX_HU)
-    pieces, sizes = _components(bumps)  # largest first: the pieces big enough to test are 1..n
-    n = int(np.count_nonzero(sizes >= min_nodule_voxels(spacing_zyx, p)))
+    smallest = min_nodule_voxels(spacing_zyx, p)
     radius = float(p.juxta_pleural_max_radius_mm)
+
+    def shaped(piece, where) -> bool:
+        offset = [b.start + w.start for b, w in zip(box, where)]
+        return is_nodule_shaped(piece, hu, offset, spacing_zyx, p, max_radius_mm=radius)
+
+    pieces, sizes = _components(bumps)  # largest first: the pieces big enough to test are 1..n
+    n = int(np.count_nonzero(sizes >= smallest))
     for number, where in enumerate(ndi.find_objects(pieces, max_label=n) if n else [], start=1):
         piece = pieces[where] == number
-        offset = [b.start + w.start for b, w in zip(box, where)]
-        if is_nodule_shaped(piece, hu, offset, spacing_zyx, p, max_radius_mm=radius):
+        if shaped(piece, where):
             added[where] |= piece
+    if taken_in.any():
+        added |= _crescents_of_nodules(bumps & ~added, taken_in, lungs, region, shaped, smallest, spacing_zyx, p)
+    return added
+
+
+def _crescents_of_nodules(failed, taken_in, lungs, region, shaped, smallest, spacing_zyx, p) -> np.ndarray:
+    """The bumps of ``failed`` (pieces that failed the shape test) that are the crescents of nodules whose deep part
+    step 6 took in (``taken_in``): each such piece is judged again joined with what step 6 took in beside it, and
+    where that fails too (a nodule against the end of a vessel step 6 took in), the nodule step's opening cuts the two
+    apart, in a window around the crescent (a nodule no thicker than the thickest allowed wraps it)."""
+    added = np.zeros(failed.shape, bool)
+    joint, joint_sizes = _components(failed | taken_in)
+    holds_bump, holds_taken_in = np.zeros(len(joint_sizes), bool), np.zeros(len(joint_sizes), bool)
+    holds_bump[joint[failed]] = True
+    holds_taken_in[joint[taken_in]] = True  # the others are the pieces that failed already
+    holds_bump &= holds_taken_in & (joint_sizes >= smallest)
+    holds_bump[0] = False
+    reach = [int(np.ceil(2 * max(p.nodule_scales_mm) / s)) + 2 for s in spacing_zyx]
+    widest = [2.0 * float(p.juxta_pleural_max_radius_mm) / s for s in spacing_zyx]
+    for number, where in enumerate(ndi.find_objects(np.where(holds_bump[joint], joint, 0)), start=1):
+        if where is None:
+            continue
+        piece = joint[where] == number
+        if shaped(piece, where):
+            added[where] |= piece & failed[where]
+            continue
+        around = bounding_box(piece & failed[where], 0)  # the crescent
+        if any(a.stop - a.start > w for a, w in zip(around, widest)):
+            continue
+        window = tuple(
+            slice(max(0, w.start + a.start - r), min(size, w.start + a.stop + r))
+            for w, a, r, size in zip(where, around, reach, failed.shape)
+        )
+        candidate = joint[window] == number
+        blobs, _ = find_nodule_like(candidate, region[window], spacing_zyx, p, lung=lungs[window] | candidate)
+        added[window] |= blobs & failed[window]
     return added
 
 

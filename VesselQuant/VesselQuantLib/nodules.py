@@ -253,15 +253,9 @@ def _nodules_in_box(
             )
             if _blobness(hu, fine, float(r_in), fine_spacing, lung, beside) < p.nodule_min_blobness:
                 continue
-            # The opening leaves out the blob's partial-volume rim, which the graph cut took: one voxel more, but only
-            # within the ball of the blob's volume (not along a vessel that touches it).
             piece = np.zeros(sub.shape, bool)
             piece[where_piece] = local
-            radius_mm = (3.0 * piece.sum() * voxel_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0) + 0.75 * max(spacing_zyx)
-            rim = ndi.binary_dilation(piece, np.ones((3, 3, 3), bool)) & sub & ~taken & ~piece
-            offsets = (np.argwhere(rim) - np.asarray(centre)) * np.asarray(spacing_zyx)
-            rim[tuple(np.argwhere(rim)[np.linalg.norm(offsets, axis=1) > radius_mm].T)] = False
-            piece |= rim
+            piece |= _rim(piece, sub & ~taken, centre, spacing_zyx)
             taken |= piece
             volume_mm3 = float(piece.sum() * voxel_mm3)
             records.append(
@@ -272,6 +266,25 @@ def _nodules_in_box(
                 }
             )  # radius of the ball of the same volume
     return taken, records
+
+
+# The graph cut's partial-volume rim around a blob, beyond what the opening gives back: up to this many voxels.
+_RIM_VOXELS = 2
+
+
+def _rim(piece: np.ndarray, label: np.ndarray, centre, spacing_zyx) -> np.ndarray:
+    """The voxels of ``label`` within ``_RIM_VOXELS`` (26-neighbour steps) of a blob ``piece`` and no farther from
+    its ``centre`` (the deepest point) than its farthest voxel plus 0.75 voxel: the opening leaves out the
+    partial-volume rim the graph cut took, and, where a juxta-pleural blob meets the wall at an angle, the wedge the
+    ball does not reach; a vessel touching the blob leaves that ball at once and keeps the rest of its length.
+    """
+    spacing = np.asarray(spacing_zyx)
+    reach = float(np.linalg.norm((np.argwhere(piece) - np.asarray(centre)) * spacing, axis=1).max())
+    grown = ndi.binary_dilation(piece, np.ones((3, 3, 3), bool), iterations=_RIM_VOXELS) & label & ~piece
+    at = np.argwhere(grown)
+    far = np.linalg.norm((at - np.asarray(centre)) * spacing, axis=1) > reach + 0.75 * float(spacing.max())
+    grown[tuple(at[far].T)] = False
+    return grown
 
 
 def _split_by_core(pieces: np.ndarray, cores: np.ndarray, near, spacing_zyx):

@@ -96,7 +96,7 @@ class VesselQuantParameters:
     """Connected vessel pieces smaller than this are removed (noise specks)."""
     min_component_vesselness: float = 0.3
     """Connected pieces whose highest vesselness is below this hold no tube and are removed (plates, blobs)."""
-    nodule_scales_mm: tuple[float, ...] | None = (2.5, 4.5, 7.0)
+    nodule_scales_mm: tuple[float, ...] | None = (2.0, 2.5, 4.5, 7.0)
     """Nodule-like blobs are looked for at these ball radii (nodules.py); None: not looked for."""
     nodule_max_compactness: float = 2.5
     """...a piece left by the opening is compact when its volume is at most this many times its inscribed ball's..."""
