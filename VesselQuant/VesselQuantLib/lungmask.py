@@ -281,12 +281,12 @@ def _crescents_of_nodules(failed, taken_in, lungs, region, shaped, smallest, spa
     joint, joint_sizes = _components(failed | taken_in)
     holds_bump, holds_taken_in = np.zeros(len(joint_sizes), bool), np.zeros(len(joint_sizes), bool)
     holds_bump[joint[failed]] = True
-    holds_taken_in[joint[taken_in]] = True  # the others are the pieces that failed already
-    holds_bump &= holds_taken_in & (joint_sizes >= smallest)
-    holds_bump[0] = False
+    holds_taken_in[joint[taken_in]] = True
+    retry = holds_bump & holds_taken_in & (joint_sizes >= smallest)  # without step 6's voxels: failed already
+    retry[0] = False
     reach = [int(np.ceil(2 * max(p.nodule_scales_mm) / s)) + 2 for s in spacing_zyx]
     widest = [2.0 * float(p.juxta_pleural_max_radius_mm) / s for s in spacing_zyx]
-    for number, where in enumerate(ndi.find_objects(np.where(holds_bump[joint], joint, 0)), start=1):
+    for number, where in enumerate(ndi.find_objects(np.where(retry[joint], joint, 0)), start=1):
         if where is None:
             continue
         piece = joint[where] == number
