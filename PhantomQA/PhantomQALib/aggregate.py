@@ -69,13 +69,16 @@ def volumes(acquisitions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _spearman(x, y) -> float:
-    """Spearman rho; NaN for fewer than 3 points or a constant series (no warning)."""
+    """Spearman rho; NaN for fewer than 3 points or a constant series (no warning).
+
+    Rounded to 12 decimals: over a few doses rho takes a few exact values (5 doses: multiples of 0.1), which scipy
+    returns with rounding noise (0.7999999999999999), and the goals compare it with such a value (rho >= 0.8)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(stats.spearmanr(x, y).statistic)
+    return round(float(stats.spearmanr(x, y).statistic), 12)
 
 
 def trends(summary: pd.DataFrame, vols: pd.DataFrame, radius_mm: float = CALIBRATION_RADIUS_MM) -> dict:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from PhantomQALib import published as pub
-from PhantomQALib.aggregate import published_comparison, study_goals, summarise, volumes
+from PhantomQALib.aggregate import _spearman, published_comparison, study_goals, summarise, volumes
 from PhantomQALib.recon import CALIBRATION_FILE, RECON_MODELS, calibration_document, load_calibration, parse_calibration
 from RadiologyAICommonLib.errors import RadiologyAIError
 
@@ -143,6 +143,15 @@ def _tables(iqr: dict, mpv: dict, vol: dict):
                     }
                 )
     return pd.DataFrame(rows), pd.DataFrame(acq)
+
+
+def test_a_trend_of_exactly_the_goal_meets_it():
+    """Over five doses two swapped pairs give rho = 0.8 exactly (1 - 6 * 4 / 120); scipy's 0.7999999999999999 must not
+    fail the goal rho >= 0.8."""
+    doses = [0.2, 0.5, 1.0, 2.1, 4.0]
+    assert _spearman(doses, [8.53, 8.52, 8.56, 8.55, 8.59]) == 0.8
+    assert _spearman(doses, [8.52, 8.53, 8.55, 8.56, 8.59]) == 1.0
+    assert math.isnan(_spearman(doses, [1.0] * 5))
 
 
 def test_comparison_and_goals_on_known_numbers():
