@@ -167,15 +167,56 @@ def test_thin_vessel_growth_threshold_and_hysteresis():
     assert np.array_equal(grow_thin_vessels(label, ridge, np.zeros(4), 5.0), label)
 
 
-def _noisy_lung_with_vessels(noise_hu=60.0):
-    """A large noisy lung (parenchyma -860 HU) with two bright tubes: plenty of noise ridges for the graph to hold."""
+def _noisy_lung_with_vessels(noise_hu=60.0, vessels=True):
+    """A large noisy lung (parenchyma -860 HU) with two bright tubes: plenty of noise ridges for the graph to hold.
+    ``vessels=False``: the same noise without the tubes."""
     spacing = (1.0, 0.7, 0.7)
     shape = (36, 72, 72)
     a, _ = _tube_volume(1.5, spacing, shape, axis_dir=(1.0, 0.1, 0.2), offset_mm=(0, -8, 0))
     b, _ = _tube_volume(0.6, spacing, shape, axis_dir=(0.3, 0.2, 1.0))
     noise = ndi.gaussian_filter(np.random.default_rng(4).normal(0, 1.0, shape), (0.4, 0.7, 0.7))
-    hu = (a + b + 850.0 + noise * noise_hu / noise.std() - 1710.0).astype(np.float32)
+    tubes = a + b + 850.0 - 10.0 if vessels else -860.0  # each tube volume holds the -850 HU parenchyma
+    hu = (tubes + noise * noise_hu / noise.std()).astype(np.float32)
     return hu, np.ones(shape, bool), spacing
+
+
+def test_thin_vessel_channel_is_judged_against_the_parenchyma():
+    """The sub-resolution channel's reference is the parenchyma's line-averaged HU (median, robust SD over the lung),
+    not the background seeds (voxels with no vesselness at any scale, which are darker than the parenchyma): with
+    the tubes, the reference is the one the same noise gives without them."""
+    import VesselQuantLib.graphcut as graphcut
+
+    def line_null(vessels):
+        hu, lung, spacing = _noisy_lung_with_vessels(vessels=vessels)
+        maps = multiscale_vesselness(hu, spacing, lung)
+        return graphcut._ThinVesselEvidence(hu, lung, maps.vesselness, spacing, VesselQuantParameters(), maps).line_null
+
+    centre, sd = line_null(True)
+    noise_centre, noise_sd = line_null(False)
+    assert abs(noise_centre + 860.0) < 0.1 * noise_sd  # the parenchyma itself
+    assert abs(centre - noise_centre) < 0.25 * noise_sd and sd == pytest.approx(noise_sd, rel=0.1)
+    hu, lung, spacing = _noisy_lung_with_vessels()
+    maps = multiscale_vesselness(hu, spacing, lung)
+    seeds = hu[lung & (maps.vesselness < VesselQuantParameters().background_vesselness)]
+    assert np.median(seeds) < centre - 0.5 * sd  # what the channel was once judged against
+
+
+def test_thin_vessel_ridge_test_is_skipped_only_where_it_cannot_matter(monkeypatch):
+    """Voxels whose line average cannot lift them to the pruning probability skip the ridge test: the segmentation
+    and the graph are those of testing every candidate."""
+    import VesselQuantLib.graphcut as graphcut
+
+    hu, lung, spacing = _noisy_lung_with_vessels()
+    maps = multiscale_vesselness(hu, spacing, lung)
+    skipped, info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
+    # tube x sigmoid((line + 860) / 10) reaches 0.35 at line = -860 + 10 logit(0.35 / tube): a weaker tube needs more
+    lowest = graphcut._lowest_line_hu((-860.0, 10.0), np.array([0.99, 0.5]), VesselQuantParameters())
+    assert lowest == pytest.approx([-860.0 + 10.0 * np.log(0.35 / 0.65), -860.0 + 10.0 * np.log(0.7 / 0.3)])
+    monkeypatch.setattr(graphcut, "_lowest_line_hu", lambda line_null, tube, p: np.full(tube.shape, -np.inf))
+    maps = multiscale_vesselness(hu, spacing, lung)
+    tested, tested_info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
+    assert skipped.any() and np.array_equal(skipped, tested)
+    assert info.graph_nodes == tested_info.graph_nodes
 
 
 def test_graph_reductions_leave_the_segmentation_unchanged(monkeypatch):

@@ -14,9 +14,10 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
   ``intensity_weight`` (0.6) on intensity.
 * **Sub-resolution vessels.** A vessel thinner than the blur never reaches the half-contrast
   HU, so the mixture alone would drop it; a voxel is also vessel-like with probability
-  P_V(fine scales) x P(HU > parenchyma + ``thin_vessel_contrast_sd`` SD), where the HU is
+  P_V(fine scales) x sigmoid((HU - parenchyma) / SD - ``thin_vessel_contrast_sd``), where the HU is
   smoothed at the finest scale and averaged along the local tube axis (a line integral: the
-  noise drops, the signal of a line does not). The larger of the two is used. On the flank
+  noise drops, the signal of a line does not), and the parenchyma and SD are the median and robust
+  SD of that average over the lung (random voxels, random directions). The larger of the two is used. On the flank
   of a thick vessel the fine-scale vesselness is zero, so this cannot grow large vessels.
   The channel fires only on the ridge of the tube (non-maximum suppression across the tube
   axis, ``thin_vessel_ridge_slack``): a vessel thinner than the blur is segmented about one
@@ -40,7 +41,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
@@ -113,14 +114,14 @@ def vessel_probability(
     model: IntensityModel,
     p: VesselQuantParameters,
     line_hu: np.ndarray | None = None,
-    line_sd: float | None = None,
+    line_null: tuple[float, float] | None = None,
     fine_vesselness: np.ndarray | None = None,
 ):
     """Data-term probability that each voxel is vessel (see the module docstring).
 
-    ``line_hu`` (HU smoothed at the finest scale and averaged along the tube axis) and ``line_sd`` (its
-    parenchyma noise SD) feed the sub-resolution channel, judged with ``fine_vesselness``; without them
-    that channel is off.
+    ``line_hu`` (HU smoothed at the finest scale and averaged along the tube axis) and ``line_null`` (the median and
+    robust SD of that average in the parenchyma) feed the sub-resolution channel, judged with ``fine_vesselness``;
+    without them that channel is off.
     """
     p_int = expit((hu - model.midpoint_hu) / model.scale_hu)
     lo, hi = np.log10(p.background_vesselness + 1e-6), np.log10(p.vessel_vesselness)
@@ -131,11 +132,12 @@ def vessel_probability(
 
     p_ves = likelihood(vesselness)
     prob = p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves
-    if line_hu is not None and line_sd:
+    if line_hu is not None and line_null is not None:
         # a fine-scale tube significantly brighter than the parenchyma: the ridge of a thin vessel
-        level = model.background_hu + p.thin_vessel_contrast_sd * line_sd
+        centre, sd = line_null
+        level = centre + p.thin_vessel_contrast_sd * sd
         tube = likelihood(fine_vesselness if fine_vesselness is not None else vesselness)
-        prob = np.maximum(prob, tube * expit((line_hu - level) / line_sd))
+        prob = np.maximum(prob, tube * expit((line_hu - level) / sd))
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
 
 
@@ -163,8 +165,12 @@ class _ThinVesselEvidence:
       Frangi's measure, which saturates across the whole band of a clear thin vessel.
       Without ``maps`` the vesselness stands in for the ridge strength.
 
-    ``line_sd`` is the parenchyma noise SD of that line average (measured the same way on background
-    voxels, with random directions; None when the lung has too little background).
+    ``line_null`` is the median and robust SD of that line average in the parenchyma, measured the same way at random
+    lung voxels along random directions (None when the lung is too small). The lung, not the background seeds: those
+    are the voxels with no vesselness at any scale, darker than the parenchyma by about one SD of the line average
+    (the study, independent and tuned phantom families alike), which set the channel's level about one SD too low and
+    let a tenth of a noisy lung through as noise ridges. Vessels are a few percent of the lung: they barely move the
+    median.
     """
 
     def __init__(self, hu, lung, vesselness, spacing_zyx, p: VesselQuantParameters, maps=None):
@@ -184,18 +190,19 @@ class _ThinVesselEvidence:
         self.spacing = np.asarray(spacing_zyx, float)
         self.slack = float(p.thin_vessel_ridge_slack)
         rng = np.random.default_rng(1)
-        background = lung & (vesselness < p.background_vesselness)
-        background_idx = sample_of_mask(background, int(np.count_nonzero(background)), rng, 100_000)
-        del background
-        self.line_sd = None
-        if background_idx.size >= 100:
-            sample = np.stack(np.unravel_index(background_idx, hu.shape), 1).astype(np.float64)
+        sample_idx = sample_of_mask(lung, int(np.count_nonzero(lung)), rng, 100_000)
+        self.line_null = None
+        if sample_idx.size >= 100:
+            sample = np.stack(np.unravel_index(sample_idx, hu.shape), 1).astype(np.float64)
             random_dirs = rng.normal(size=sample.shape)
             random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
-            background = line_average(self.smoothed, sample, random_dirs / self.spacing, _LINE_OFFSETS_MM)
-            self.line_sd = max(1.4826 * float(np.median(np.abs(background - np.median(background)))), 0.5)
+            values = line_average(self.smoothed, sample, random_dirs / self.spacing, _LINE_OFFSETS_MM)
+            centre = float(np.median(values))
+            self.line_null = (centre, max(1.4826 * float(np.median(np.abs(values - centre))), 0.5))
 
-    def at(self, node_zyx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def at(self, node_zyx: np.ndarray, min_line_hu=-np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """Line-averaged HU and ridge flags at nodes; nodes whose line average is below ``min_line_hu`` (one value or
+        one per node) are not tested for the ridge (flag False): the test reads up to 26 line averages a node."""
         from .kernels import cross_section_maximum, line_average, tube_axes
 
         points = node_zyx.astype(np.float64)
@@ -203,8 +210,10 @@ class _ThinVesselEvidence:
         tube_axes(self.smoothed, np.ravel_multi_index(tuple(node_zyx.T), self.smoothed.shape), self.spacing, 1.0, axes)
         steps = axes.astype(np.float64) / self.spacing  # voxels per mm along the axis
         values = line_average(self.smoothed, points, steps, _LINE_OFFSETS_MM)
-        ridge = cross_section_maximum(
-            self.ridge_map, points, steps, _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS, self.slack
+        bright = np.flatnonzero(values >= min_line_hu)
+        ridge = np.zeros(len(points), bool)
+        ridge[bright] = cross_section_maximum(
+            self.ridge_map, points[bright], steps[bright], _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS, self.slack
         )
         return values, ridge
 
@@ -215,6 +224,7 @@ def _grow_thin_vessels(
     """Hysteresis growth of sub-resolution vessels (see :mod:`.thinvessels`): the grown label and what it did."""
     from .thinvessels import (
         THICK_VESSEL_SIGMA_MM,
+        VISIBLE_SD,
         edge_blur_mm,
         grow_thin_vessels,
         growth_threshold_hu,
@@ -229,7 +239,7 @@ def _grow_thin_vessels(
     if blur is None:  # no thick vessel edges to measure the blur on
         return label, None
     contrast = thin_vessel_contrast_hu(p.thin_vessel_min_radius_mm, blur, model.vessel_hu - model.background_hu)
-    threshold = growth_threshold_hu(ridge_line_hu, contrast, p.thin_vessel_contrast_sd)
+    threshold = growth_threshold_hu(ridge_line_hu, contrast, VISIBLE_SD)
     grown = label if threshold is None else grow_thin_vessels(label, ridge_zyx, ridge_line_hu, threshold) & lung
     return grown, {
         "blur_sd_mm": round(blur, 3),
@@ -336,6 +346,19 @@ def _seed_states(hu, vesselness, lung, model: IntensityModel, p: VesselQuantPara
     return state
 
 
+def _lowest_line_hu(line_null: tuple[float, float], tube: np.ndarray, p: VesselQuantParameters) -> np.ndarray:
+    """Per voxel, the line average below which the thin-vessel channel cannot lift it to ``prune_probability``: the
+    channel is ``tube`` (the fine-scale tube likelihood, as clipped by the floor) x a sigmoid of the line average, so
+    below this such voxels need no ridge test (exact: pruned either way). With the optional growth, which reads
+    every ridge voxel, all are tested."""
+    if p.thin_vessel_min_radius_mm is not None or p.prune_probability <= 0:
+        return np.full(tube.shape, -np.inf)
+    centre, sd = line_null
+    most = np.where(tube >= 1.0 - p.probability_floor, 1.0, tube)  # the largest tube likelihood the clip allows
+    needed = np.clip(p.prune_probability / most, 1e-12, 1.0 - 1e-12)
+    return centre + sd * (p.thin_vessel_contrast_sd + logit(needed)) - 1e-6 * sd
+
+
 def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progress) -> _Nodes:
     """The uncertain voxels whose data term is at least ``prune_probability`` (the others are decisively background:
     noise ridges in the parenchyma have some vesselness but parenchyma HU), chunk by chunk."""
@@ -357,16 +380,16 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
         fine = maps.fine[at] if maps is not None else node_v
         prob = vessel_probability(node_hu, node_v, model, p)
         # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
-        where = np.flatnonzero(
-            vessel_probability(node_hu, fine, model, thin_only) >= min(p.prune_probability, 0.5) * 0.999
-        )
-        if where.size:
-            evidence = evidence or _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
-            line_hu, ridge = evidence.at(node_zyx[where])
+        tube = vessel_probability(node_hu, fine, model, thin_only)
+        where = np.flatnonzero(tube >= min(p.prune_probability, 0.5) * 0.999)
+        evidence = evidence or (_ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps) if where.size else None)
+        if where.size and evidence.line_null is not None:
+            lowest = _lowest_line_hu(evidence.line_null, tube[where], p)
+            line_hu, ridge = evidence.at(node_zyx[where], lowest)
             where, line_hu = where[ridge], line_hu[ridge]
             base = prob[where]
             prob[where] = vessel_probability(
-                node_hu[where], node_v[where], model, p, line_hu, evidence.line_sd, fine[where]
+                node_hu[where], node_v[where], model, p, line_hu, evidence.line_null, fine[where]
             )
             thin = (prob[where] >= 0.5) & (base < 0.5)
             parts["thin_base"].append(nodes[where[thin]])

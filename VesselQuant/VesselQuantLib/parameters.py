@@ -67,9 +67,11 @@ class VesselQuantParameters:
     """Vesselness above this with HU above the intensity midpoint: fixed vessel (LKEB)."""
     intensity_weight: float = 0.6
     """Weight of the intensity likelihood against the vesselness likelihood in the data term (LKEB)."""
-    thin_vessel_contrast_sd: float = 1.0
-    """Sub-resolution vessels: a vesselness ridge whose HU exceeds the parenchyma by this many noise SDs
-    counts as vessel although partial volume keeps it below the half-contrast HU."""
+    thin_vessel_contrast_sd: float = 0.0
+    """Sub-resolution vessels, which partial volume keeps below the half-contrast HU: a vesselness ridge's HU, averaged
+    along the tube, is judged against the parenchyma (the lung's median of that average, and its robust SD); its
+    probability of being vessel is the fine-scale tube likelihood x a sigmoid of (HU - parenchyma) / SD - this
+    margin. At 0, a ridge as bright as the parenchyma is even odds, and a brighter one likelier."""
     thin_vessel_max_sigma_mm: float = 1.0
     """...judged by the vesselness of the fine scales only (sigma up to this): on the flank of a thick
     vessel the fine-scale Hessian is not tube-like, so the channel cannot widen thick vessels."""
@@ -80,8 +82,8 @@ class VesselQuantParameters:
     thin_vessel_min_radius_mm: float | None = None
     """Optional growth of faint thin vessels (e.g. 0.25): ridge voxels that touch the segmentation are grown into it
     (hysteresis) when their line HU exceeds the median ridge by half the contrast a vessel of this radius keeps after
-    the scan's blur (measured on thick-vessel edges), if that half is at least ``thin_vessel_contrast_sd`` robust SDs
-    of the ridges (else such vessels are not visible in the scan). Off by default: it finds more thin vessels in
+    the scan's blur (measured on thick-vessel edges), if that half is at least one robust SD of the ridges (else such
+    vessels are not visible in the scan). Off by default: it finds more thin vessels in
     noisy scans, but adds volume at the lowest doses, which would bias dose comparisons (PhantomQA)."""
     smoothness_weight: float = 0.5
     """Weight of the boundary term exp(-|dI| / kappa) / distance between 6-neighbours."""

@@ -32,6 +32,9 @@ _EDGE_BAND = 0.05  # edge voxels: smoothed HU within this fraction of the contra
 _MIN_EDGE_POINTS = 50
 THICK_VESSEL_SIGMA_MM = 1.5
 """Edges for the blur estimate are taken where a vesselness scale at least this coarse won (thick vessels)."""
+VISIBLE_SD = 1.0
+"""A thin vessel whose half contrast is less than this many robust SDs of the ridges' line HU is not visible in the
+scan: nothing is grown."""
 
 
 def edge_blur_mm(smoothed, near_thick_vessel, background_hu, vessel_hu, spacing_zyx) -> float | None:
@@ -112,6 +115,7 @@ def growth_threshold_hu(ridge_line_hu: np.ndarray, expected_contrast_hu: float, 
 
 __all__ = [
     "THICK_VESSEL_SIGMA_MM",
+    "VISIBLE_SD",
     "edge_blur_mm",
     "grow_thin_vessels",
     "growth_threshold_hu",
