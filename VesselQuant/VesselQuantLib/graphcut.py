@@ -382,7 +382,8 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
         # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
         tube = vessel_probability(node_hu, fine, model, thin_only)
         where = np.flatnonzero(tube >= min(p.prune_probability, 0.5) * 0.999)
-        evidence = evidence or (_ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps) if where.size else None)
+        if where.size and evidence is None:  # what the whole lung shares, computed once
+            evidence = _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
         if where.size and evidence.line_null is not None:
             lowest = _lowest_line_hu(evidence.line_null, tube[where], p)
             line_hu, ridge = evidence.at(node_zyx[where], lowest)
