@@ -154,8 +154,13 @@ class Panel:
             display.SetWindowLevel(*window)
         self.viewer.show_volume(node)
         self.volume_node = node
-        self.set(loads=self.get("loads") + 1)
         return node
+
+    def set_loaded(self, label_key: str, image, name: str, **values) -> None:
+        """The loaded-volume label ``label_key`` reads ``name (size)`` and ``loads`` counts one more, in one state
+        update with ``values``: a test that waits for the count then reads the text, never an older one."""
+        size = "x".join(str(n) for n in image.GetSize())
+        self.set(**{label_key: f"{name} ({size} voxels)"}, loads=self.get("loads") + 1, **values)
 
     def show_segmentation(self, node, **options) -> None:
         """Overlay and 3D surfaces of ``node`` (hidden until this panel's tab is opened, if another one is)."""

@@ -58,12 +58,7 @@ class HipRadiomicsPanel(Panel):
         self.viewer.remove(self._image_node, self._mask_node)
         self._image, self._image_node = image, self.show_volume(image, name)
         self._mask = self._mask_node = None
-        self.set(
-            image=f"{name} ({'x'.join(str(n) for n in image.GetSize())} voxels)",
-            mask="",
-            summary="",
-            results={"headers": [], "rows": []},
-        )
+        self.set_loaded("image", image, name, mask="", summary="", results={"headers": [], "rows": []})
 
     def _set_mask(self, mask, name: str) -> None:
         import SimpleITK as sitk

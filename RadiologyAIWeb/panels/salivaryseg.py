@@ -37,7 +37,7 @@ class SalivarySegPanel(Panel):
         self._clear()
         self.viewer.remove(self._ct_node)
         self._ct_node = self.show_volume(image, name, SOFT_TISSUE_WINDOW)
-        self.set(ct=f"{name} ({'x'.join(str(n) for n in image.GetSize())} voxels)", status="CT loaded", progress=0)
+        self.set_loaded("ct", image, name, status="CT loaded", progress=0)
 
     async def predict(self) -> None:
         from SalivarySegLib.logic import SalivarySegLogic

@@ -58,8 +58,7 @@ class VesselQuantPanel(Panel):
         self._clear_results()
         self.viewer.remove(self._ct_node)
         self._ct_node = self.show_volume(image, name, LUNG_WINDOW)
-        size = "x".join(str(n) for n in image.GetSize())
-        self.set(ct=f"{name} ({size} voxels)", status="CT loaded", progress=0)
+        self.set_loaded("ct", image, name, status="CT loaded", progress=0)
 
     # ------------------------------------------------------------------ run
     async def apply(self) -> None:
