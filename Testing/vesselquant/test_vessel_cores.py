@@ -587,3 +587,28 @@ def test_blobness_sees_a_ball_on_a_wall_by_its_own_shape_and_refuses_undersample
     assert _blobness(hu, at, 4.5, spacing) < 0.5  # the wall makes the Hessian plate-like
     assert _blobness(hu, at, 4.5, spacing, lung=~wall) > 0.85  # outside the lung counts as parenchyma
     assert _blobness(hu, at, 4.0, (5.0, 0.62, 0.62)) == 0.0  # sigma 2.3 mm, under half a 5 mm slice: not judged
+
+
+def test_a_ball_centred_between_slices_is_judged_at_its_centre():
+    """A 3 mm ball centred between two slices has two deepest voxels, equal but for rounding; a tube beside it makes
+    the Hessian at either one differ. The shape test is made at their mean, so the ball and its mirror image in z
+    (where rounding would pick the other voxel) get the same blobness."""
+    from VesselQuantLib.nodules import _blobness, _deepest_point, _distance_inside
+
+    spacing = (0.8, 0.62, 0.62)
+    shape = (24, 40, 40)
+    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+    centre = np.array([11.5, 20.0, 20.0])
+    ball = np.linalg.norm(grid - centre * spacing, axis=-1) <= 3.0
+    tube = _tube_between(grid, [4.4, 13.6, 0.0], [4.4, 13.6, 24.8], 1.0)  # below the ball and off its axis
+    hu = (-850 + 890 * ndi.gaussian_filter((ball | tube).astype(np.float32), 0.8)).astype(np.float32)
+    depth = _distance_inside(ball, spacing)
+    r_in = float(depth.max())
+    at_voxel = [_blobness(hu, (z, 20, 20), r_in, spacing) for z in (11, 12)]
+    assert abs(at_voxel[0] - at_voxel[1]) > 0.02  # which deepest voxel is taken matters
+    np.testing.assert_allclose(_deepest_point(depth), centre)
+    np.testing.assert_allclose(_deepest_point(depth[::-1]), [shape[0] - 1 - centre[0], *centre[1:]])
+    judged = _blobness(hu, _deepest_point(depth), r_in, spacing)
+    mirrored = _blobness(hu[::-1], _deepest_point(depth[::-1]), r_in, spacing)
+    assert judged == pytest.approx(mirrored, abs=1e-3)
+    assert min(at_voxel) < judged < max(at_voxel)

@@ -39,7 +39,8 @@ def _distance_inside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
 def _blobness(
     hu: np.ndarray, centre, radius_mm: float, spacing_zyx, lung: np.ndarray | None = None, beside=None
 ) -> float:
-    """|l1| / |l3| of the Hessian at ``centre`` at scale r / sqrt(3) (computed on a patch around it).
+    """|l1| / |l3| of the Hessian at ``centre`` at scale r / sqrt(3) (computed on a patch around it; ``centre`` may
+    lie between voxels, where the Hessian is interpolated linearly).
 
     With ``lung``, what lies outside it counts as parenchyma (the median HU of the patch's lung): a
     juxta-pleural nodule is then judged by its own shape, not by the chest wall it sits on (a ball beside a
@@ -53,8 +54,9 @@ def _blobness(
         return 0.0
     sigma = np.asarray([sigma_mm / s for s in spacing_zyx])
     half = np.ceil(4 * sigma).astype(int) + 1
-    lo = np.maximum(np.asarray(centre) - half, 0)
-    hi = np.minimum(np.asarray(centre) + half + 1, hu.shape)
+    centre = np.asarray(centre, float)
+    lo = np.maximum(np.rint(centre).astype(int) - half, 0)
+    hi = np.minimum(np.rint(centre).astype(int) + half + 1, hu.shape)
     window = tuple(slice(a, b) for a, b in zip(lo, hi))
     patch = hu[window].astype(np.float64)
     if lung is not None or beside is not None:
@@ -63,17 +65,29 @@ def _blobness(
             inside = inside & ~beside(window)
         if inside.any() and not inside.all():
             patch[~inside] = float(np.median(patch[inside]))
-    at = tuple(np.asarray(centre) - lo)
+    at = (centre - lo).reshape(3, 1)
     hessian = np.zeros((3, 3))
     for i in range(3):
         for j in range(i, 3):
             order = [0, 0, 0]
             order[i] += 1
             order[j] += 1
-            value = ndi.gaussian_filter(patch, sigma, order=order, mode="nearest")[at]
+            field = ndi.gaussian_filter(patch, sigma, order=order, mode="nearest")
+            value = ndi.map_coordinates(field, at, order=1, mode="nearest")[0]
             hessian[i, j] = hessian[j, i] = value / (spacing_zyx[i] * spacing_zyx[j])
     eigen = np.sort(np.abs(np.linalg.eigvalsh(hessian)))
     return float(eigen[0] / eigen[2]) if eigen[2] > 0 else 0.0
+
+
+# Depths within this of the deepest are ties: a ball centred between two slices has two deepest voxels whose depths
+# differ by float rounding only (1e-5 mm), and the Hessian at either one differs from that at the centre.
+_TIE_MM = 1e-3
+
+
+def _deepest_point(depth: np.ndarray) -> np.ndarray:
+    """The centre of a piece for its shape test: the mean index of its deepest voxels (ties within ``_TIE_MM``), so
+    that which of two equally deep voxels ``argmax`` picks by rounding cannot decide whether a blob is ball-shaped."""
+    return np.argwhere(depth >= depth.max() - _TIE_MM).mean(axis=0)
 
 
 def _ball_mm3(radius_mm: float) -> float:
@@ -109,8 +123,8 @@ def is_nodule_shaped(
         return False
     if not _compact(volume_mm3, r_in, p):
         return False
-    centre = np.asarray(np.unravel_index(int(np.argmax(inside)), inside.shape)) + np.asarray(offset_zyx)
-    return _blobness(hu, tuple(int(c) for c in centre), r_in, spacing_zyx) >= p.nodule_min_blobness
+    centre = _deepest_point(inside) + np.asarray(offset_zyx)
+    return _blobness(hu, centre, r_in, spacing_zyx) >= p.nodule_min_blobness
 
 
 def find_nodule_like(
@@ -244,7 +258,9 @@ def _nodules_in_box(
             if on_edge or r_in < thinnest or not _compact(volume, r_in, p):
                 continue
             where = tuple(int(c) + b.start for c, b in zip(centre, box))
-            fine = tuple(min(int(w * f + f // 2), n - 1) for w, f, n in zip(where, hu_factors, hu.shape))
+            # the shape test at the mean of the deepest voxels; the rim and the record keep the voxel argmax picks
+            deepest = _deepest_point(depth) + [w.start + b.start for w, b in zip(where_piece, box)]
+            fine = tuple(min(d * f + f // 2, n - 1) for d, f, n in zip(deepest, hu_factors, hu.shape))
             fine_spacing = tuple(s / f for s, f in zip(spacing_zyx, hu_factors))
             beside = (
                 None
