@@ -26,19 +26,16 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .parameters import VesselQuantParameters
 
-_MAX_SAMPLES = 4_000_000
 PLATE_PLANARITY = 0.5  # centreline neighbourhoods flatter than this are plates (left out of the LKEB fit)
 
 
@@ -174,63 +171,33 @@ def subvoxel_radius(
     parameters: VesselQuantParameters,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Partial-volume cross-section radius at each centreline point (NaN where it cannot be measured)."""
+    """Partial-volume cross-section radius at each centreline point (NaN where it cannot be measured): step 3 of
+    the module docstring, one compiled loop over the points (:func:`VesselQuantLib.kernels.cross_section_radius`)."""
+    from .kernels import cross_section_radius
+
     progress = progress or no_progress
     spacing = np.asarray(spacing_zyx, float)
     step = 0.6 * float(spacing.min())
-    n = len(centerline.points)
-    result = np.full(n, np.nan)
-    if n == 0:
-        return result
+    if len(centerline.points) == 0:
+        return np.full(0, np.nan)
+    progress(0.0, "radius: cross-section areas")
     inner = centerline.edt_radius_mm + parameters.profile_margin_mm
     outer = inner + max(parameters.background_ring_mm, 2 * step)
-    group_of = np.ceil(outer / step).astype(int)
     u, v = _perpendicular_basis(centerline.direction)
-    centres_mm = centerline.points * spacing
-    hu = np.asarray(hu, np.float32)
-    label_u8 = label.astype(np.uint8)
-    groups = np.unique(group_of)
-    for gi, g in enumerate(groups):
-        progress(gi / len(groups), "radius: cross-section areas")
-        members = np.flatnonzero(group_of == g)
-        reach = g * step
-        a, b = np.meshgrid(np.arange(-g, g + 1) * step, np.arange(-g, g + 1) * step, indexing="ij")
-        rho = np.hypot(a, b).ravel()
-        keep = rho <= reach
-        a, b, rho = a.ravel()[keep], b.ravel()[keep], rho[keep]
-        per_chunk = max(1, _MAX_SAMPLES // a.size)
-        for start in range(0, members.size, per_chunk):
-            sel = members[start : start + per_chunk]
-            pos_mm = centres_mm[sel, None, :] + a[None, :, None] * u[sel, None, :] + b[None, :, None] * v[sel, None, :]
-            coords = (pos_mm / spacing).reshape(-1, 3).T
-            values = ndi.map_coordinates(hu, coords, order=1, mode="nearest").reshape(len(sel), -1)
-            nearest = np.rint(coords).astype(np.int64)
-            for axis in range(3):
-                np.clip(nearest[axis], 0, hu.shape[axis] - 1, out=nearest[axis])
-            in_vessel = label_u8[nearest[0], nearest[1], nearest[2]].reshape(len(sel), -1).astype(bool)
-            foreign = np.zeros(in_vessel.shape, bool)
-            rows, cols = np.nonzero(in_vessel)
-            if rows.size:
-                flat_sample = rows * in_vessel.shape[1] + cols
-                owner = owner_map[nearest[0][flat_sample], nearest[1][flat_sample], nearest[2][flat_sample]]
-                gap = np.linalg.norm(centres_mm[owner] - centres_mm[sel][rows], axis=1)
-                foreign[rows, cols] = gap > 1.5 * outer[sel][rows] + step
-
-            ring = (rho[None, :] > inner[sel, None]) & ~in_vessel
-            ring_values = np.where(ring, values, np.nan)
-            enough = ring.sum(axis=1) >= 8
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                local_bg = np.nanmedian(ring_values, axis=1)
-            local_bg = np.where(enough, local_bg, background_hu)
-            contrast = vessel_hu - local_bg
-            fraction = (values - local_bg[:, None]) / np.maximum(contrast, 1.0)[:, None]
-            fraction[foreign] = 0.0
-            disc = rho[None, :] <= inner[sel, None]
-            area = np.sum(np.where(disc, fraction, 0.0), axis=1) * step * step
-            radius = np.sqrt(np.maximum(area, 0.0) / np.pi)
-            radius[contrast < 1.0] = np.nan
-            result[sel] = radius
+    result = cross_section_radius(
+        np.asarray(hu, np.float32),
+        label.view(np.uint8) if label.dtype == bool else label.astype(np.uint8),
+        owner_map,
+        centerline.points * spacing,
+        u,
+        v,
+        spacing,
+        inner,
+        outer,
+        step,
+        float(vessel_hu),
+        float(background_hu),
+    )
     progress(1.0, "radius: done")
     return result
 
