@@ -160,11 +160,22 @@ def browser(browser_requirements):
 @pytest.fixture
 def page(browser, web_server):
     """A fresh tab on the app, once its first panel is on screen."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
     tab = context.new_page()
     tab.goto(web_server.url)
     tab.wait_for_selector('[data-testid="tab-vesselquant"]', timeout=60_000)
-    tab.click('[data-testid="tab-vesselquant"]')  # the open tab is server state, shared by all pages
-    tab.wait_for_selector('[data-testid="vesselquant-load-sample"]', timeout=30_000)
+    # The open tab is server state, shared by all pages. A click made before the page's connection is up can be
+    # lost (a full CI run once waited 30 s for a panel that never opened), so click again until the panel is shown.
+    deadline = time.monotonic() + 60
+    while True:
+        tab.click('[data-testid="tab-vesselquant"]')
+        try:
+            tab.wait_for_selector('[data-testid="vesselquant-load-sample"]', timeout=5_000)
+            break
+        except PlaywrightTimeoutError:
+            if time.monotonic() > deadline:
+                raise
     yield tab
     context.close()
