@@ -186,7 +186,7 @@ def subvoxel_radius(
     u, v = _perpendicular_basis(centerline.direction)
     result = cross_section_radius(
         np.asarray(hu, np.float32),
-        label.view(np.uint8) if label.dtype == bool else label.astype(np.uint8),
+        label.astype(np.uint8, copy=False),
         owner_map,
         centerline.points * spacing,
         u,

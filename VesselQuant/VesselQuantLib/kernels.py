@@ -262,7 +262,7 @@ def cross_section_radius(hu, label, owner, centres_mm, u, v, spacing, inner, out
         reach = g * step
         foreign_gap = 1.5 * outer[i] + step  # a segmented sample whose centreline point is farther: another vessel
         ring = np.empty((2 * g + 1) * (2 * g + 1))
-        fractions_hu = np.empty((2 * g + 1) * (2 * g + 1))  # the disc's HU, NaN where another vessel's
+        disc_hu = np.empty((2 * g + 1) * (2 * g + 1))  # the disc's HU, NaN where another vessel's
         in_ring = 0
         in_disc = 0
         for ia in range(-g, g + 1):
@@ -291,7 +291,7 @@ def cross_section_radius(hu, label, owner, centres_mm, u, v, spacing, inner, out
                     dx = centres_mm[j, 2] - centres_mm[i, 2]
                     if np.sqrt(dz * dz + dy * dy + dx * dx) > foreign_gap:
                         value = np.nan
-                fractions_hu[in_disc] = value
+                disc_hu[in_disc] = value
                 in_disc += 1
         local_bg = np.median(ring[:in_ring]) if in_ring >= 8 else background_hu
         contrast = vessel_hu - local_bg
@@ -300,8 +300,8 @@ def cross_section_radius(hu, label, owner, centres_mm, u, v, spacing, inner, out
             continue
         area = 0.0
         for k in range(in_disc):
-            if not np.isnan(fractions_hu[k]):
-                area += (fractions_hu[k] - local_bg) / contrast
+            if not np.isnan(disc_hu[k]):
+                area += (disc_hu[k] - local_bg) / contrast
         out[i] = np.sqrt(max(area * step * step, 0.0) / np.pi)
     return out
 
