@@ -223,3 +223,34 @@ def test_memory_is_checked_before_reading_or_computing(tmp_path, monkeypatch):
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 24 * 2**30)
     with pytest.raises(RadiologyAIError, match="needs about 128.0 GiB"):
         read_image(header)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(
+    not (hasattr(os, "confstr") and str(os.confstr("CS_GNU_LIBC_VERSION")).startswith("glibc")),
+    reason="tunes glibc's allocator only",
+)
+def test_freed_volumes_are_kept_for_reuse_inside_a_run_and_handed_back_after():
+    """A freed volume-sized array stays with the process inside the block (the next one reuses its pages) and goes
+    back to the system on leaving it, as it does outside (glibc's default)."""
+    from RadiologyAICommonLib.memory import reusing_freed_memory
+
+    size = 256 * 2**20
+
+    def freed_volume_kept() -> int:
+        before = _resident_bytes()
+        np.ones(size, np.uint8)  # made, touched and freed at once
+        return _resident_bytes() - before
+
+    assert freed_volume_kept() < 0.1 * size
+    with reusing_freed_memory():
+        with reusing_freed_memory():  # nested: still on after the inner block ends
+            assert freed_volume_kept() > 0.9 * size
+        inside = _resident_bytes()
+        assert freed_volume_kept() < 0.1 * size  # the kept pages are reused, not added to
+    assert inside - _resident_bytes() > 0.9 * size
+    assert freed_volume_kept() < 0.1 * size

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array, same_geometry, validate_scalar_volume
-from RadiologyAICommonLib.memory import check_memory
+from RadiologyAICommonLib.memory import check_memory, reusing_freed_memory
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
 from .centerline import compute_centerline
@@ -112,6 +112,7 @@ def index_to_physical(image: sitk.Image, index_xyz: np.ndarray) -> np.ndarray:
     return np.asarray(image.GetOrigin(), float) + scaled @ direction.T
 
 
+@reusing_freed_memory()
 def run_vessel_quant(
     ct: sitk.Image,
     lung_mask: sitk.Image | None = None,
