@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from VesselQuantLib.centerline import compute_centerline, skeletonize_vessels
+from VesselQuantLib.centerline import compute_centerline, skeletonize_vessels, vessel_edt
 from VesselQuantLib.graphcut import segment_vessels
 from VesselQuantLib.lungmask import segment_lungs
 from VesselQuantLib.parameters import VesselQuantParameters
@@ -276,6 +276,18 @@ def test_vesselness_respects_anisotropic_spacing():
         v = multiscale_vesselness(hu, spacing, np.ones(hu.shape, bool)).vesselness
         results.append(float(v[frac > 0.95].mean()))
     assert abs(results[0] - results[1]) < 0.1
+
+
+def test_vessel_distance_to_background_is_the_exact_distance_transform():
+    """The sparse shell + k-d tree distance equals a full Euclidean distance transform at every vessel voxel,
+    with anisotropic voxels and vessels touching the array's faces."""
+    rng = np.random.default_rng(3)
+    label = ndi.gaussian_filter(rng.normal(size=(24, 30, 28)), 1.5) > 0.05
+    label[:, 0, :5] = True  # on a face
+    spacing = (1.6, 0.7, 0.9)
+    voxels = np.argwhere(label)
+    expected = ndi.distance_transform_edt(label, sampling=spacing)[label]
+    np.testing.assert_allclose(vessel_edt(label, voxels, spacing), expected, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("width", [2, 4])

@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
 from scipy.spatial import cKDTree
 
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
@@ -57,14 +56,28 @@ def vessel_edt(label: np.ndarray, vessel_voxels: np.ndarray, spacing_zyx) -> np.
     spacing = np.asarray(spacing_zyx, float)
     if len(vessel_voxels) == 0:
         return np.zeros(0)
-    grown = sitk.BinaryDilate(sitk.GetImageFromArray(label.astype(np.uint8)), [1, 1, 1], sitk.sitkBox)
-    shell = sitk.GetArrayViewFromImage(grown).astype(bool) & ~label
-    shell_points = np.argwhere(shell)
+    shell_points = _shell(label, vessel_voxels)
     if len(shell_points) == 0:  # the vessel fills the whole box
         shell_points = np.array([[-1, -1, -1]])
     tree = cKDTree(shell_points * spacing)
     distance, _ = tree.query(vessel_voxels * spacing, workers=-1)
     return distance
+
+
+def _shell(label: np.ndarray, vessel_voxels: np.ndarray) -> np.ndarray:
+    """The background voxels among the 26 neighbours of the vessel voxels, (n, 3) in C order: the label's one-voxel
+    dilation less the label, found from the vessel voxels alone (dilating a large lung's whole box took 2.8 s for
+    0.1 M vessel voxels)."""
+    shape = np.array(label.shape)
+    found = []
+    for offset in np.argwhere(np.ones((3, 3, 3), bool)) - 1:
+        if not offset.any():
+            continue
+        near = vessel_voxels + offset
+        near = near[np.all((near >= 0) & (near < shape), axis=1)]
+        near = near[label[tuple(near.T)] == 0]
+        found.append(np.ravel_multi_index(tuple(near.T), label.shape))
+    return np.stack(np.unravel_index(np.unique(np.concatenate(found)), label.shape), 1)
 
 
 def _ridge(points: np.ndarray, edt_map: np.ndarray) -> np.ndarray:
