@@ -104,22 +104,32 @@ def hessian_norms(a, flat, steps, scale2):
 
 
 @numba.njit(cache=True, parallel=True)
-def frangi_grid(a, mask, level, steps, scale2, alpha, beta, c, out, ridge_out):
-    """Frangi vesselness into ``out`` (zeros) at mask voxels whose value exceeds ``level``.
+def frangi_grid(a, mask, level, steps, scale2, alpha, beta, c, best, ridge_out, scale, best_scale, fine):
+    """Frangi vesselness at mask voxels whose value exceeds ``level``, kept in ``best`` where it is larger (the
+    maximum over scales: on zeros, the map of this scale).
 
-    If ``ridge_out`` has the shape of ``a``, the ridge strength of bright tubes, -(l2 + l3) where both
-    cross-sectional eigenvalues are negative (0 elsewhere), goes there too: unlike Frangi's measure it
-    does not saturate, and a linear slope (the blurred edge of a nearby thick vessel) adds nothing to it.
+    Where it is larger, ``scale`` goes into ``best_scale``, and ``fine`` keeps its own maximum, when they have the
+    shape of ``a`` (pass empty arrays otherwise). If ``ridge_out`` has that shape, the ridge strength of bright tubes,
+    -(l2 + l3) where both cross-sectional eigenvalues are negative (0 elsewhere), goes there too: unlike Frangi's
+    measure it does not saturate, and a linear slope (the blurred edge of a nearby thick vessel) adds nothing to it.
     """
     nz, ny, nx = a.shape
     with_ridge = ridge_out.shape == a.shape
+    with_scale = best_scale.shape == a.shape
+    with_fine = fine.shape == a.shape
     for z in numba.prange(nz):
         for y in range(ny):
             for x in range(nx):
                 if mask[z, y, x] and a[z, y, x] > level:
                     hxx, hyy, hzz, hxy, hxz, hyz = _hessian(a, z, y, x, steps[0], steps[1], steps[2], scale2)
                     l1, l2, l3 = _eigen_sorted(hxx, hyy, hzz, hxy, hxz, hyz)
-                    out[z, y, x] = _frangi(l1, l2, l3, alpha, beta, c)
+                    v = _frangi(l1, l2, l3, alpha, beta, c)
+                    if v > best[z, y, x]:
+                        best[z, y, x] = v
+                        if with_scale:
+                            best_scale[z, y, x] = scale
+                    if with_fine and v > fine[z, y, x]:
+                        fine[z, y, x] = v
                     if with_ridge and l2 < 0.0 and l3 < 0.0:
                         ridge_out[z, y, x] = -(l2 + l3)
 
@@ -183,6 +193,12 @@ def _trilinear(a, z, y, x):
     z0, z1, fz = _cell(z, a.shape[0])
     y0, y1, fy = _cell(y, a.shape[1])
     x0, x1, fx = _cell(x, a.shape[2])
+    return _in_cell(a, z0, z1, fz, y0, y1, fy, x0, x1, fx)
+
+
+@numba.njit(cache=True)
+def _in_cell(a, z0, z1, fz, y0, y1, fy, x0, x1, fx):
+    """Linear interpolation of ``a`` in the cell of corners (z0, y0, x0)-(z1, y1, x1) at fractions (fz, fy, fx)."""
     c00 = a[z0, y0, x0] * (1 - fx) + a[z0, y0, x1] * fx
     c01 = a[z0, y1, x0] * (1 - fx) + a[z0, y1, x1] * fx
     c10 = a[z1, y0, x0] * (1 - fx) + a[z1, y0, x1] * fx
@@ -219,30 +235,69 @@ def cross_section_maximum(a, points, steps, offsets, spacing, cos_limit, slack):
     26-neighbour lying across the line (its offset makes an angle with the line whose cosine is at most
     ``cos_limit``), each averaged along the same line: non-maximum suppression that keeps about one voxel per
     cross-section of a thin tube, like Canny's edge thinning. ``spacing`` (3,) is the voxel size in mm.
+
+    A neighbour's samples lie one voxel off the point's along each axis, so the interpolation cells of every sample
+    of the point and its neighbours are found first (3 per axis and sample) and shared by the neighbours: the same
+    arithmetic as :func:`_line_mean` at each neighbour, at a third less cost.
     """
     n = points.shape[0]
+    samples = offsets.size + 1
     out = np.empty(n, np.bool_)
-    for i in numba.prange(n):
-        z, y, x = points[i, 0], points[i, 1], points[i, 2]
-        sz, sy, sx = steps[i, 0], steps[i, 1], steps[i, 2]
-        # the line direction in mm (steps are voxels per mm of offset)
-        az, ay, ax = sz * spacing[0], sy * spacing[1], sx * spacing[2]
-        anorm = np.sqrt(az * az + ay * ay + ax * ax)
-        centre = _line_mean(a, z, y, x, sz, sy, sx, offsets)
-        keep = True
-        for dz in range(-1, 2):
-            for dy in range(-1, 2):
-                for dx in range(-1, 2):
-                    if not keep or (dz == 0 and dy == 0 and dx == 0):
-                        continue
-                    oz, oy, ox = dz * spacing[0], dy * spacing[1], dx * spacing[2]
-                    along = abs(oz * az + oy * ay + ox * ax) / (np.sqrt(oz * oz + oy * oy + ox * ox) * anorm)
-                    if along > cos_limit:
-                        continue
-                    if slack * _line_mean(a, z + dz, y + dy, x + dx, sz, sy, sx, offsets) > centre:
-                        keep = False
-        out[i] = keep
+    for block in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        # cells[k, axis, d]: the cell of sample k (0: the point, then the offsets) at neighbour offset d - 1
+        lower = np.empty((samples, 3, 3), np.int64)
+        upper = np.empty((samples, 3, 3), np.int64)
+        frac = np.empty((samples, 3, 3))
+        for i in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
+            for k in range(samples):
+                for axis in range(3):
+                    for d in range(3):
+                        c = points[i, axis] + (d - 1)
+                        if k > 0:
+                            c = c + offsets[k - 1] * steps[i, axis]
+                        lower[k, axis, d], upper[k, axis, d], frac[k, axis, d] = _cell(c, a.shape[axis])
+            # the line direction in mm (steps are voxels per mm of offset)
+            az, ay, ax = steps[i, 0] * spacing[0], steps[i, 1] * spacing[1], steps[i, 2] * spacing[2]
+            anorm = np.sqrt(az * az + ay * ay + ax * ax)
+            centre = _mean_over_samples(a, lower, upper, frac, 1, 1, 1)
+            keep = True
+            for dz in range(-1, 2):
+                for dy in range(-1, 2):
+                    for dx in range(-1, 2):
+                        if not keep or (dz == 0 and dy == 0 and dx == 0):
+                            continue
+                        oz, oy, ox = dz * spacing[0], dy * spacing[1], dx * spacing[2]
+                        along = abs(oz * az + oy * ay + ox * ax) / (np.sqrt(oz * oz + oy * oy + ox * ox) * anorm)
+                        if along > cos_limit:
+                            continue
+                        if slack * _mean_over_samples(a, lower, upper, frac, dz + 1, dy + 1, dx + 1) > centre:
+                            keep = False
+            out[i] = keep
     return out
+
+
+# Points per parallel task of :func:`cross_section_maximum` (its scratch cells are allocated once per task).
+_BLOCK = 1024
+
+
+@numba.njit(cache=True)
+def _mean_over_samples(a, lower, upper, frac, dz, dy, dx):
+    """Mean of the interpolated samples of :func:`cross_section_maximum`'s cells at neighbour index (dz, dy, dx)."""
+    total = 0.0
+    for k in range(lower.shape[0]):
+        total += _in_cell(
+            a,
+            lower[k, 0, dz],
+            upper[k, 0, dz],
+            frac[k, 0, dz],
+            lower[k, 1, dy],
+            upper[k, 1, dy],
+            frac[k, 1, dy],
+            lower[k, 2, dx],
+            upper[k, 2, dx],
+            frac[k, 2, dx],
+        )
+    return total / lower.shape[0]
 
 
 @numba.njit(cache=True, parallel=True)

@@ -122,28 +122,36 @@ def multiscale_vesselness(
             spread = 1.4826 * float(np.median(np.abs(values_sample - median)))
             level = median + p.vesselness_min_contrast_sd * spread
 
-        values = np.zeros(coarse.shape, np.float32)
-        ridge = np.zeros(coarse.shape if k == 0 else (0, 0, 0), np.float32)
-        frangi_grid(coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c, values, ridge)
+        ridge = np.zeros(coarse.shape, np.float32) if k == 0 else _NO_MAP
+        into_fine = sigma <= p.thin_vessel_max_sigma_mm
+        args = (coarse, coarse_mask, level, steps, scale2, p.frangi_alpha, p.frangi_beta, c)
+        if factors == (1, 1, 1):  # straight into the maxima over the scales
+            frangi_grid(*args, best, ridge, k, best_scale, fine if into_fine else _NO_MAP)
+        else:  # on the coarse grid, then interpolated onto the full one and merged
+            values = np.zeros(coarse.shape, np.float32)
+            frangi_grid(*args, values, ridge, k, _NO_SCALES, _NO_MAP)
         if k == 0:
             ridge_finest = (
                 ridge if factors == (1, 1, 1) else sitk.GetArrayFromImage(_upsample(ridge, factors, hu.shape))
             )
-        del ridge
-        del coarse, smoothed
+        del ridge, coarse, smoothed, args
         if factors != (1, 1, 1):
             upsampled = _upsample(values, factors, hu.shape)
             del values
-            values = sitk.GetArrayViewFromImage(upsampled)  # a view: ``upsampled`` stays alive until the merge is done
-        merge_scale(values, k, mask, best, best_scale, fine, sigma <= p.thin_vessel_max_sigma_mm)
-        del values
-        upsampled = None
+            # a view: ``upsampled`` stays alive until the merge is done
+            merge_scale(sitk.GetArrayViewFromImage(upsampled), k, mask, best, best_scale, fine, into_fine)
+            upsampled = None
     if smoothed_finest is None:
         smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
     if ridge_finest is None:  # the mask was empty at the finest scale
         ridge_finest = np.zeros(hu.shape, np.float32)
     progress(1.0, "vesselness: done")
     return VesselnessMaps(best, best_scale, fine, smoothed_finest, ridge_finest)
+
+
+# Empty volumes: what frangi_grid is given for the maps it should not keep.
+_NO_MAP = np.zeros((0, 0, 0), np.float32)
+_NO_SCALES = np.zeros((0, 0, 0), np.uint8)
 
 
 def sample_of_mask(mask: np.ndarray, count: int, rng: np.random.Generator, size: int) -> np.ndarray:
