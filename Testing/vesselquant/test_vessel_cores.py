@@ -278,6 +278,33 @@ def test_vesselness_respects_anisotropic_spacing():
     assert abs(results[0] - results[1]) < 0.1
 
 
+def test_a_subsampled_scale_smoothed_from_the_finer_one_is_the_gaussian_of_its_own_sigma(monkeypatch):
+    """The 2.8 mm scale on 0.7 mm voxels works on every second voxel; it is smoothed there from the 1.6 mm scale (its
+    blur leaves nothing that grid cannot hold), which must give that grid's samples of the 2.8 mm Gaussian."""
+    from VesselQuantLib import vesselness
+
+    spacing = (0.7, 0.7, 0.7)
+    hu, _ = _tube_volume(2.5, spacing, noise=30.0, shape=(48, 48, 48))
+    calls = []
+    original = vesselness._smoothed_on_grid
+
+    def spy(values, steps, sigma):
+        out = original(values, steps, sigma)
+        calls.append((tuple(steps), sigma, sitk.GetArrayFromImage(out)))
+        return out
+
+    monkeypatch.setattr(vesselness, "_smoothed_on_grid", spy)
+    p = VesselQuantParameters(vesselness_sigmas_mm=(1.6, 2.8))
+    multiscale_vesselness(hu, spacing, np.ones(hu.shape, bool), p)
+    assert [(steps, round(sigma, 3)) for steps, sigma, _ in calls] == [
+        ((1.4, 1.4, 1.4), round((2.8**2 - 1.6**2) ** 0.5, 3))
+    ]
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing(spacing)
+    direct = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 2.8))[::2, ::2, ::2]
+    assert np.abs(calls[0][2] - direct)[3:-3, 3:-3, 3:-3].max() < 0.02 * float(hu.std())
+
+
 def test_vessel_distance_to_background_is_the_exact_distance_transform():
     """The sparse shell + k-d tree distance equals a full Euclidean distance transform at every vessel voxel,
     with anisotropic voxels and vessels touching the array's faces."""

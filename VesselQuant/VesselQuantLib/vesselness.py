@@ -5,8 +5,9 @@ For each scale sigma (mm) the image is smoothed with SimpleITK's recursive Gauss
 takes the per-axis voxel spacing into account, so anisotropic scans get isotropic scales.
 The Hessian is then taken by central differences on a grid subsampled to at most
 ``max_subsampling_ratio x sigma`` per axis (the smoothed image has no detail finer than
-that), which makes the coarse scales cheap; its eigenvalues are computed in closed form
-only at the mask voxels, by the compiled kernels of :mod:`.kernels`.
+that), which makes the coarse scales cheap. Such a scale is smoothed on that grid itself, from the last scale on
+the full grid (Gaussians compose), when that scale's blur leaves no detail the coarse grid cannot hold. The
+eigenvalues are computed in closed form only at the mask voxels, by the compiled kernels of :mod:`.kernels`.
 
 Frangi's structureness constant ``c`` is set per scan and scale from the noise: a multiple
 of the median Hessian norm inside the mask (the lung parenchyma), so a faint but
@@ -88,26 +89,35 @@ def multiscale_vesselness(
     mask_count = int(np.count_nonzero(mask))
     smoothed_finest = None
     ridge_finest = None
+    full_grid = None  # the last scale smoothed on the full grid: (its array, its sigma, the image holding the array)
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
-        smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
         factors = tuple(max(1, int(p.max_subsampling_ratio * sigma / s)) for s in spacing_zyx)
+        steps = np.array([f * s for f, s in zip(factors, spacing_zyx)])
+        every = tuple(slice(None, None, f) for f in factors)
         if k == 0:  # kept as a map, and the finest scale reads it: one full volume fewer
-            smoothed_finest = sitk.GetArrayFromImage(smoothed)
-            smoothed = None
-            coarse = np.ascontiguousarray(smoothed_finest[:: factors[0], :: factors[1], :: factors[2]])
-        else:  # a view into ``smoothed`` (kept alive until the end of the scale) or a strided copy
-            coarse = np.ascontiguousarray(
-                sitk.GetArrayViewFromImage(smoothed)[:: factors[0], :: factors[1], :: factors[2]]
-            )
+            smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma)))
+            smoothed, full = None, smoothed_finest
+        elif factors != (1, 1, 1) and full_grid is not None and full_grid[1] >= steps.max():
+            # Gaussians compose (variances add): the coarse grid samples the last full-grid scale, whose blur leaves
+            # no detail that grid cannot hold (attenuation below 0.01 at its Nyquist frequency), and is smoothed
+            # the rest of the way there, on a fraction of the voxels
+            smoothed = _smoothed_on_grid(full_grid[0][every], steps, float(np.sqrt(sigma**2 - full_grid[1] ** 2)))
+            full = None
+        else:
+            smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
+            full = sitk.GetArrayViewFromImage(smoothed)  # a view: ``smoothed`` is kept alive with it
+        if factors == (1, 1, 1):
+            full_grid = (full, float(sigma), smoothed)
+        # the view itself on the full grid, a strided copy on a coarse one
+        coarse = np.ascontiguousarray(full[every]) if full is not None else sitk.GetArrayViewFromImage(smoothed)
         if factors == (1, 1, 1):
             coarse_mask, count = mask, mask_count
         else:
-            coarse_mask = ndi.binary_dilation(mask[:: factors[0], :: factors[1], :: factors[2]])
+            coarse_mask = ndi.binary_dilation(mask[every])
             count = int(np.count_nonzero(coarse_mask))
         if count == 0:
             continue
-        steps = np.array([f * s for f, s in zip(factors, spacing_zyx)])
         scale2 = sigma * sigma  # scale normalisation of second derivatives (gamma = 2)
 
         # Frangi's c from the noise: median Hessian norm on a random sample of the mask.
@@ -134,13 +144,14 @@ def multiscale_vesselness(
             ridge_finest = (
                 ridge if factors == (1, 1, 1) else sitk.GetArrayFromImage(_upsample(ridge, factors, hu.shape))
             )
-        del ridge, coarse, smoothed, args
+        del ridge, coarse, smoothed, full, args
         if factors != (1, 1, 1):
             upsampled = _upsample(values, factors, hu.shape)
             del values
             # a view: ``upsampled`` stays alive until the merge is done
             merge_scale(sitk.GetArrayViewFromImage(upsampled), k, mask, best, best_scale, fine, into_fine)
             upsampled = None
+    full_grid = None
     if smoothed_finest is None:
         smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
     if ridge_finest is None:  # the mask was empty at the finest scale
@@ -169,6 +180,13 @@ def sample_of_mask(mask: np.ndarray, count: int, rng: np.random.Generator, size:
         first = per_slice[z - 1] if z else 0
         out[chosen] = z * plane + np.flatnonzero(mask[z])[ranks[chosen] - first]
     return out
+
+
+def _smoothed_on_grid(values: np.ndarray, steps_zyx, sigma: float) -> sitk.Image:
+    """``values`` (a grid of spacing ``steps_zyx`` mm) smoothed with a Gaussian of ``sigma`` mm (float32 image)."""
+    grid = sitk.GetImageFromArray(np.ascontiguousarray(values, np.float32))
+    grid.SetSpacing(tuple(float(s) for s in steps_zyx[::-1]))
+    return sitk.SmoothingRecursiveGaussian(grid, sigma)
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> sitk.Image:
