@@ -64,15 +64,17 @@ def vessel_edt(label: np.ndarray, vessel_voxels: np.ndarray, spacing_zyx) -> np.
     return distance
 
 
+# The offsets of a voxel's 26 neighbours, (26, 3).
+_NEIGHBOURS_26 = np.array([offset for offset in np.ndindex(3, 3, 3) if offset != (1, 1, 1)]) - 1
+
+
 def _shell(label: np.ndarray, vessel_voxels: np.ndarray) -> np.ndarray:
     """The background voxels among the 26 neighbours of the vessel voxels, (n, 3) in C order: the label's one-voxel
     dilation less the label, found from the vessel voxels alone (dilating a large lung's whole box took 2.8 s for
     0.1 M vessel voxels)."""
     shape = np.array(label.shape)
     found = []
-    for offset in np.argwhere(np.ones((3, 3, 3), bool)) - 1:
-        if not offset.any():
-            continue
+    for offset in _NEIGHBOURS_26:
         near = vessel_voxels + offset
         near = near[np.all((near >= 0) & (near < shape), axis=1)]
         near = near[label[tuple(near.T)] == 0]
@@ -81,17 +83,17 @@ def _shell(label: np.ndarray, vessel_voxels: np.ndarray) -> np.ndarray:
 
 
 def _ridge(points: np.ndarray, edt_map: np.ndarray) -> np.ndarray:
-    """Which of ``points`` are local maxima (>=) of the distance map among their 26 neighbours."""
-    padded = np.pad(edt_map, 1)
-    flat = np.ravel_multi_index(tuple((points + 1).T), padded.shape)
-    values = padded.ravel()[flat]
-    sz, sy = padded.shape[1] * padded.shape[2], padded.shape[2]
+    """Which of ``points`` are local maxima (>=) of the distance map among their 26 neighbours (0 beyond the map's
+    faces); read at the points' neighbours only (a padded copy of a large lung's map took 2 s)."""
+    shape = np.array(edt_map.shape)
+    values = edt_map[tuple(points.T)]
     keep = np.ones(len(points), bool)
-    for dz in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                if dz or dy or dx:
-                    keep &= values >= padded.ravel()[flat + dz * sz + dy * sy + dx]
+    for offset in _NEIGHBOURS_26:
+        near = points + offset
+        inside = np.all((near >= 0) & (near < shape), axis=1)
+        neighbour = np.zeros(len(points), edt_map.dtype)
+        neighbour[inside] = edt_map[tuple(near[inside].T)]
+        keep &= values >= neighbour
     return keep
 
 
