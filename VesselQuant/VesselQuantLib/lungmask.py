@@ -83,18 +83,20 @@ def _upsample_mask(coarse: sitk.Image, ct: sitk.Image, shrink, p: VesselQuantPar
         lo.append(max(0, (int(hit[0]) - 1) * factor))
         hi.append(min(full.shape[axis], (int(hit[-1]) + 2) * factor))
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    reference = sitk.RegionOfInterest(ct, [b - a for a, b in zip(lo[::-1], hi[::-1])], lo[::-1])
-    value = sitk.GetArrayFromImage(
-        sitk.Resample(
-            sitk.Cast(coarse, sitk.sitkFloat32),
-            reference,
-            sitk.Transform(),
-            sitk.sitkLinear,
-            0.0,
-            sitk.sitkFloat32,
-            True,
-        )
+    # onto the box's grid, given by size, origin, spacing and direction (a reference image would copy the CT's box)
+    resampled = sitk.Resample(
+        sitk.Cast(coarse, sitk.sitkFloat32),
+        [b - a for a, b in zip(lo[::-1], hi[::-1])],
+        sitk.Transform(),
+        sitk.sitkLinear,
+        ct.TransformIndexToPhysicalPoint([int(i) for i in lo[::-1]]),
+        ct.GetSpacing(),
+        ct.GetDirection(),
+        0.0,
+        sitk.sitkFloat32,
+        True,
     )
+    value = sitk.GetArrayViewFromImage(resampled)  # a view (no float copy of the box): ``resampled`` outlives it
     inside = value >= 0.5
     edge = inside & (value < 0.999)
     inside[edge & (sitk.GetArrayViewFromImage(ct)[box] >= p.lung_threshold_hu)] = False
