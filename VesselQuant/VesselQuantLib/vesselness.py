@@ -102,9 +102,12 @@ def multiscale_vesselness(
             # Gaussians compose (variances add): the coarse grid samples the last full-grid scale, whose blur leaves
             # no detail that grid cannot hold (attenuation below 0.01 at its Nyquist frequency), and is smoothed
             # the rest of the way there, on a fraction of the voxels
-            smoothed = _smoothed_on_grid(full_grid[0][every], steps, float(np.sqrt(sigma**2 - full_grid[1] ** 2)))
-            full = None
+            source, source_sigma = np.ascontiguousarray(full_grid[0][every]), full_grid[1]
+            full_grid = None  # frees that scale's volume (a later coarse scale is smoothed from the CT): peak memory
+            smoothed = _smoothed_on_grid(source, steps, float(np.sqrt(sigma**2 - source_sigma**2)))
+            full = source = None
         else:
+            full_grid = None  # frees the last full-grid scale's volume before this one is made: peak memory
             smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
             full = sitk.GetArrayViewFromImage(smoothed)  # a view: ``smoothed`` is kept alive with it
         if factors == (1, 1, 1):
