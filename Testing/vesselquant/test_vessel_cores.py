@@ -651,3 +651,23 @@ def test_a_ball_centred_between_slices_is_judged_at_its_centre():
     mirrored = _blobness(hu[::-1], _deepest_point(depth[::-1]), r_in, spacing)
     assert judged == pytest.approx(mirrored, abs=1e-3)
     assert min(at_voxel) < judged < max(at_voxel)
+
+
+def test_nodule_depth_is_the_exact_distance_to_the_nearest_outside_voxel_less_half_a_voxel():
+    """The nodule step's depth map (SimpleITK's Maurer transform on the complement) against scipy's exact transform,
+    with anisotropic voxels and a mask that reaches the array's faces; within the float32 rounding its tests allow."""
+    from VesselQuantLib.nodules import TIE_MM, _distance_inside
+
+    spacing = (0.8, 0.62, 0.7)
+    mask = ndi.binary_opening(np.random.default_rng(3).random((30, 36, 40)) > 0.3)
+    mask[:, :, -1] = True
+    exact = ndi.distance_transform_edt(mask, sampling=spacing) - 0.31
+    depth = _distance_inside(mask, spacing)
+    assert depth.dtype == np.float32 and not depth[~mask].any()
+    assert np.abs(depth[mask] - exact[mask]).max() < 0.01 * TIE_MM
+    everything = np.ones((5, 6, 7), bool)  # nothing outside: scipy's convention
+    np.testing.assert_allclose(
+        _distance_inside(everything, spacing),
+        ndi.distance_transform_edt(everything, sampling=spacing) - 0.31,
+        rtol=1e-6,
+    )

@@ -41,7 +41,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .nodules import find_nodule_like, is_nodule_shaped, min_nodule_voxels
+from .nodules import distance_outside, find_nodule_like, is_nodule_shaped, min_nodule_voxels
 from .parameters import VesselQuantParameters
 
 SOFT_TISSUE_MAX_HU = 300.0
@@ -217,16 +217,16 @@ def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: Ves
     box = bounding_box(lungs, margin=0)  # a closing lies inside the convex hull, so inside the lungs' bounding box
     pad = [int(np.ceil(max(near, wide) / s)) + 1 for s in spacing_zyx]  # beyond either ball's reach from the lung
     crop = tuple(slice(n, -n) for n in pad)
-    from_lung = _distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)
+    from_lung = distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)
     out = lungs.copy()
     region = hu[box]
     taken_in = np.zeros(region.shape, bool)
     if near > 0:  # at least lung_closing_min_depth_mm below the closed lung's surface
-        deep = _distance_outside(from_lung > near, spacing_zyx) >= near + p.lung_closing_min_depth_mm
+        deep = distance_outside(from_lung > near, spacing_zyx) >= near + p.lung_closing_min_depth_mm
         taken_in = sitk.GetArrayViewFromImage(deep)[crop].astype(bool) & ~lungs[box] & (region >= p.lung_threshold_hu)
         out[box] |= taken_in
     if wide > 0:
-        closed = _distance_outside(from_lung > wide, spacing_zyx) > wide  # an image: the array below is its view
+        closed = distance_outside(from_lung > wide, spacing_zyx) > wide  # an image: the array below is its view
         closed_box = sitk.GetArrayViewFromImage(closed)[crop].astype(bool)
         out[box] |= _juxta_pleural_nodules(out[box], taken_in, hu, box, closed_box, spacing_zyx, p)
     return out
@@ -306,20 +306,6 @@ def _crescents_of_nodules(failed, taken_in, lungs, region, shaped, smallest, spa
         blobs, _ = find_nodule_like(candidate, region[window], spacing_zyx, p, lung=lungs[window] | candidate)
         added[window] |= blobs & failed[window]
     return added
-
-
-def _distance_outside(mask, spacing_zyx) -> sitk.Image:
-    """Euclidean distance (mm, float32) from each voxel outside ``mask`` (a bool array, or a 0/1 image of the same
-    grid) to the nearest voxel of it; <= 0 inside.
-
-    SimpleITK's Maurer transform: multi-threaded and float32, 4x faster than scipy's on a chest CT's lung box;
-    outside the object it equals the exact distance to the nearest object voxel. The maps stay images, and are
-    thresholded as images: no float copy of the padded box.
-    """
-    if isinstance(mask, np.ndarray):
-        mask = sitk.GetImageFromArray(mask.view(np.uint8))
-        mask.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-    return sitk.SignedMaurerDistanceMap(mask, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
 
 
 def _fill_holes_per_slice(mask: np.ndarray, pixel_mm2: float, max_hole_mm2: float) -> np.ndarray:
