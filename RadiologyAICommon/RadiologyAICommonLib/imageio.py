@@ -327,6 +327,20 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool
     )
 
 
+class _ImageVoxels:
+    """What a view from :func:`voxels_of` points into: the image, kept alive as long as the view (SimpleITK's own
+    ``GetArrayViewFromImage`` does not hold it, so its view dangles once the image is freed)."""
+
+    def __init__(self, image: sitk.Image):
+        self.image = image
+        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
+
+
+def voxels_of(image: sitk.Image) -> np.ndarray:
+    """The image's voxels as a read-only (z, y, x) NumPy view that keeps the image alive: no copy of a volume."""
+    return np.asarray(_ImageVoxels(image))
+
+
 def image_from_array(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     """A SimpleITK image of the (z, y, x) ``array`` with the spacing, origin and direction of ``reference``."""
     image = sitk.GetImageFromArray(array)

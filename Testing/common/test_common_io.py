@@ -254,3 +254,23 @@ def test_freed_volumes_are_kept_for_reuse_inside_a_run_and_handed_back_after():
         assert freed_volume_kept() < 0.1 * size  # the kept pages are reused, not added to
     assert inside - _resident_bytes() > 0.9 * size
     assert freed_volume_kept() < 0.1 * size
+
+
+def test_a_voxel_view_keeps_its_image_alive_and_is_read_only():
+    import gc
+    import weakref
+
+    from RadiologyAICommonLib.imageio import voxels_of
+
+    values = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    image = sitk.GetImageFromArray(values) * 2.0
+    alive = weakref.ref(image)
+    view = voxels_of(image)
+    del image
+    gc.collect()
+    assert alive() is not None  # held by the view (SimpleITK's own view does not hold it)
+    np.testing.assert_array_equal(view, 2.0 * values)
+    assert not view.flags.writeable
+    del view
+    gc.collect()
+    assert alive() is None  # and freed with it

@@ -33,6 +33,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from RadiologyAICommonLib.imageio import voxels_of
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .parameters import VesselQuantParameters
@@ -122,7 +123,7 @@ def _skeleton_per_piece(label: np.ndarray) -> np.ndarray:
 
     skeleton = np.zeros(label.shape, bool)
     image = sitk.GetImageFromArray(label.astype(np.uint8, copy=False))
-    pieces = sitk.GetArrayFromImage(sitk.ConnectedComponent(image, True))
+    pieces = voxels_of(sitk.ConnectedComponent(image, True))
     for number, where in enumerate(ndi.find_objects(pieces), start=1):
         window = tuple(slice(max(w.start - 1, 0), w.stop + 1) for w in where)
         skeleton[window] |= skeletonize(pieces[window] == number).astype(bool)

@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from RadiologyAICommonLib.imageio import voxels_of
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .parameters import VesselQuantParameters
@@ -33,7 +34,7 @@ class VesselnessMaps:
     vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
     scale_index: np.ndarray  # uint8, index of the winning scale (sorted sigmas)
     fine: np.ndarray  # float32, max over the fine scales (sigma <= thin_vessel_max_sigma_mm)
-    smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
+    smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale (a read-only view of the smoothed image)
     ridge_finest: np.ndarray  # float32 ridge strength -(l2 + l3) of bright tubes at the finest scale (0 elsewhere)
 
     def release(self, *names: str) -> None:
@@ -96,7 +97,7 @@ def multiscale_vesselness(
         steps = np.array([f * s for f, s in zip(factors, spacing_zyx)])
         every = tuple(slice(None, None, f) for f in factors)
         if k == 0:  # kept as a map, and the finest scale reads it: one full volume fewer
-            smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma)))
+            smoothed_finest = voxels_of(sitk.SmoothingRecursiveGaussian(image, float(sigma)))  # a view, no copy
             smoothed, full = None, smoothed_finest
         elif factors != (1, 1, 1) and full_grid is not None and full_grid[1] >= steps.max():
             # Gaussians compose (variances add): the coarse grid samples the last full-grid scale, whose blur leaves
@@ -156,7 +157,7 @@ def multiscale_vesselness(
             upsampled = None
     full_grid = None
     if smoothed_finest is None:
-        smoothed_finest = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
+        smoothed_finest = voxels_of(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
     if ridge_finest is None:  # the mask was empty at the finest scale
         ridge_finest = np.zeros(hu.shape, np.float32)
     progress(1.0, "vesselness: done")
