@@ -237,25 +237,33 @@ def test_graph_reductions_leave_the_segmentation_unchanged(monkeypatch):
     assert reduced.any() and np.array_equal(reduced, full)
 
 
-def test_thin_vessel_prefilter_uses_the_callers_parameters(monkeypatch):
-    """The pre-filter of the thin-vessel channel is the caller's parameters with the intensity weight at 0, not the
-    defaults (a user's vessel threshold or probability floor would be ignored there)."""
+def test_thin_vessel_prefilter_is_the_channels_bound_with_the_callers_parameters(monkeypatch):
+    """The pre-filter of the thin-vessel channel is the fine-scale tube likelihood alone, exactly the data term with
+    the intensity weight at 0, and with the caller's parameters, not the defaults (a user's vessel threshold or
+    probability floor would be ignored there)."""
+    from dataclasses import replace
+
     import VesselQuantLib.graphcut as graphcut
 
     seen = []
-    real = graphcut.vessel_probability
+    real = graphcut._tube_probability
 
-    def recording(hu, vesselness, model, p, *args, **kwargs):
+    def recording(fine, p):
         seen.append(p)
-        return real(hu, vesselness, model, p, *args, **kwargs)
+        return real(fine, p)
 
-    monkeypatch.setattr(graphcut, "vessel_probability", recording)
+    monkeypatch.setattr(graphcut, "_tube_probability", recording)
     hu, lung, spacing = _noisy_lung_with_vessels(noise_hu=20.0)
     caller = VesselQuantParameters(vessel_vesselness=0.7, probability_floor=0.02)
     maps = multiscale_vesselness(hu, spacing, lung, caller)
     segment_vessels(hu, maps.vesselness, lung, spacing, caller, maps=maps)
-    prefilter = [q for q in seen if q.intensity_weight == 0.0]
-    assert prefilter and all(q.vessel_vesselness == 0.7 and q.probability_floor == 0.02 for q in prefilter)
+    assert seen and all(q == caller for q in seen)
+    fine = np.geomspace(1e-7, 1.0, 300)
+    any_hu = np.random.default_rng(0).uniform(-1000, 200, fine.size)
+    model = graphcut.IntensityModel(-860.0, 30.0, 40.0, -410.0, 30.0)
+    thin_only = graphcut.vessel_probability(any_hu, fine, model, replace(caller, intensity_weight=0.0))
+    np.testing.assert_array_equal(real(fine, caller), thin_only)
+    assert real(fine, caller).min() == 0.02
 
 
 def test_mask_sample_is_the_draw_of_its_voxel_list():

@@ -36,7 +36,7 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -124,21 +124,28 @@ def vessel_probability(
     without them that channel is off.
     """
     p_int = expit((hu - model.midpoint_hu) / model.scale_hu)
-    lo, hi = np.log10(p.background_vesselness + 1e-6), np.log10(p.vessel_vesselness)
-    mid, width = 0.5 * (lo + hi), (hi - lo) / (2.0 * np.log(49.0))
-
-    def likelihood(v):
-        return expit((np.log10(np.maximum(v, 1e-6)) - mid) / width)
-
-    p_ves = likelihood(vesselness)
+    p_ves = _vesselness_likelihood(vesselness, p)
     prob = p.intensity_weight * p_int + (1.0 - p.intensity_weight) * p_ves
     if line_hu is not None and line_null is not None:
         # a fine-scale tube significantly brighter than the parenchyma: the ridge of a thin vessel
         centre, sd = line_null
         level = centre + p.thin_vessel_contrast_sd * sd
-        tube = likelihood(fine_vesselness if fine_vesselness is not None else vesselness)
+        tube = _vesselness_likelihood(fine_vesselness if fine_vesselness is not None else vesselness, p)
         prob = np.maximum(prob, tube * expit((line_hu - level) / sd))
     return np.clip(prob, p.probability_floor, 1.0 - p.probability_floor)
+
+
+def _vesselness_likelihood(v: np.ndarray, p: VesselQuantParameters) -> np.ndarray:
+    """Sigmoid likelihood of log-vesselness: 0.02 at ``background_vesselness``, 0.98 at ``vessel_vesselness``."""
+    lo, hi = np.log10(p.background_vesselness + 1e-6), np.log10(p.vessel_vesselness)
+    mid, width = 0.5 * (lo + hi), (hi - lo) / (2.0 * np.log(49.0))
+    return expit((np.log10(np.maximum(v, 1e-6)) - mid) / width)
+
+
+def _tube_probability(fine_vesselness: np.ndarray, p: VesselQuantParameters) -> np.ndarray:
+    """The most the thin-vessel channel can give: :func:`vessel_probability` of the fine-scale tube likelihood alone
+    (no intensity, no line average), clipped as it is."""
+    return np.clip(_vesselness_likelihood(fine_vesselness, p), p.probability_floor, 1.0 - p.probability_floor)
 
 
 # A neighbour lies across the tube when its offset makes more than 60 degrees with the tube axis.
@@ -366,7 +373,9 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
 
     shape = np.array(state.shape)
     uncertain = np.flatnonzero(state.ravel() == 2)
-    thin_only = replace(p, intensity_weight=0.0)
+    # flat views (a 1-D gather is twice as fast as a 3-D one; ravel copies once at most)
+    values, hu_values = vesselness.ravel(), hu.ravel()
+    fine_values = maps.fine.ravel() if maps is not None else values
     evidence = None
     parts: dict[str, list] = {
         k: [] for k in ("flat", "prob", "thin_base", "thin_base_prob", "ridge_zyx", "ridge_line_hu")
@@ -375,12 +384,11 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
         progress(start / max(uncertain.size, 1), "graph cut: data term")
         nodes = uncertain[start : start + _DATA_TERM_CHUNK]
         node_zyx = unpadded_index(nodes, shape)
-        at = tuple(node_zyx.T)
-        node_v, node_hu = vesselness[at], hu[at]
-        fine = maps.fine[at] if maps is not None else node_v
+        at = np.ravel_multi_index(tuple(node_zyx.T), hu.shape)
+        node_v, node_hu, fine = values[at], hu_values[at], fine_values[at]
         prob = vessel_probability(node_hu, node_v, model, p)
         # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
-        tube = vessel_probability(node_hu, fine, model, thin_only)
+        tube = _tube_probability(fine, p)
         where = np.flatnonzero(tube >= min(p.prune_probability, 0.5) * 0.999)
         if where.size and evidence is None:  # what the whole lung shares, computed once
             evidence = _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
