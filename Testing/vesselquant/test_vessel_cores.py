@@ -202,17 +202,18 @@ def test_thin_vessel_channel_is_judged_against_the_parenchyma():
 
 
 def test_thin_vessel_ridge_test_is_skipped_only_where_it_cannot_matter(monkeypatch):
-    """Voxels whose line average cannot lift them to the pruning probability skip the ridge test: the segmentation
-    and the graph are those of testing every candidate."""
+    """Candidates whose line average cannot raise their probability, or cannot raise it above the pruning level, skip
+    the ridge test: the segmentation and the graph are those of testing every candidate."""
     import VesselQuantLib.graphcut as graphcut
 
+    p = VesselQuantParameters()
+    base, lifted = np.array([0.3, 0.3, 0.5, 0.2]), np.array([0.3, 0.6, 0.4, 0.34])
+    assert graphcut._ridge_can_matter(base, lifted, p).tolist() == [False, True, False, False]  # pruned below 0.35
+    assert graphcut._ridge_can_matter(base, lifted, VesselQuantParameters(thin_vessel_min_radius_mm=0.3)).all()
     hu, lung, spacing = _noisy_lung_with_vessels()
     maps = multiscale_vesselness(hu, spacing, lung)
     skipped, info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
-    # tube x sigmoid((line + 860) / 10) reaches 0.35 at line = -860 + 10 logit(0.35 / tube): a weaker tube needs more
-    lowest = graphcut._lowest_line_hu((-860.0, 10.0), np.array([0.99, 0.5]), VesselQuantParameters())
-    assert lowest == pytest.approx([-860.0 + 10.0 * np.log(0.35 / 0.65), -860.0 + 10.0 * np.log(0.7 / 0.3)])
-    monkeypatch.setattr(graphcut, "_lowest_line_hu", lambda line_null, tube, p: np.full(tube.shape, -np.inf))
+    monkeypatch.setattr(graphcut, "_ridge_can_matter", lambda base, lifted, p: np.ones(base.shape, bool))
     maps = multiscale_vesselness(hu, spacing, lung)
     tested, tested_info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
     assert skipped.any() and np.array_equal(skipped, tested)

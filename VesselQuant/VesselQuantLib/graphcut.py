@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import SimpleITK as sitk
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from RadiologyAICommonLib.imageio import voxels_of
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
@@ -207,22 +207,23 @@ class _ThinVesselEvidence:
             centre = float(np.median(values))
             self.line_null = (centre, max(1.4826 * float(np.median(np.abs(values - centre))), 0.5))
 
-    def at(self, node_zyx: np.ndarray, min_line_hu=-np.inf) -> tuple[np.ndarray, np.ndarray]:
-        """Line-averaged HU and ridge flags at nodes; nodes whose line average is below ``min_line_hu`` (one value or
-        one per node) are not tested for the ridge (flag False): the test reads up to 26 line averages a node."""
-        from .kernels import cross_section_maximum, line_average, tube_axes
+    def line_average(self, node_zyx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Line-averaged HU at nodes, and the tube axis there (voxels per mm along it) for :meth:`on_ridge`."""
+        from .kernels import line_average, tube_axes
+
+        axes = np.empty((len(node_zyx), 3), np.float32)
+        tube_axes(self.smoothed, np.ravel_multi_index(tuple(node_zyx.T), self.smoothed.shape), self.spacing, 1.0, axes)
+        steps = axes.astype(np.float64) / self.spacing
+        return line_average(self.smoothed, node_zyx.astype(np.float64), steps, _LINE_OFFSETS_MM), steps
+
+    def on_ridge(self, node_zyx: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Whether each node is on its tube's ridge (it reads up to 26 line averages a node)."""
+        from .kernels import cross_section_maximum
 
         points = node_zyx.astype(np.float64)
-        axes = np.empty((len(points), 3), np.float32)
-        tube_axes(self.smoothed, np.ravel_multi_index(tuple(node_zyx.T), self.smoothed.shape), self.spacing, 1.0, axes)
-        steps = axes.astype(np.float64) / self.spacing  # voxels per mm along the axis
-        values = line_average(self.smoothed, points, steps, _LINE_OFFSETS_MM)
-        bright = np.flatnonzero(values >= min_line_hu)
-        ridge = np.zeros(len(points), bool)
-        ridge[bright] = cross_section_maximum(
-            self.ridge_map, points[bright], steps[bright], _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS, self.slack
+        return cross_section_maximum(
+            self.ridge_map, points, steps, _LINE_OFFSETS_MM, self.spacing, _ACROSS_COS, self.slack
         )
-        return values, ridge
 
 
 def _grow_thin_vessels(
@@ -353,17 +354,14 @@ def _seed_states(hu, vesselness, lung, model: IntensityModel, p: VesselQuantPara
     return state
 
 
-def _lowest_line_hu(line_null: tuple[float, float], tube: np.ndarray, p: VesselQuantParameters) -> np.ndarray:
-    """Per voxel, the line average below which the thin-vessel channel cannot lift it to ``prune_probability``: the
-    channel is ``tube`` (the fine-scale tube likelihood, as clipped by the floor) x a sigmoid of the line average, so
-    below this such voxels need no ridge test (exact: pruned either way). With the optional growth, which reads
-    every ridge voxel, all are tested."""
-    if p.thin_vessel_min_radius_mm is not None or p.prune_probability <= 0:
-        return np.full(tube.shape, -np.inf)
-    centre, sd = line_null
-    most = np.where(tube >= 1.0 - p.probability_floor, 1.0, tube)  # the largest tube likelihood the clip allows
-    needed = np.clip(p.prune_probability / most, 1e-12, 1.0 - 1e-12)
-    return centre + sd * (p.thin_vessel_contrast_sd + logit(needed)) - 1e-6 * sd
+def _ridge_can_matter(base: np.ndarray, lifted: np.ndarray, p: VesselQuantParameters) -> np.ndarray:
+    """Which candidates of the thin-vessel channel need the ridge test: off the ridge a node keeps its probability
+    without the channel (``base``), on it it gets ``lifted``; where lifted is no higher, or too low to escape pruning,
+    the test cannot change the node (exact). With the optional growth, which reads every ridge voxel, all are tested.
+    """
+    if p.thin_vessel_min_radius_mm is not None:
+        return np.ones(base.shape, bool)
+    return (lifted > base) & (lifted >= p.prune_probability)
 
 
 def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progress) -> _Nodes:
@@ -393,13 +391,15 @@ def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progres
         if where.size and evidence is None:  # what the whole lung shares, computed once
             evidence = _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
         if where.size and evidence.line_null is not None:
-            lowest = _lowest_line_hu(evidence.line_null, tube[where], p)
-            line_hu, ridge = evidence.at(node_zyx[where], lowest)
-            where, line_hu = where[ridge], line_hu[ridge]
+            line_hu, steps = evidence.line_average(node_zyx[where])
             base = prob[where]
-            prob[where] = vessel_probability(
+            lifted = vessel_probability(
                 node_hu[where], node_v[where], model, p, line_hu, evidence.line_null, fine[where]
             )
+            test = np.flatnonzero(_ridge_can_matter(base, lifted, p))
+            ridge = test[evidence.on_ridge(node_zyx[where[test]], steps[test])]
+            where, line_hu, base = where[ridge], line_hu[ridge], base[ridge]
+            prob[where] = lifted[ridge]
             thin = (prob[where] >= 0.5) & (base < 0.5)
             parts["thin_base"].append(nodes[where[thin]])
             parts["thin_base_prob"].append(base[thin])
