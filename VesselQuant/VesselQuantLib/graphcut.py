@@ -270,9 +270,8 @@ def _speck_attractors(thin_flat, flat_state, nodes_flat, prob, vesselness, shape
     support[nodes_flat[prob >= 0.5]] = True
     image = sitk.GetImageFromArray(support.reshape(shape).view(np.uint8))
     del support
-    components = sitk.ConnectedComponent(image, True)
+    labels = voxels_of(sitk.ConnectedComponent(image, True)).ravel()
     del image
-    labels = sitk.GetArrayViewFromImage(components).ravel()
     count = int(labels.max())
     members = np.flatnonzero(labels)
     member_labels = labels[members]
@@ -286,7 +285,7 @@ def _speck_attractors(thin_flat, flat_state, nodes_flat, prob, vesselness, shape
     speck = only_thin & ((sizes < min_voxels) | (peak < min_vesselness))
     speck[0] = False
     result = speck[labels[thin_flat]]
-    del labels, components
+    del labels
     return result
 
 
@@ -299,15 +298,14 @@ def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np
     large lung most noise ridges are such groups: leaving them out keeps the graph near the vessels' size.
     """
     region = sitk.GetImageFromArray((flat_state >= 1).reshape(shape).view(np.uint8))
-    components = sitk.ConnectedComponent(region, False)  # face connectivity: the graph's edges
+    labels = voxels_of(sitk.ConnectedComponent(region, False)).ravel()  # face connectivity: the graph's edges
     del region
-    labels = sitk.GetArrayViewFromImage(components).ravel()
     node_labels = labels[nodes_flat]
     attracted = np.zeros(int(labels.max()) + 1 if labels.size else 1, bool)
     attracted[node_labels[prob >= 0.5]] = True
     attracted[labels[np.flatnonzero(flat_state == 1)]] = True
     island = ~attracted[node_labels]
-    del labels, components
+    del labels
     return island
 
 

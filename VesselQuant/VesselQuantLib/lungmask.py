@@ -38,7 +38,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from RadiologyAICommonLib.imageio import image_from_array
+from RadiologyAICommonLib.imageio import image_from_array, voxels_of
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .nodules import distance_outside, find_nodule_like, is_nodule_shaped, min_nodule_voxels
@@ -96,7 +96,7 @@ def _upsample_mask(coarse: sitk.Image, ct: sitk.Image, shrink, p: VesselQuantPar
         sitk.sitkFloat32,
         True,
     )
-    value = sitk.GetArrayViewFromImage(resampled)  # a view (no float copy of the box): ``resampled`` outlives it
+    value = voxels_of(resampled)  # a view: no float copy of the box
     inside = value >= 0.5
     edge = inside & (value < 0.999)
     inside[edge & (sitk.GetArrayViewFromImage(ct)[box] >= p.lung_threshold_hu)] = False
@@ -121,7 +121,7 @@ def segment_lungs_at_full_resolution(
     progress = progress or no_progress
     progress(0.0, "lung mask: thresholding")
     smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(ct, sitk.sitkFloat32), 0.7)
-    whole_hu = sitk.GetArrayViewFromImage(smoothed)
+    whole_hu = voxels_of(smoothed)
     air = whole_hu < p.lung_threshold_hu
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
 

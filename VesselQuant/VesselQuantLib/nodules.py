@@ -28,6 +28,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from RadiologyAICommonLib.imageio import voxels_of
+
 from .parameters import VesselQuantParameters
 
 
@@ -50,8 +52,8 @@ def _distance_inside(mask: np.ndarray, spacing_zyx) -> np.ndarray:
     0 outside it."""
     if mask.all():  # no outside voxel to measure from: scipy's convention (the distance to the array's far corner)
         return ndi.distance_transform_edt(mask, sampling=spacing_zyx).astype(np.float32) - 0.5 * min(spacing_zyx)
-    image = distance_outside(~mask, spacing_zyx)  # kept alive while its view is read
-    return np.where(mask, sitk.GetArrayViewFromImage(image) - np.float32(0.5 * min(spacing_zyx)), np.float32(0.0))
+    distance = voxels_of(distance_outside(~mask, spacing_zyx))
+    return np.where(mask, distance - np.float32(0.5 * min(spacing_zyx)), np.float32(0.0))
 
 
 def _blobness(

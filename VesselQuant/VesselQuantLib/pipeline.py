@@ -20,7 +20,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
-from RadiologyAICommonLib.imageio import image_from_array, same_geometry, validate_scalar_volume
+from RadiologyAICommonLib.imageio import image_from_array, same_geometry, validate_scalar_volume, voxels_of
 from RadiologyAICommonLib.memory import check_memory, reusing_freed_memory
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
@@ -214,7 +214,7 @@ class _LungBox:
             sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
             sitk.sitkFloat32,
         )
-        return cls(roi, hu_image, sitk.GetArrayViewFromImage(hu_image), np.ascontiguousarray(lung[roi]))
+        return cls(roi, hu_image, voxels_of(hu_image), np.ascontiguousarray(lung[roi]))
 
     @property
     def start(self) -> np.ndarray:

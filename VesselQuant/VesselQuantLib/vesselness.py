@@ -90,7 +90,7 @@ def multiscale_vesselness(
     mask_count = int(np.count_nonzero(mask))
     smoothed_finest = None
     ridge_finest = None
-    full_grid = None  # the last scale smoothed on the full grid: (its array, its sigma, the image holding the array)
+    full_grid = None  # the last scale smoothed on the full grid: (its array, which holds its image, and its sigma)
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         factors = tuple(max(1, int(p.max_subsampling_ratio * sigma / s)) for s in spacing_zyx)
@@ -110,11 +110,11 @@ def multiscale_vesselness(
         else:
             full_grid = None  # frees the last full-grid scale's volume before this one is made: peak memory
             smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
-            full = sitk.GetArrayViewFromImage(smoothed)  # a view: ``smoothed`` is kept alive with it
+            full = voxels_of(smoothed)
         if factors == (1, 1, 1):
-            full_grid = (full, float(sigma), smoothed)
+            full_grid = (full, float(sigma))
         # the view itself on the full grid, a strided copy on a coarse one
-        coarse = np.ascontiguousarray(full[every]) if full is not None else sitk.GetArrayViewFromImage(smoothed)
+        coarse = np.ascontiguousarray(full[every]) if full is not None else voxels_of(smoothed)
         if factors == (1, 1, 1):
             coarse_mask, count = mask, mask_count
         else:
@@ -152,8 +152,7 @@ def multiscale_vesselness(
         if factors != (1, 1, 1):
             upsampled = _upsample(values, factors, hu.shape)
             del values
-            # a view: ``upsampled`` stays alive until the merge is done
-            merge_scale(sitk.GetArrayViewFromImage(upsampled), k, mask, best, best_scale, fine, into_fine)
+            merge_scale(voxels_of(upsampled), k, mask, best, best_scale, fine, into_fine)
             upsampled = None
     full_grid = None
     if smoothed_finest is None:
