@@ -100,13 +100,14 @@ def _ridge(points: np.ndarray, edt_map: np.ndarray) -> np.ndarray:
     return keep
 
 
-def skeletonize_vessels(label: np.ndarray, edt_map: np.ndarray, spacing_zyx) -> np.ndarray:
-    """3D skeleton with the even-thickness guard described in the module docstring.
+def skeletonize_vessels(label: np.ndarray, edt_map: np.ndarray, spacing_zyx, voxels: np.ndarray | None = None):
+    """3D skeleton (bool) with the even-thickness guard described in the module docstring.
 
-    ``edt_map`` is the distance (mm) to the background at vessel voxels (0 elsewhere).
+    ``edt_map`` is the distance (mm) to the background at vessel voxels (0 elsewhere); ``voxels``, when given, is
+    ``np.argwhere(label)`` (a scan of the whole box fewer).
     """
     skeleton = _skeleton_per_piece(label)
-    voxels = np.argwhere(label)
+    voxels = np.argwhere(label) if voxels is None else voxels
     uncovered = _uncovered(voxels, skeleton, edt_map, spacing_zyx)
     if uncovered.any():
         candidates = voxels[uncovered]
@@ -265,7 +266,7 @@ def compute_centerline(
     edt_map = np.zeros(label.shape, np.float32)
     edt_map[tuple(voxels.T)] = vessel_edt(label, voxels, spacing_zyx)
     progress(0.1, "centreline: skeleton")
-    skeleton = skeletonize_vessels(label, edt_map, spacing_zyx)
+    skeleton = skeletonize_vessels(label, edt_map, spacing_zyx, voxels)
     points = np.argwhere(skeleton)
     # distance to the nearest background voxel centre overshoots the edge by about half a voxel
     half_voxel = 0.5 * float(np.mean(spacing_zyx))

@@ -197,8 +197,10 @@ def _bin_mask(mask: np.ndarray, factors) -> np.ndarray:
     """A block of ``factors`` voxels is set when at least half of it is (the mask is padded to a multiple)."""
     pad = [(0, (-n) % f) for n, f in zip(mask.shape, factors)]
     padded = np.pad(mask.view(np.uint8), pad, mode="edge")
-    shape = [x for n, f in zip(padded.shape, factors) for x in (n // f, f)]
-    return padded.reshape(shape).sum(axis=(1, 3, 5), dtype=np.uint16) * 2 >= int(np.prod(factors))
+    count = np.zeros(tuple(n // f for n, f in zip(padded.shape, factors)), np.uint16)
+    for offset in np.ndindex(*factors):  # a strided slice per voxel of the block: far faster than a reshaped sum
+        count += padded[tuple(slice(o, None, f) for o, f in zip(offset, factors))]
+    return count * 2 >= int(np.prod(factors))
 
 
 def _on_binned_grid(label, hu, spacing_zyx, p, factors, lung):
