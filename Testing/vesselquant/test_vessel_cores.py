@@ -680,3 +680,18 @@ def test_nodule_depth_is_the_exact_distance_to_the_nearest_outside_voxel_less_ha
         ndi.distance_transform_edt(everything, sampling=spacing) - 0.31,
         rtol=1e-6,
     )
+
+
+def test_in_slice_holes_up_to_the_vessel_limit_are_filled_in_every_slice_and_larger_ones_left_open():
+    from VesselQuantLib.lungmask import _fill_holes_per_slice
+
+    mask = np.zeros((3, 40, 40), bool)
+    mask[:, 2:38, 2:38] = True
+    mask[0, 10:12, 10:12] = False  # a vessel's cross-section in the first slice: 4 pixels
+    mask[1, 20:30, 20:30] = False  # a heart-sized island in one slice: 100 pixels
+    mask[2, 5:7, 30:39] = False  # open to the slice's border: not a hole
+    mask[2, 15, 15] = False  # one pixel, in the last slice
+    filled = _fill_holes_per_slice(mask, pixel_mm2=1.0, max_hole_mm2=50.0)
+    assert filled[0, 10:12, 10:12].all() and filled[2, 15, 15]
+    assert not filled[1, 20:30, 20:30].any() and not filled[2, 5:7, 30:39].any()
+    assert (filled & ~mask).sum() == 5

@@ -313,12 +313,12 @@ def _fill_holes_per_slice(mask: np.ndarray, pixel_mm2: float, max_hole_mm2: floa
 
     Holes larger than ``max_hole_mm2`` are left open: no vessel cross-section is that large, but the
     dome of the diaphragm, the heart or a tumour seen as an island in one slice can be.
-    All slices at once: scipy's filling and labelling with in-plane (4-) connectivity only, the volume padded by an
-    empty slice at each end so that every slice's own border is the array's border (as one slice alone would be).
+    All slices at once: scipy's filling and labelling with in-plane (4-) connectivity only, so each slice is filled
+    from its own border (what lies beyond the first and last slice reaches no voxel).
     """
     in_plane = np.zeros((3, 3, 3), bool)
     in_plane[1] = ndi.generate_binary_structure(2, 1)
-    holes = ndi.binary_fill_holes(np.pad(mask, ((1, 1), (0, 0), (0, 0))), in_plane)[1:-1] & ~mask
+    holes = ndi.binary_fill_holes(mask, in_plane) & ~mask
     labels, _ = ndi.label(holes, in_plane)
     small = np.bincount(labels.ravel()) <= max_hole_mm2 / pixel_mm2
     small[0] = False
