@@ -275,6 +275,12 @@ def test_mask_sample_is_the_draw_of_its_voxel_list():
     expected = np.random.default_rng(7).choice(np.flatnonzero(mask), 5000, replace=False)
     assert np.array_equal(sample_of_mask(mask, count, np.random.default_rng(7), 5000), expected)
     assert np.array_equal(sample_of_mask(mask, count, np.random.default_rng(7), 10**6), np.flatnonzero(mask))
+    mask[::3] = False  # empty slices, and slices the draw misses
+    mask[1, :, :] = False
+    mask[1, 5, 7] = True
+    count = int(mask.sum())
+    expected = np.random.default_rng(8).choice(np.flatnonzero(mask), 200, replace=False)
+    assert np.array_equal(sample_of_mask(mask, count, np.random.default_rng(8), 200), expected)
 
 
 def test_vesselness_respects_anisotropic_spacing():

@@ -370,3 +370,24 @@ def unpadded_index(flat, padded_shape):
         z, y, x = _unravel(flat[i], ny, nx)
         out[i, 0], out[i, 1], out[i, 2] = z - 1, y - 1, x - 1
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def voxels_of_rank(mask, ranks, order, first, lo, hi, out):
+    """Flat indices of the voxels of given ranks (their place in C order among the set voxels) of ``mask`` (nz,
+    plane): ``ranks`` sorted, ``order`` their places in ``out``; slice z holds the voxels of ranks ``first[z]`` on, and
+    its ranks are ``ranks[lo[z]:hi[z]]``. One pass over each slice, up to its last rank wanted."""
+    plane = mask.shape[1]
+    for z in numba.prange(mask.shape[0]):
+        k = lo[z]
+        if k == hi[z]:
+            continue
+        rank = first[z]
+        for i in range(plane):
+            if mask[z, i]:
+                if rank == ranks[k]:
+                    out[order[k]] = z * plane + i
+                    k += 1
+                    if k == hi[z]:
+                        break
+                rank += 1

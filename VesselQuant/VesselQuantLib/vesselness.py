@@ -171,17 +171,25 @@ _NO_SCALES = np.zeros((0, 0, 0), np.uint8)
 def sample_of_mask(mask: np.ndarray, count: int, rng: np.random.Generator, size: int) -> np.ndarray:
     """Flat indices of ``size`` voxels of ``mask`` drawn without replacement (all of them when it has fewer): the draw
     of ``rng.choice(np.flatnonzero(mask), size, replace=False)``, without that array (8 bytes a lung voxel)."""
+    from .kernels import voxels_of_rank
+
     if count <= size:
         return np.flatnonzero(mask)
     ranks = rng.choice(count, size, replace=False)  # the k-th voxel of the mask in C order
+    order = np.argsort(ranks)
+    ranks = ranks[order]
     per_slice = np.cumsum(np.count_nonzero(mask.reshape(mask.shape[0], -1), axis=1))
-    slices = np.searchsorted(per_slice, ranks, side="right")
+    first = np.concatenate([[0], per_slice[:-1]])
     out = np.empty(size, np.int64)
-    plane = mask.shape[1] * mask.shape[2]
-    for z in np.unique(slices):
-        chosen = slices == z
-        first = per_slice[z - 1] if z else 0
-        out[chosen] = z * plane + np.flatnonzero(mask[z])[ranks[chosen] - first]
+    voxels_of_rank(
+        mask.reshape(mask.shape[0], -1),
+        ranks,
+        order,
+        first,
+        np.searchsorted(ranks, first),
+        np.searchsorted(ranks, per_slice),
+        out,
+    )
     return out
 
 
