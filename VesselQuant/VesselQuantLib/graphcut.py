@@ -310,7 +310,7 @@ def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np
 
 
 # Nodes whose data term is computed at once: bounds the temporaries (about 100 bytes a node) on a large lung.
-_DATA_TERM_CHUNK = 2_000_000
+_DATA_TERM_CHUNK = 1_000_000
 
 
 @dataclass
