@@ -284,9 +284,7 @@ def _speck_attractors(thin_flat, flat_state, nodes_flat, prob, vesselness, shape
     only_thin = np.bincount(labels[thin_flat], minlength=count + 1) == sizes
     speck = only_thin & ((sizes < min_voxels) | (peak < min_vesselness))
     speck[0] = False
-    result = speck[labels[thin_flat]]
-    del labels
-    return result
+    return speck[labels[thin_flat]]
 
 
 def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np.ndarray, shape) -> np.ndarray:
@@ -304,9 +302,7 @@ def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np
     attracted = np.zeros(int(labels.max()) + 1 if labels.size else 1, bool)
     attracted[node_labels[prob >= 0.5]] = True
     attracted[labels[np.flatnonzero(flat_state == 1)]] = True
-    island = ~attracted[node_labels]
-    del labels
-    return island
+    return ~attracted[node_labels]
 
 
 # Nodes whose data term is computed at once: bounds the temporaries (about 100 bytes a node) on a large lung.
