@@ -473,6 +473,35 @@ def test_vessel_running_in_plane_from_the_wall_joins_the_lung_and_a_bulge_stays_
     assert (mask & bulge).sum() < 0.05 * bulge.sum()  # far wider than the ball: stays out
 
 
+def test_the_closing_of_step_6_is_the_exact_closing_of_the_lung_with_its_depth_rule():
+    """Step 6 against the definition (scipy's exact distance transform on a volume padded far beyond both balls): the
+    lung fills the box to its faces, with in-plane rods, rods at a face and a notch of the wall, and anisotropic voxels;
+    the wide (juxta-pleural) closing is on, so the small closing's map is taken on a smaller pad than the shared one."""
+    from VesselQuantLib.lungmask import _taken_in_by_closings
+
+    spacing = (1.0, 0.7, 0.8)
+    z, y, x = np.mgrid[:36, :44, :40]
+    zm, ym, xm = z * spacing[0], y * spacing[1], x * spacing[2]
+    lung = np.ones(z.shape, bool)
+    lung &= np.hypot(zm - 18, ym - 15) >= 2.5  # along x, through the box
+    lung &= np.hypot(zm - 2, xm - 20) >= 3.0  # along y, cut by the first slice
+    lung &= np.hypot(ym - 30.1, xm - 31.2) >= 4.0  # along z, from face to face
+    lung &= ~((xm < 9) & (np.abs(ym - 6) < 4) & (zm > 20))  # a notch of the wall at the x = 0 face
+    hu = np.where(lung, -860.0, 40.0)
+    p = VesselQuantParameters(nodule_scales_mm=(2.0, 2.5, 4.5, 7.0))  # the wide closing is on
+    out = _taken_in_by_closings(lung, hu, spacing, p)
+
+    pad = 60
+    padded = np.pad(lung, pad)
+    far = ndi.distance_transform_edt(~padded, sampling=spacing) > p.lung_closing_mm
+    depth = ndi.distance_transform_edt(~far, sampling=spacing)[pad:-pad, pad:-pad, pad:-pad]
+    deep = depth >= p.lung_closing_mm + p.lung_closing_min_depth_mm
+    expected = lung | (deep & (hu >= p.lung_threshold_hu))
+    assert (out & ~lung).sum() > 500  # the rods are taken in
+    near_limit = np.abs(depth - (p.lung_closing_mm + p.lung_closing_min_depth_mm)) < 1e-3  # float32 ties
+    assert np.array_equal(out[~near_limit], expected[~near_limit])
+
+
 def _juxta_pleural_nodule(radius_mm=10.0, noise_hu=0.0):
     """The holder of ``_vessels_not_enclosed_in_any_slice`` with a solid ball (40 HU) on the wall opposite the
     bulge, its centre 0.8 of its radius inside the wall (a fifth of its radius lies in the wall)."""

@@ -163,7 +163,7 @@ def segment_lungs_at_full_resolution(
 
     progress(0.7, "lung mask: filling vessels")
     lungs = _fill_holes_per_slice(lungs, float(ct.GetSpacing()[0] * ct.GetSpacing()[1]), p.max_vessel_hole_mm2)
-    lungs = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.astype(np.uint8)))).astype(bool)
+    lungs = voxels_of(sitk.BinaryFillhole(sitk.GetImageFromArray(lungs.view(np.uint8)))).astype(bool)
     progress(0.8, "lung mask: vessels against the wall and in-plane, juxta-pleural nodules")
     whole = np.zeros(whole_hu.shape, bool)  # the juxta-pleural shape test looks beyond the box's faces
     whole[box] = lungs
@@ -185,11 +185,11 @@ def segment_lungs_at_full_resolution(
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Face-connected components (SimpleITK, multi-threaded): labels 1..n, largest first (0 = background), and
-    their sizes in voxels (``sizes[0]`` = 0)."""
+    """Face-connected components (SimpleITK, multi-threaded): labels 1..n, largest first (0 = background; a read-only
+    view, no copy of the label volume), and their sizes in voxels (``sizes[0]`` = 0)."""
     relabel = sitk.RelabelComponentImageFilter()
     image = relabel.Execute(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), False))
-    return sitk.GetArrayFromImage(image), np.array([0, *relabel.GetSizeOfObjectsInPixels()], np.int64)
+    return voxels_of(image), np.array([0, *relabel.GetSizeOfObjectsInPixels()], np.int64)
 
 
 def bounding_box(mask: np.ndarray, margin) -> tuple[slice, slice, slice]:
@@ -206,29 +206,42 @@ def bounding_box(mask: np.ndarray, margin) -> tuple[slice, slice, slice]:
 def _taken_in_by_closings(lungs: np.ndarray, hu: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> np.ndarray:
     """Steps 6 and 7: the vessels no slice encloses and the juxta-pleural nodules join ``lungs``.
 
-    Both closings are done with Euclidean distance maps in mm (exact for anisotropic voxels), in the lungs' bounding
-    box padded by the larger ball, and share the distance from the lung (one map fewer). Both close the same lung:
-    the larger closing holds what the smaller one adds, so closing the lung with it added would give the same.
+    Both closings are done with Euclidean distance maps in mm (exact for anisotropic voxels) and share the distance
+    from the lung (one map fewer), taken in the lungs' bounding box padded by the larger ball. Each closing's second
+    map needs only the box padded by its own ball: the pad's outer layer is farther than the ball from the lung, and
+    so is everything beyond it, whose nearest point in the padded box (its clamp onto the box) is no farther from a
+    voxel of the box; the map is exact there. Both close the same lung: the larger closing holds what the smaller one
+    adds, so closing the lung with it added would give the same.
     """
     near = float(p.lung_closing_mm)
     wide = 2.0 * float(p.juxta_pleural_max_radius_mm) if p.nodule_scales_mm else 0.0
     if max(near, wide) <= 0 or not lungs.any():
         return lungs
     box = bounding_box(lungs, margin=0)  # a closing lies inside the convex hull, so inside the lungs' bounding box
-    pad = [int(np.ceil(max(near, wide) / s)) + 1 for s in spacing_zyx]  # beyond either ball's reach from the lung
-    crop = tuple(slice(n, -n) for n in pad)
-    from_lung = distance_outside(np.pad(lungs[box], [(n, n) for n in pad]), spacing_zyx)
-    out = lungs.copy()
     region = hu[box]
+
+    def pad_for(radius: float) -> list[int]:  # voxels per axis beyond the ball's reach from the lung
+        return [int(np.ceil(radius / s)) + 1 for s in spacing_zyx]
+
+    outer = pad_for(max(near, wide))
+    from_lung = voxels_of(distance_outside(np.pad(lungs[box], [(n, n) for n in outer]), spacing_zyx))
+
+    def distance_from_far(radius: float) -> np.ndarray:
+        """Distance (mm) from the voxels farther than ``radius`` from the lung, on the box (a read-only view)."""
+        pad = pad_for(radius)
+        inner = tuple(slice(o - n, size - (o - n)) for o, n, size in zip(outer, pad, from_lung.shape))
+        distance = voxels_of(distance_outside(from_lung[inner] > radius, spacing_zyx))
+        return distance[tuple(slice(n, -n) for n in pad)]
+
+    out = lungs.copy()
     taken_in = np.zeros(region.shape, bool)
     if near > 0:  # at least lung_closing_min_depth_mm below the closed lung's surface
-        deep = distance_outside(from_lung > near, spacing_zyx) >= near + p.lung_closing_min_depth_mm
-        taken_in = sitk.GetArrayViewFromImage(deep)[crop].astype(bool) & ~lungs[box] & (region >= p.lung_threshold_hu)
+        deep = distance_from_far(near) >= near + p.lung_closing_min_depth_mm
+        taken_in = deep & ~lungs[box] & (region >= p.lung_threshold_hu)
         out[box] |= taken_in
     if wide > 0:
-        closed = distance_outside(from_lung > wide, spacing_zyx) > wide  # an image: the array below is its view
-        closed_box = sitk.GetArrayViewFromImage(closed)[crop].astype(bool)
-        out[box] |= _juxta_pleural_nodules(out[box], taken_in, hu, box, closed_box, spacing_zyx, p)
+        closed = distance_from_far(wide) > wide
+        out[box] |= _juxta_pleural_nodules(out[box], taken_in, hu, box, closed, spacing_zyx, p)
     return out
 
 
