@@ -79,16 +79,17 @@ def _slices_through(lung: np.ndarray):
 
 
 def make_study_family_phantom(
-    seed: int = 0, ctdivol_mgy: float = 4.0, recon: str = "fbp", preset: str = "printed"
+    seed: int = 0, ctdivol_mgy: float = 4.0, recon: str = "fbp", preset: str = "printed", noise: bool = True
 ) -> StudyFamilyPhantom:
-    """One phantom of the family (see the module docstring): design ``7 + seed``, acquired at ``ctdivol_mgy``."""
+    """One phantom of the family (see the module docstring): design ``7 + seed``, acquired at ``ctdivol_mgy``
+    (without noise: the reconstruction's noise-free image at that dose, for signal-to-noise studies)."""
     design = make_study_phantom(preset_parameters(preset, seed=DESIGN_SEED + seed))
     reference = ScanGeometry(size=PRESET_SCAN_SIZES[preset]).reference()
     grid = rasterise_design(design, reference)
     model = get_model(recon)
     simulator = FastSimulator(grid.ideal_hu(), reference.GetSpacing())
     image = to_ct_image(
-        simulator.acquire(model, ctdivol_mgy, acquisition_seed(seed, model.name, ctdivol_mgy, 1)), reference
+        simulator.acquire(model, ctdivol_mgy, acquisition_seed(seed, model.name, ctdivol_mgy, 1), noise), reference
     )
 
     segments = [
