@@ -657,6 +657,43 @@ def test_a_nodule_against_a_short_thick_vessel_is_cut_free_and_a_beaded_tube_is_
     assert len(again) == 1 and (binned & ball).sum() / ball.sum() > 0.9 and not (binned & beads).any()
 
 
+def test_a_piece_of_the_opening_is_split_by_the_nearest_core_of_all_as_a_whole_volume_map_gives_it():
+    """The split looks for each voxel's nearest core only in its piece's box widened by the opening's reach: the
+    shares are those of the nearest core over the whole volume (ties between cores left out), for pieces holding
+    several cores with other pieces' cores close by (beyond a wall of the label), with anisotropic voxels."""
+    from VesselQuantLib.nodules import _split_by_core
+
+    spacing = (0.8, 0.62, 0.7)
+    shape = (40, 56, 50)
+    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+    rng = np.random.default_rng(6)
+    centres = rng.uniform([4, 4, 4], [28, 31, 31], size=(16, 3))
+    distance = np.stack([np.linalg.norm(grid - c, axis=-1) for c in centres])  # to each core's centre
+    cores = np.zeros(shape, np.int32)
+    for number, d in enumerate(distance, start=1):
+        cores[(d <= 1.2) & (cores == 0)] = number
+    within = 3.0
+    to_core = np.stack([ndi.distance_transform_edt(cores != k, sampling=spacing) for k in range(1, 17)])
+    sub = np.ones(shape, bool)  # the label the opening is cut from: walls between cores, whose pieces then differ
+    sub[:, :, 8::8] = False
+    sub |= cores > 0
+    pieces, count = ndi.label((to_core.min(axis=0) <= within) & sub)
+    ordered = np.sort(to_core, axis=0)
+    owner = to_core.argmin(axis=0) + 1
+    clear = ordered[1] - ordered[0] > 1e-6
+    split = 0
+    for where, share, rest in _split_by_core(pieces, cores, within, spacing):
+        if rest is None:
+            continue
+        split += 1
+        held = np.unique(cores[where][share & (cores[where] > 0)])
+        assert held.size == 1
+        local = share | rest
+        expected = local & (owner[where] == held[0])
+        assert np.array_equal(share[clear[where]], expected[clear[where]])
+    assert split >= 4  # the pieces that hold several cores
+
+
 def test_blobness_sees_a_ball_on_a_wall_by_its_own_shape_and_refuses_undersampled_scales():
     from VesselQuantLib.nodules import _blobness
 

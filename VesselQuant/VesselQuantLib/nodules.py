@@ -267,7 +267,8 @@ def _nodules_in_box(
         pieces, count = ndi.label(opened)
         if count == 0:
             continue
-        for where_piece, local, rest in _split_by_core(pieces, np.where(core, cores, 0), near, spacing_zyx):
+        within = scale + 0.5 * min(spacing_zyx) + TIE_MM  # the opening's reach from its cores (mm)
+        for where_piece, local, rest in _split_by_core(pieces, np.where(core, cores, 0), within, spacing_zyx):
             depth = np.where(local, inside[where_piece], 0.0)
             r_in = float(depth.max())
             centre = tuple(
@@ -326,16 +327,18 @@ def _rim(piece: np.ndarray, label: np.ndarray, centre, spacing_zyx) -> np.ndarra
     return grown
 
 
-def _split_by_core(pieces: np.ndarray, cores: np.ndarray, near, spacing_zyx):
+def _split_by_core(pieces: np.ndarray, cores: np.ndarray, within_mm: float, spacing_zyx):
     """(box, mask, rest) for each piece of an opening (``pieces``, labelled; ``cores`` the labelled cores it
-    was grown from, 0 elsewhere; both only set inside ``near``): a piece grown from one core whole (``rest`` None),
-    a piece grown from several split among them by nearest core (``rest``: the other cores' share, same box).
+    was grown from, 0 elsewhere; every voxel of a piece lies within ``within_mm`` of a core): a piece grown from one
+    core whole (``rest`` None), a piece grown from several split among them by nearest core (``rest``: the other
+    cores' share, same box).
 
     A nodule touching a thick vessel, each with a core of its own, is one piece of the opening: too long to be
     compact and, at the nodule's centre, tube-like for the vessel beside it. Split, the nodule's share is judged
-    alone, with the vessel's share seen as parenchyma.
+    alone, with the vessel's share seen as parenchyma. The nearest core is found in the piece's box widened by
+    ``within_mm``: a voxel's nearest core lies no farther than that, so no nearer core lies outside.
     """
-    owner = None
+    widen = [int(math.ceil(within_mm / s)) for s in spacing_zyx]
     for number, where in enumerate(ndi.find_objects(pieces), start=1):
         local = pieces[where] == number
         held = np.unique(cores[where][local])
@@ -343,12 +346,12 @@ def _split_by_core(pieces: np.ndarray, cores: np.ndarray, near, spacing_zyx):
         if held.size <= 1:
             yield where, local, None
             continue
-        if owner is None:  # nearest core of every voxel of the opened region (one map, only when needed)
-            owner = np.zeros(cores.shape, cores.dtype)
-            _, index = ndi.distance_transform_edt(cores[near] == 0, sampling=spacing_zyx, return_indices=True)
-            owner[near] = cores[near][tuple(index)]
+        window = tuple(slice(max(0, w.start - k), min(n, w.stop + k)) for w, k, n in zip(where, widen, cores.shape))
+        around = cores[window]
+        _, index = ndi.distance_transform_edt(around == 0, sampling=spacing_zyx, return_indices=True)
+        owner = around[tuple(index)][tuple(slice(w.start - v.start, w.stop - v.start) for w, v in zip(where, window))]
         for core in held:
-            share = local & (owner[where] == core)
+            share = local & (owner == core)
             yield where, share, local & ~share
 
 
