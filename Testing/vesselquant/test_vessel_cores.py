@@ -473,10 +473,11 @@ def test_vessel_running_in_plane_from_the_wall_joins_the_lung_and_a_bulge_stays_
     assert (mask & bulge).sum() < 0.05 * bulge.sum()  # far wider than the ball: stays out
 
 
-def test_the_closing_of_step_6_is_the_exact_closing_of_the_lung_with_its_depth_rule():
+@pytest.mark.parametrize("nodule_scales", [(2.0, 2.5, 4.5, 7.0), None], ids=["wide closing on", "off"])
+def test_the_closing_of_step_6_is_the_exact_closing_of_the_lung_with_its_depth_rule(nodule_scales):
     """Step 6 against the definition (scipy's exact distance transform on a volume padded far beyond both balls): the
     lung fills the box to its faces, with in-plane rods, rods at a face and a notch of the wall, and anisotropic voxels;
-    the wide (juxta-pleural) closing is on, so the small closing's map is taken on a smaller pad than the shared one."""
+    with the wide (juxta-pleural) closing on, the small closing's map is taken on a smaller pad than the shared one."""
     from VesselQuantLib.lungmask import _taken_in_by_closings
 
     spacing = (1.0, 0.7, 0.8)
@@ -488,7 +489,7 @@ def test_the_closing_of_step_6_is_the_exact_closing_of_the_lung_with_its_depth_r
     lung &= np.hypot(ym - 30.1, xm - 31.2) >= 4.0  # along z, from face to face
     lung &= ~((xm < 9) & (np.abs(ym - 6) < 4) & (zm > 20))  # a notch of the wall at the x = 0 face
     hu = np.where(lung, -860.0, 40.0)
-    p = VesselQuantParameters(nodule_scales_mm=(2.0, 2.5, 4.5, 7.0))  # the wide closing is on
+    p = VesselQuantParameters(nodule_scales_mm=nodule_scales)  # without nodule scales, no wide closing
     out = _taken_in_by_closings(lung, hu, spacing, p)
 
     pad = 60
