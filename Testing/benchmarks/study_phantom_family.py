@@ -89,7 +89,8 @@ def make_study_family_phantom(
     model = get_model(recon)
     simulator = FastSimulator(grid.ideal_hu(), reference.GetSpacing())
     image = to_ct_image(
-        simulator.acquire(model, ctdivol_mgy, acquisition_seed(seed, model.name, ctdivol_mgy, 1), noise), reference
+        simulator.acquire(model, ctdivol_mgy, acquisition_seed(seed, model.name, ctdivol_mgy, 1), noise=noise),
+        reference,
     )
 
     segments = [
