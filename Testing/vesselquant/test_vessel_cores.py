@@ -15,7 +15,7 @@ from VesselQuantLib.lungmask import segment_lungs
 from VesselQuantLib.parameters import VesselQuantParameters
 from VesselQuantLib.quantify import assign_bins, loglinear_fit, per_radius_table, small_vessel_volume_ml
 from VesselQuantLib.thinvessels import edge_blur_mm, grow_thin_vessels, growth_threshold_hu, thin_vessel_contrast_hu
-from VesselQuantLib.vesselness import multiscale_vesselness, symmetric_eigenvalues
+from VesselQuantLib.vesselness import gaussian_smoothed, multiscale_vesselness, symmetric_eigenvalues
 
 
 def test_closed_form_eigenvalues_match_numpy():
@@ -87,9 +87,7 @@ def test_tube_axis_follows_the_tube():
 
     spacing = (1.0, 0.7, 0.7)
     hu, frac = _tube_volume(0.7, spacing, noise=10.0)
-    image = sitk.GetImageFromArray(hu)
-    image.SetSpacing(spacing[::-1])
-    smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.5))
+    smoothed = gaussian_smoothed(hu, spacing, 0.5)
     flat = np.flatnonzero(frac > 0.5)
     axes = np.empty((flat.size, 3), np.float32)
     tube_axes(smoothed, flat, np.asarray(spacing), 1.0, axes)
@@ -141,9 +139,7 @@ def test_edge_blur_is_measured_on_thick_vessel_edges(psf_mm):
     """The blur (PSF and smoothing together) is recovered from the steepness of a thick vessel's edge."""
     spacing = (1.0, 0.7, 0.7)
     hu, _ = _tube_volume(3.0, spacing, shape=(40, 48, 48), psf_mm=psf_mm, noise=20.0)
-    image = sitk.GetImageFromArray(hu)
-    image.SetSpacing(spacing[::-1])
-    smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.5))
+    smoothed = gaussian_smoothed(hu, spacing, 0.5)
     blur = edge_blur_mm(smoothed, np.ones(hu.shape, bool), -850.0, 40.0, spacing)
     assert blur == pytest.approx(np.hypot(psf_mm, 0.5), rel=0.08)
     assert edge_blur_mm(smoothed, np.zeros(hu.shape, bool), -850.0, 40.0, spacing) is None  # no edges to measure
@@ -301,23 +297,40 @@ def test_a_subsampled_scale_smoothed_from_the_finer_one_is_the_gaussian_of_its_o
     spacing = (0.7, 0.7, 0.7)
     hu, _ = _tube_volume(2.5, spacing, noise=30.0, shape=(48, 48, 48))
     calls = []
-    original = vesselness._smoothed_on_grid
+    original = vesselness.gaussian_smoothed
 
     def spy(values, steps, sigma):
         out = original(values, steps, sigma)
-        calls.append((tuple(steps), sigma, sitk.GetArrayFromImage(out)))
+        calls.append((tuple(float(s) for s in steps), sigma, out))
         return out
 
-    monkeypatch.setattr(vesselness, "_smoothed_on_grid", spy)
+    monkeypatch.setattr(vesselness, "gaussian_smoothed", spy)
     p = VesselQuantParameters(vesselness_sigmas_mm=(1.6, 2.8))
     multiscale_vesselness(hu, spacing, np.ones(hu.shape, bool), p)
-    assert [(steps, round(sigma, 3)) for steps, sigma, _ in calls] == [
-        ((1.4, 1.4, 1.4), round((2.8**2 - 1.6**2) ** 0.5, 3))
-    ]
-    image = sitk.GetImageFromArray(hu)
-    image.SetSpacing(spacing)
-    direct = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 2.8))[::2, ::2, ::2]
-    assert np.abs(calls[0][2] - direct)[3:-3, 3:-3, 3:-3].max() < 0.02 * float(hu.std())
+    coarse = [(steps, round(sigma, 3), out) for steps, sigma, out in calls if steps != spacing]
+    assert [(steps, sigma) for steps, sigma, _ in coarse] == [((1.4, 1.4, 1.4), round((2.8**2 - 1.6**2) ** 0.5, 3))]
+    direct = original(hu, spacing, 2.8)[::2, ::2, ::2]
+    assert np.abs(coarse[0][2] - direct)[3:-3, 3:-3, 3:-3].max() < 0.02 * float(hu.std())
+
+
+@pytest.mark.parametrize("shape", [(19, 7, 33), (19, 1, 33)])
+def test_gaussian_smoothing_in_mm_is_scipys_gaussian_along_each_axis_in_turn(shape):
+    """The threaded smoothing, in place after its first pass, gives scipy's Gaussian along each axis in turn with that
+    axis's sigma in voxels, to the bit: anisotropic voxels, an integer CT, three threads, and (second case) an axis
+    with fewer voxels than threads."""
+    hu = np.random.default_rng(2).normal(-800.0, 100.0, shape).astype(np.int16)
+    spacing = (1.3, 0.6, 0.8)
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(3)
+    try:
+        smoothed = gaussian_smoothed(hu, spacing, 0.9)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    expected = hu.astype(np.float32)
+    for axis, s in enumerate(spacing):  # each pass into a new array
+        expected = ndi.gaussian_filter1d(expected, 0.9 / s, axis=axis, mode="nearest", truncate=4.0)
+    assert smoothed.dtype == np.float32 and np.array_equal(smoothed, expected)
+    assert not np.shares_memory(smoothed, hu)
 
 
 def test_vessel_distance_to_background_is_the_exact_distance_transform():

@@ -182,16 +182,12 @@ class _ThinVesselEvidence:
 
     def __init__(self, hu, lung, vesselness, spacing_zyx, p: VesselQuantParameters, maps=None):
         from .kernels import line_average
-        from .vesselness import sample_of_mask
+        from .vesselness import gaussian_smoothed, sample_of_mask
 
         if maps is not None:
             self.smoothed, ridge_map = maps.smoothed_finest, maps.ridge_finest
         else:
-            image = sitk.GetImageFromArray(np.ascontiguousarray(hu, np.float32))
-            image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
-            self.smoothed = sitk.GetArrayFromImage(
-                sitk.SmoothingRecursiveGaussian(image, float(min(p.vesselness_sigmas_mm)))
-            )
+            self.smoothed = gaussian_smoothed(hu, spacing_zyx, float(min(p.vesselness_sigmas_mm)))
             ridge_map = vesselness
         self.ridge_map = np.ascontiguousarray(ridge_map, np.float32)
         self.spacing = np.asarray(spacing_zyx, float)

@@ -43,6 +43,7 @@ from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
 from .nodules import distance_outside, find_nodule_like, is_nodule_shaped, min_nodule_voxels
 from .parameters import VesselQuantParameters
+from .vesselness import gaussian_smoothed
 
 SOFT_TISSUE_MAX_HU = 300.0
 """Juxta-pleural nodules are soft tissue: brighter voxels (bone of the ribs and spine) never join the lung."""
@@ -120,8 +121,7 @@ def segment_lungs_at_full_resolution(
     """:func:`segment_lungs` on the given grid (no shrinking)."""
     progress = progress or no_progress
     progress(0.0, "lung mask: thresholding")
-    smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(ct, sitk.sitkFloat32), 0.7)
-    whole_hu = voxels_of(smoothed)
+    whole_hu = gaussian_smoothed(voxels_of(ct), ct.GetSpacing()[::-1], 0.7)
     air = whole_hu < p.lung_threshold_hu
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
 

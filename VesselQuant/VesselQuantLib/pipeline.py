@@ -133,9 +133,7 @@ def run_vessel_quant(
     progress(0.0, "lung mask")
     lung_image, lung = _lung(ct, lung_mask, p, subprogress(progress, 0.0, 0.1))
     box = _LungBox.of(ct, lung, spacing_zyx, p)
-    maps = multiscale_vesselness(
-        box.hu, spacing_zyx, box.lung, p, subprogress(progress, 0.1, 0.45), hu_image=box.hu_image
-    )
+    maps = multiscale_vesselness(box.hu, spacing_zyx, box.lung, p, subprogress(progress, 0.1, 0.45))
     label_roi, report = segment_vessels(
         box.hu, maps.vesselness, box.lung, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )
@@ -202,19 +200,18 @@ class _LungBox:
     """The lung's bounding box plus the filters' reach, where everything after the lung mask works."""
 
     roi: tuple  # slices (z, y, x) of the full volume
-    hu_image: sitk.Image  # one float copy of the box, shared by the filters (as an image) ...
-    hu: np.ndarray  # ... and the array code (as a view of it)
+    hu: np.ndarray  # float32, the one copy of the box's HU (a read-only view of its image)
     lung: np.ndarray  # bool, the lung inside the box
 
     @classmethod
     def of(cls, ct: sitk.Image, lung: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> "_LungBox":
         margin = tuple(int(np.ceil(3.0 * max(p.vesselness_sigmas_mm) / s)) for s in spacing_zyx)
         roi = bounding_box(lung, margin)
-        hu_image = sitk.Cast(
+        hu = sitk.Cast(
             sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
             sitk.sitkFloat32,
         )
-        return cls(roi, hu_image, voxels_of(hu_image), np.ascontiguousarray(lung[roi]))
+        return cls(roi, voxels_of(hu), np.ascontiguousarray(lung[roi]))
 
     @property
     def start(self) -> np.ndarray:

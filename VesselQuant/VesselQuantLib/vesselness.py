@@ -1,7 +1,7 @@
 """Multi-scale Frangi vesselness in physical units, evaluated only inside a mask.
 
 Frangi, Niessen, Vincken & Viergever, "Multiscale vessel enhancement filtering", MICCAI 1998.
-For each scale sigma (mm) the image is smoothed with SimpleITK's recursive Gaussian, which
+For each scale sigma (mm) the image is smoothed with a Gaussian in mm (:func:`gaussian_smoothed`), which
 takes the per-axis voxel spacing into account, so anisotropic scans get isotropic scales.
 The Hessian is then taken by central differences on a grid subsampled to at most
 ``max_subsampling_ratio x sigma`` per axis (the smoothed image has no detail finer than
@@ -34,7 +34,7 @@ class VesselnessMaps:
     vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
     scale_index: np.ndarray  # uint8, index of the winning scale (sorted sigmas)
     fine: np.ndarray  # float32, max over the fine scales (sigma <= thin_vessel_max_sigma_mm)
-    smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale (a read-only view of the smoothed image)
+    smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
     ridge_finest: np.ndarray  # float32 ridge strength -(l2 + l3) of bright tubes at the finest scale (0 elsewhere)
 
     def release(self, *names: str) -> None:
@@ -63,24 +63,16 @@ def multiscale_vesselness(
     mask: np.ndarray,
     parameters: VesselQuantParameters | None = None,
     progress: ProgressCallback | None = None,
-    hu_image: sitk.Image | None = None,
 ) -> VesselnessMaps:
     """Frangi vesselness and its by-products (see :class:`VesselnessMaps`).
 
     ``hu`` and ``mask`` are (z, y, x) arrays of the same shape with voxel spacing ``spacing_zyx`` in mm.
-    ``hu_image``, when given, holds the same voxels as a float32 SimpleITK image with that spacing (``hu`` a view of
-    it): the filters then read it instead of a copy of ``hu``.
     """
     from .kernels import frangi_grid, hessian_norms, merge_scale
 
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
     spacing_zyx = tuple(float(s) for s in spacing_zyx)
-    if hu_image is not None:
-        image = hu_image
-    else:
-        image = sitk.GetImageFromArray(np.ascontiguousarray(hu, dtype=np.float32))
-        image.SetSpacing(spacing_zyx[::-1])
     mask = np.ascontiguousarray(mask, bool)
     best = np.zeros(hu.shape, np.float32)
     best_scale = np.zeros(hu.shape, np.uint8)
@@ -90,31 +82,29 @@ def multiscale_vesselness(
     mask_count = int(np.count_nonzero(mask))
     smoothed_finest = None
     ridge_finest = None
-    full_grid = None  # the last scale smoothed on the full grid: (its array, which holds its image, and its sigma)
+    full_grid = None  # the last scale smoothed on the full grid: (its array, its sigma)
     for k, sigma in enumerate(sigmas):
         progress(k / len(sigmas), f"vesselness: scale {sigma:g} mm")
         factors = tuple(max(1, int(p.max_subsampling_ratio * sigma / s)) for s in spacing_zyx)
         steps = np.array([f * s for f, s in zip(factors, spacing_zyx)])
         every = tuple(slice(None, None, f) for f in factors)
-        if k == 0:  # kept as a map, and the finest scale reads it: one full volume fewer
-            smoothed_finest = voxels_of(sitk.SmoothingRecursiveGaussian(image, float(sigma)))  # a view, no copy
-            smoothed, full = None, smoothed_finest
-        elif factors != (1, 1, 1) and full_grid is not None and full_grid[1] >= steps.max():
+        if factors != (1, 1, 1) and full_grid is not None and full_grid[1] >= steps.max():
             # Gaussians compose (variances add): the coarse grid samples the last full-grid scale, whose blur leaves
             # no detail that grid cannot hold (attenuation below 0.01 at its Nyquist frequency), and is smoothed
             # the rest of the way there, on a fraction of the voxels
             source, source_sigma = np.ascontiguousarray(full_grid[0][every]), full_grid[1]
             full_grid = None  # frees that scale's volume (a later coarse scale is smoothed from the CT): peak memory
-            smoothed = _smoothed_on_grid(source, steps, float(np.sqrt(sigma**2 - source_sigma**2)))
-            full = source = None
+            coarse = gaussian_smoothed(source, steps, float(np.sqrt(sigma**2 - source_sigma**2)))
+            del source
         else:
             full_grid = None  # frees the last full-grid scale's volume before this one is made: peak memory
-            smoothed = sitk.SmoothingRecursiveGaussian(image, float(sigma))
-            full = voxels_of(smoothed)
-        if factors == (1, 1, 1):
-            full_grid = (full, float(sigma))
-        # the view itself on the full grid, a strided copy on a coarse one
-        coarse = np.ascontiguousarray(full[every]) if full is not None else voxels_of(smoothed)
+            full = gaussian_smoothed(hu, spacing_zyx, float(sigma))
+            if k == 0:  # kept as a map
+                smoothed_finest = full
+            if factors == (1, 1, 1):
+                full_grid = (full, float(sigma))
+            coarse = full if factors == (1, 1, 1) else np.ascontiguousarray(full[every])
+            del full
         if factors == (1, 1, 1):
             coarse_mask, count = mask, mask_count
         else:
@@ -148,7 +138,7 @@ def multiscale_vesselness(
             ridge_finest = (
                 ridge if factors == (1, 1, 1) else sitk.GetArrayFromImage(_upsample(ridge, factors, hu.shape))
             )
-        del ridge, coarse, smoothed, full, args
+        del ridge, coarse, args
         if factors != (1, 1, 1):
             upsampled = _upsample(values, factors, hu.shape)
             del values
@@ -156,7 +146,7 @@ def multiscale_vesselness(
             upsampled = None
     full_grid = None
     if smoothed_finest is None:
-        smoothed_finest = voxels_of(sitk.SmoothingRecursiveGaussian(image, float(sigmas[0])))
+        smoothed_finest = gaussian_smoothed(hu, spacing_zyx, float(sigmas[0]))
     if ridge_finest is None:  # the mask was empty at the finest scale
         ridge_finest = np.zeros(hu.shape, np.float32)
     progress(1.0, "vesselness: done")
@@ -193,11 +183,39 @@ def sample_of_mask(mask: np.ndarray, count: int, rng: np.random.Generator, size:
     return out
 
 
-def _smoothed_on_grid(values: np.ndarray, steps_zyx, sigma: float) -> sitk.Image:
-    """``values`` (a grid of spacing ``steps_zyx`` mm) smoothed with a Gaussian of ``sigma`` mm (float32 image)."""
-    grid = sitk.GetImageFromArray(np.ascontiguousarray(values, np.float32))
-    grid.SetSpacing(tuple(float(s) for s in steps_zyx[::-1]))
-    return sitk.SmoothingRecursiveGaussian(grid, sigma)
+def gaussian_smoothed(values: np.ndarray, spacing_zyx, sigma_mm: float) -> np.ndarray:
+    """``values`` (z, y, x; voxels of ``spacing_zyx`` mm) smoothed by a Gaussian of ``sigma_mm`` along every axis, as
+    a new float32 array: scipy's ``gaussian_filter`` (sampled kernel to 4 sigma, edges read as the nearest voxel), one
+    axis after the other, each axis's lines shared among SimpleITK's threads (scipy's filters release the GIL).
+
+    Not SimpleITK's recursive Gaussian: it walks a volume's z-lines one voxel a slice apart and took 3.4 s on a
+    512 x 512 x 400 CT against 1.0 s here (2 cores).
+    """
+    import functools
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = np.empty(values.shape, np.float32)
+    threads = max(1, sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+
+    def parts(axis: int) -> list[tuple]:  # slabs across another axis: each holds whole lines along ``axis``
+        across = 1 if axis == 0 else 0
+        bounds = np.linspace(0, values.shape[across], threads + 1).round().astype(int)
+        return [
+            tuple(slice(lo, hi) if a == across else slice(None) for a in range(values.ndim))
+            for lo, hi in zip(bounds[:-1], bounds[1:])
+            if hi > lo
+        ]
+
+    with ThreadPoolExecutor(threads) as pool:
+        for axis in range(values.ndim):
+            source, sigma = (values if axis == 0 else out), float(sigma_mm) / float(spacing_zyx[axis])
+            list(pool.map(functools.partial(_smooth_lines, source, out, sigma, axis), parts(axis)))
+    return out
+
+
+def _smooth_lines(source: np.ndarray, out: np.ndarray, sigma: float, axis: int, part: tuple) -> None:
+    """One slab of :func:`gaussian_smoothed`'s pass along ``axis`` (``sigma`` in voxels), ``source`` into ``out``."""
+    ndi.gaussian_filter1d(source[part], sigma, axis=axis, output=out[part], mode="nearest", truncate=4.0)
 
 
 def _upsample(values: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> sitk.Image:
