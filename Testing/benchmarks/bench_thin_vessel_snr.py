@@ -35,6 +35,7 @@ from scipy.stats import norm
 
 from VesselQuantLib.evaluation import physical_to_index
 from VesselQuantLib.vessel_phantom import make_vessel_phantom
+from VesselQuantLib.vesselness import gaussian_smoothed
 
 from vessel_phantom_args import add_phantom_arguments, phantom_geometry  # beside this script
 
@@ -45,7 +46,8 @@ THIN_MM = 0.5  # the study family: every radius up to this
 
 
 def smoothed(image: sitk.Image, sigma_mm: float) -> np.ndarray:
-    return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma_mm))
+    """The image smoothed as VesselQuant smooths it at that scale."""
+    return gaussian_smoothed(sitk.GetArrayViewFromImage(image), image.GetSpacing()[::-1], sigma_mm)
 
 
 def line_mean(array: np.ndarray, index_zyx: np.ndarray) -> float:
