@@ -145,8 +145,6 @@ def multiscale_vesselness(
             merge_scale(voxels_of(upsampled), k, mask, best, best_scale, fine, into_fine)
             upsampled = None
     full_grid = None
-    if smoothed_finest is None:
-        smoothed_finest = gaussian_smoothed(hu, spacing_zyx, float(sigmas[0]))
     if ridge_finest is None:  # the mask was empty at the finest scale
         ridge_finest = np.zeros(hu.shape, np.float32)
     progress(1.0, "vesselness: done")
