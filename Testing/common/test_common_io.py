@@ -256,6 +256,26 @@ def test_freed_volumes_are_kept_for_reuse_inside_a_run_and_handed_back_after():
     assert freed_volume_kept() < 0.1 * size
 
 
+@pytest.mark.skipif(
+    not (hasattr(os, "confstr") and str(os.confstr("CS_GNU_LIBC_VERSION")).startswith("glibc")),
+    reason="tunes glibc's allocator only",
+)
+def test_the_pages_of_freed_volumes_go_back_at_a_stage_boundary_and_reuse_goes_on():
+    """Inside the block a freed volume stays resident until ``return_free_pages``, which hands its pages back; the
+    block still keeps what is freed after it."""
+    from RadiologyAICommonLib.memory import return_free_pages, reusing_freed_memory
+
+    size = 256 * 2**20
+    with reusing_freed_memory():
+        np.ones(size, np.uint8)
+        kept = _resident_bytes()
+        return_free_pages()
+        assert kept - _resident_bytes() > 0.9 * size
+        before = _resident_bytes()
+        np.ones(size, np.uint8)
+        assert _resident_bytes() - before > 0.9 * size  # kept again, for the next stage's reuse
+
+
 def test_a_voxel_view_keeps_its_image_alive_and_is_read_only():
     import gc
     import weakref
