@@ -781,3 +781,43 @@ def test_in_slice_holes_up_to_the_vessel_limit_are_filled_in_every_slice_and_lar
     assert filled[0, 10:12, 10:12].all() and filled[2, 15, 15]
     assert not filled[1, 20:30, 20:30].any() and not filled[2, 5:7, 30:39].any()
     assert (filled & ~mask).sum() == 5
+
+
+def test_the_winning_scale_is_kept_only_for_the_thin_vessel_growth():
+    """Only the optional growth reads which scale won (it measures the blur on thick vessels' edges): without it no
+    such map is made; with it, a thick tube's axis is won by the two coarse scales (one on the full grid, the coarsest
+    merged from its subsampled grid), and every other map is the same."""
+    spacing, shape = (1.0, 0.7, 0.7), (40, 64, 64)
+    thick, thick_frac = _tube_volume(4.0, spacing, shape, axis_dir=(1.0, 0.1, 0.2), offset_mm=(0, -10, 0))
+    hu = (thick + np.random.default_rng(0).normal(0, 10.0, shape)).astype(np.float32)
+    lung = np.ones(shape, bool)
+    without = multiscale_vesselness(hu, spacing, lung)
+    growing = VesselQuantParameters(thin_vessel_min_radius_mm=0.3)
+    with_scale = multiscale_vesselness(hu, spacing, lung, growing)
+    assert without.scale_index is None
+    for name in ("vesselness", "fine", "smoothed_finest", "ridge_finest"):
+        np.testing.assert_array_equal(getattr(without, name), getattr(with_scale, name))
+    coarsest = len(growing.vesselness_sigmas_mm) - 1
+    d = np.array([1.0, 0.1, 0.2]) / np.linalg.norm([1.0, 0.1, 0.2])
+    relative = np.argwhere(thick_frac > 0.999) * spacing - ((np.array(shape) - 1) / 2 * spacing + (0, -10, 0))
+    along = relative @ d
+    axis = (np.linalg.norm(relative - along[:, None] * d, axis=1) < 1.0) & (np.abs(along) < 10.0)
+    thick_axis = with_scale.scale_index[tuple(np.argwhere(thick_frac > 0.999)[axis].T)]
+    assert axis.sum() > 20 and thick_axis.min() >= 2 and (thick_axis == coarsest).any(), np.bincount(thick_axis)
+
+
+def test_the_data_term_is_the_same_in_chunks_of_any_size_and_with_wide_indices(monkeypatch):
+    """The data term is computed chunk by chunk on compact (int32) node indices: chunks of a few hundred nodes and
+    int64 indices give the same graph and the same segmentation."""
+    import VesselQuantLib.graphcut as graphcut
+
+    hu, lung, spacing = _noisy_lung_with_vessels()
+    maps = multiscale_vesselness(hu, spacing, lung)
+    label, info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
+    monkeypatch.setattr(graphcut, "_DATA_TERM_CHUNK", 337)
+    monkeypatch.setattr(graphcut, "_index_type", lambda size: np.int64)
+    maps = multiscale_vesselness(hu, spacing, lung)
+    chunked, chunked_info = segment_vessels(hu, maps.vesselness, lung, spacing, maps=maps)
+    assert info.graph_nodes > 1000 and info.speck_thin_voxels > 0
+    assert (chunked_info.graph_nodes, chunked_info.speck_thin_voxels) == (info.graph_nodes, info.speck_thin_voxels)
+    assert label.any() and np.array_equal(chunked, label)

@@ -257,10 +257,9 @@ def compute_centerline(
     p = parameters or VesselQuantParameters()
     progress = progress or no_progress
     spacing_zyx = tuple(float(s) for s in spacing_zyx)
-    radius_map = np.zeros(label.shape, np.float32)
     empty = Centerline(np.zeros((0, 3), int), np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros(0, bool))
     if not label.any():
-        return empty, radius_map
+        return empty, np.zeros(label.shape, np.float32)
     progress(0.0, "centreline: distance to background")
     voxels = np.argwhere(label)
     edt_map = np.zeros(label.shape, np.float32)
@@ -299,6 +298,8 @@ def compute_centerline(
         )
         centerline.radius_mm = np.where(plausible, refined, edt_radius)
     progress(0.9, "centreline: radius map")
+    del edt_map, owner_map, skeleton  # before the map is made: peak memory
+    radius_map = np.zeros(label.shape, np.float32)
     radius_map[tuple(voxels.T)] = centerline.radius_mm[owner]
     progress(1.0, "centreline: done")
     return centerline, radius_map

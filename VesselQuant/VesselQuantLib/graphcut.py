@@ -36,7 +36,7 @@ Following Zhai et al. (Med Phys 2019, LUMC/LKEB):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import SimpleITK as sitk
@@ -86,12 +86,18 @@ def fit_intensity_model(
     hu: np.ndarray, vesselness: np.ndarray, lung: np.ndarray, parameters: VesselQuantParameters
 ) -> IntensityModel | None:
     """Fit the sigmoid intensity likelihood from the seeds; None when the lung holds no clear vessel."""
+    from .vesselness import sample_of_mask
+
     p = parameters
     rng = np.random.default_rng(0)
-    background = hu[lung & (vesselness < p.background_vesselness)]
-    if background.size < 100:
-        background = hu[lung]
-    background = _sample(background, rng).astype(np.float64)
+    background_mask = vesselness < p.background_vesselness
+    background_mask &= lung
+    count = int(np.count_nonzero(background_mask))
+    if count < 100:
+        background_mask, count = lung, int(np.count_nonzero(lung))
+    # the draw of _sample(hu[background_mask], rng), without that array (a noisy lung's background is most of it)
+    background = hu.ravel()[sample_of_mask(background_mask, count, rng, _SAMPLE)].astype(np.float64)
+    del background_mask
     mu_b = float(np.median(background))
     sd_b = max(1.4826 * float(np.median(np.abs(background - mu_b))), 1.0)
     if p.vessel_hu is not None:
@@ -235,6 +241,8 @@ def _grow_thin_vessels(
         thin_vessel_contrast_hu,
     )
 
+    if maps.scale_index is None:
+        raise ValueError("the vesselness maps hold no winning scale: make them with the growth's parameters")
     sigmas = sorted(p.vesselness_sigmas_mm)
     thick = next((k for k, s in enumerate(sigmas) if s >= THICK_VESSEL_SIGMA_MM), len(sigmas) - 1)
     blur = edge_blur_mm(
@@ -306,8 +314,15 @@ def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np
     return ~attracted[node_labels]
 
 
-# Nodes whose data term is computed at once: bounds the temporaries (about 100 bytes a node) on a large lung.
-_DATA_TERM_CHUNK = 1_000_000
+def _index_type(size: int) -> type:
+    """The narrowest integer type for flat indices into ``size`` voxels (int32 for any CT but the largest: half the
+    memory of numpy's int64 for the tens of millions of candidate nodes of a noisy lung)."""
+    return np.int32 if size <= np.iinfo(np.int32).max else np.int64
+
+
+# Nodes whose data term is computed at once (about): bounds the temporaries (about 100 bytes a node) on a large lung,
+# and small ones leave small holes between the parts kept (1 M a chunk: 70 MiB more peak on the parenchyma CT).
+_DATA_TERM_CHUNK = 250_000
 
 
 @dataclass
@@ -340,12 +355,19 @@ def _hu_at(hu: np.ndarray, flat: np.ndarray, padded_shape) -> np.ndarray:
 
 def _seed_states(hu, vesselness, lung, model: IntensityModel, p: VesselQuantParameters) -> np.ndarray:
     """int8 on the grid padded by one voxel: 0 background (fixed or outside the lung), 1 fixed vessel, 2 uncertain."""
-    above = hu > model.midpoint_hu
     state = np.zeros(tuple(s + 2 for s in hu.shape), np.int8)
     inner = state[1:-1, 1:-1, 1:-1]
     inner[lung] = 2
-    inner[lung & (vesselness < p.background_vesselness) & ~above] = 0
-    inner[lung & (vesselness > p.vessel_vesselness) & above] = 1
+    above = hu > model.midpoint_hu
+    # in place: each temporary is a volume
+    fixed = vesselness < p.background_vesselness
+    fixed &= lung
+    fixed &= ~above
+    inner[fixed] = 0
+    np.greater(vesselness, p.vessel_vesselness, out=fixed)
+    fixed &= lung
+    fixed &= above
+    inner[fixed] = 1
     return state
 
 
@@ -362,57 +384,77 @@ def _ridge_can_matter(base: np.ndarray, lifted: np.ndarray, p: VesselQuantParame
 def _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, progress) -> _Nodes:
     """The uncertain voxels whose data term is at least ``prune_probability`` (the others are decisively background:
     noise ridges in the parenchyma have some vesselness but parenchyma HU), chunk by chunk."""
-    from .kernels import unpadded_index
+    import functools
 
-    shape = np.array(state.shape)
-    uncertain = np.flatnonzero(state.ravel() == 2)
     # flat views (a 1-D gather is twice as fast as a 3-D one; ravel copies once at most)
-    values, hu_values = vesselness.ravel(), hu.ravel()
-    fine_values = maps.fine.ravel() if maps is not None else values
-    evidence = None
-    parts: dict[str, list] = {
-        k: [] for k in ("flat", "prob", "thin_base", "thin_base_prob", "ridge_zyx", "ridge_line_hu")
-    }
-    for start in range(0, uncertain.size, _DATA_TERM_CHUNK):
-        progress(start / max(uncertain.size, 1), "graph cut: data term")
-        nodes = uncertain[start : start + _DATA_TERM_CHUNK]
-        node_zyx = unpadded_index(nodes, shape)
-        at = np.ravel_multi_index(tuple(node_zyx.T), hu.shape)
-        node_v, node_hu, fine = values[at], hu_values[at], fine_values[at]
-        prob = vessel_probability(node_hu, node_v, model, p)
-        # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
-        tube = _tube_probability(fine, p)
-        where = np.flatnonzero(tube >= min(p.prune_probability, 0.5) * 0.999)
-        if where.size and evidence is None:  # what the whole lung shares, computed once
-            evidence = _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
-        if where.size and evidence.line_null is not None:
-            line_hu, steps = evidence.line_average(node_zyx[where])
-            base = prob[where]
-            lifted = vessel_probability(
-                node_hu[where], node_v[where], model, p, line_hu, evidence.line_null, fine[where]
-            )
-            test = np.flatnonzero(_ridge_can_matter(base, lifted, p))
-            ridge = test[evidence.on_ridge(node_zyx[where[test]], steps[test])]
-            where, line_hu, base = where[ridge], line_hu[ridge], base[ridge]
-            prob[where] = lifted[ridge]
-            thin = (prob[where] >= 0.5) & (base < 0.5)
-            parts["thin_base"].append(nodes[where[thin]])
-            parts["thin_base_prob"].append(base[thin])
-            if p.thin_vessel_min_radius_mm is not None:  # only the optional growth reads the ridge
-                parts["ridge_zyx"].append(node_zyx[where])
-                parts["ridge_line_hu"].append(line_hu)
-        keep = prob >= p.prune_probability
-        parts["flat"].append(nodes[keep])
-        parts["prob"].append(prob[keep])
+    values = vesselness.ravel()
+    maps_of = (values, hu.ravel(), maps.fine.ravel() if maps is not None else values)
+
+    @functools.cache
+    def evidence() -> _ThinVesselEvidence:  # what the whole lung shares, computed once, when first needed
+        return _ThinVesselEvidence(hu, lung, vesselness, spacing_zyx, p, maps)
+
+    parts: dict[str, list] = {f.name: [] for f in fields(_Nodes)}
+    for done, nodes in _uncertain_in_chunks(state, _DATA_TERM_CHUNK):
+        progress(done, "graph cut: data term")
+        for key, value in _data_term_of_chunk(nodes, state.shape, maps_of, model, p, evidence).items():
+            parts[key].append(value)
+    index_type = _index_type(state.size)
     empty = {
-        "flat": np.zeros(0, np.int64),
+        "flat": np.zeros(0, index_type),
         "prob": np.zeros(0),
-        "thin_base": np.zeros(0, np.int64),
+        "thin_base": np.zeros(0, index_type),
         "thin_base_prob": np.zeros(0),
         "ridge_zyx": np.zeros((0, 3), np.int64),
         "ridge_line_hu": np.zeros(0),
     }
-    return _Nodes(**{k: np.concatenate(v) if v else empty[k] for k, v in parts.items()})
+    # one array at a time, each one's chunks dropped as it is joined: peak memory
+    return _Nodes(**{k: np.concatenate(parts.pop(k)) if parts[k] else empty[k] for k in list(parts)})
+
+
+def _uncertain_in_chunks(state: np.ndarray, size: int):
+    """The flat indices of the uncertain voxels (``state`` 2) in ascending order, as chunks of whole slices holding
+    about ``size`` each (at least a slice), with the share done before each: the whole list (tens of millions in a
+    noisy lung) is never held. Indices are compact (:func:`_index_type`)."""
+    index_type = _index_type(state.size)
+    per_slice = np.count_nonzero(state.reshape(state.shape[0], -1) == 2, axis=1)
+    before = np.concatenate([[0], np.cumsum(per_slice)])  # nodes before each slice
+    plane, z = state[0].size, 0
+    while z < state.shape[0]:
+        end = max(z + 1, int(np.searchsorted(before, before[z] + size, side="right")) - 1)
+        yield before[z] / max(before[-1], 1), (np.flatnonzero(state[z:end] == 2) + z * plane).astype(index_type)
+        z = end
+
+
+def _data_term_of_chunk(nodes, padded_shape, maps_of, model, p, evidence) -> dict[str, np.ndarray]:
+    """:func:`_data_term` on some of the uncertain voxels (flat indices on the padded grid): the parts of
+    :class:`_Nodes` they give. ``maps_of`` holds the flat vesselness, HU and fine-scale vesselness; ``evidence()`` the
+    :class:`_ThinVesselEvidence`."""
+    from .kernels import unpadded_index
+
+    values, hu_values, fine_values = maps_of
+    node_zyx = unpadded_index(nodes, np.array(padded_shape))
+    at = np.ravel_multi_index(tuple(node_zyx.T), tuple(s - 2 for s in padded_shape))
+    node_v, node_hu, fine = values[at], hu_values[at], fine_values[at]
+    prob = vessel_probability(node_hu, node_v, model, p)
+    out = {}
+    # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
+    where = np.flatnonzero(_tube_probability(fine, p) >= min(p.prune_probability, 0.5) * 0.999)
+    if where.size and evidence().line_null is not None:
+        line_hu, steps = evidence().line_average(node_zyx[where])
+        base = prob[where]
+        lifted = vessel_probability(node_hu[where], node_v[where], model, p, line_hu, evidence().line_null, fine[where])
+        test = np.flatnonzero(_ridge_can_matter(base, lifted, p))
+        ridge = test[evidence().on_ridge(node_zyx[where[test]], steps[test])]
+        where, line_hu, base = where[ridge], line_hu[ridge], base[ridge]
+        prob[where] = lifted[ridge]
+        thin = (prob[where] >= 0.5) & (base < 0.5)
+        out["thin_base"], out["thin_base_prob"] = nodes[where[thin]], base[thin]
+        if p.thin_vessel_min_radius_mm is not None:  # only the optional growth reads the ridge
+            out["ridge_zyx"], out["ridge_line_hu"] = node_zyx[where], line_hu
+    keep = prob >= p.prune_probability
+    out["flat"], out["prob"] = nodes[keep], prob[keep]
+    return out
 
 
 def _fix_specks_and_islands(nodes: _Nodes, flat_state, vesselness, shape, min_voxels, p) -> tuple[int, int]:
@@ -536,10 +578,10 @@ def segment_vessels(
     report = GraphCutReport(model, fixed_vessel_voxels=int(np.count_nonzero(flat_state == 1)))
     uncertain = int(np.count_nonzero(flat_state == 2))
     nodes = _data_term(hu, vesselness, lung, spacing_zyx, state, model, p, maps, subprogress(progress, 0.05, 0.2))
-    flat_state[flat_state == 2] = 0
-    flat_state[nodes.flat] = 2
     if maps is not None and p.thin_vessel_min_radius_mm is None:
         maps.release("fine", "smoothed_finest", "ridge_finest", "scale_index")  # only the growth needs them now
+    flat_state[flat_state == 2] = 0
+    flat_state[nodes.flat] = 2
     report.pruned_background_voxels = uncertain - int(nodes.flat.size)
     report.speck_thin_voxels, report.background_island_voxels = _fix_specks_and_islands(
         nodes, flat_state, vesselness, state.shape, min_voxels, p

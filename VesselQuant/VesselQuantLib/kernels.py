@@ -164,8 +164,10 @@ def tube_axes(a, flat, steps, scale2, out):
 
 @numba.njit(cache=True, parallel=True)
 def merge_scale(values, scale, mask, best, best_scale, fine, into_fine):
-    """Keep the per-voxel maximum over scales (and over the fine scales) inside ``mask``."""
+    """Keep the per-voxel maximum over scales (and over the fine scales) inside ``mask``; the winning ``scale`` goes
+    into ``best_scale`` when it has the shape of ``values`` (pass an empty array otherwise)."""
     nz, ny, nx = values.shape
+    with_scale = best_scale.shape == values.shape
     for z in numba.prange(nz):
         for y in range(ny):
             for x in range(nx):
@@ -173,7 +175,8 @@ def merge_scale(values, scale, mask, best, best_scale, fine, into_fine):
                     v = values[z, y, x]
                     if v > best[z, y, x]:
                         best[z, y, x] = v
-                        best_scale[z, y, x] = scale
+                        if with_scale:
+                            best_scale[z, y, x] = scale
                     if into_fine and v > fine[z, y, x]:
                         fine[z, y, x] = v
 

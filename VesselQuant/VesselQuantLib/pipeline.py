@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array, same_geometry, validate_scalar_volume, voxels_of
-from RadiologyAICommonLib.memory import check_memory, reusing_freed_memory
+from RadiologyAICommonLib.memory import check_memory, return_free_pages, reusing_freed_memory
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress, subprogress
 
 from .centerline import compute_centerline
@@ -56,7 +56,7 @@ class VesselQuantResult:
 LUNG_MASK_MAX_MEDIAN_HU = -500.0
 # The Hessian's Gaussian derivatives need a few voxels along each axis (ITK refuses fewer than 4).
 MIN_VOXELS_PER_AXIS = 4
-# Peak memory per CT voxel, measured: 3.8 GB on a 512 x 512 x 400 all-parenchyma CT with a dense tree (36 B).
+# Peak memory per CT voxel, with a margin: 3.2 GiB on a 512 x 512 x 400 all-parenchyma CT with a dense tree (32 B).
 PEAK_BYTES_PER_VOXEL = 40
 
 
@@ -131,19 +131,21 @@ def run_vessel_quant(
     spacing_zyx = tuple(float(s) for s in ct.GetSpacing()[::-1])
 
     progress(0.0, "lung mask")
-    lung_image, lung = _lung(ct, lung_mask, p, subprogress(progress, 0.0, 0.1))
-    box = _LungBox.of(ct, lung, spacing_zyx, p)
+    # the box holds all of the lung; the volume's mask is made again from it at the end: peak memory
+    box = _LungBox.of(ct, _lung(ct, lung_mask, p, subprogress(progress, 0.0, 0.1)), spacing_zyx, p)
+    # after the lung mask and the vesselness: the holes their temporaries leave are too small for the volumes that
+    # follow, which would grow the heap while the holes stay resident (measured: no cost in time)
+    return_free_pages()
     maps = multiscale_vesselness(box.hu, spacing_zyx, box.lung, p, subprogress(progress, 0.1, 0.45))
+    return_free_pages()
     label_roi, report = segment_vessels(
         box.hu, maps.vesselness, box.lung, spacing_zyx, p, subprogress(progress, 0.45, 0.7), maps=maps
     )
     del maps
     model = report.intensity_model.as_dict() if report.intensity_model is not None else None
     progress(0.7, "nodule-like blobs")
-    label_roi, nodule, nodules = _take_out_nodules(label_roi, box, ct, lung.shape, spacing_zyx, p)
-    vessels = _centreline_radius(
-        label_roi, box, ct, lung.shape, spacing_zyx, model, p, subprogress(progress, 0.7, 0.95)
-    )
+    label_roi, nodule, nodules = _take_out_nodules(label_roi, box, ct, spacing_zyx, p)
+    vessels = _centreline_radius(label_roi, box, ct, spacing_zyx, model, p, subprogress(progress, 0.7, 0.95))
 
     progress(0.95, "quantification")
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
@@ -151,7 +153,7 @@ def run_vessel_quant(
     radii = vessels.radius[vessel]
     table = per_radius_table(radii, sitk.GetArrayViewFromImage(ct)[vessel], voxel_ml, p)
     total_ml = float(vessel.sum() * voxel_ml)
-    lung_ml = float(lung.sum() * voxel_ml)
+    lung_ml = float(np.count_nonzero(box.lung) * voxel_ml)
     alpha, beta, r2 = loglinear_fit(vessels.fit_radii, p)
     summary = {
         "total_volume_ml": total_ml,
@@ -174,7 +176,7 @@ def run_vessel_quant(
     }
     progress(1.0, "done")
     return VesselQuantResult(
-        lung_mask=lung_image,
+        lung_mask=image_from_array(box.in_volume(box.lung, np.uint8), ct),
         vessel_label=image_from_array(vessels.label, ct),
         vessel_radius=image_from_array(vessels.radius, ct),
         per_radius=table,
@@ -186,13 +188,11 @@ def run_vessel_quant(
 
 def _lung(
     ct: sitk.Image, lung_mask: sitk.Image | None, p: VesselQuantParameters, progress: ProgressCallback
-) -> tuple[sitk.Image, np.ndarray]:
-    """The lung mask (the user's, checked, or the automatic one) as an image and as a bool array."""
+) -> np.ndarray:
+    """The lung mask (the user's, checked, or the automatic one) as a bool (z, y, x) array."""
     if lung_mask is None:
-        lung_image = segment_lungs(ct, p, progress)
-        return lung_image, sitk.GetArrayViewFromImage(lung_image).astype(bool)
-    lung = validate_lung_mask(lung_mask, ct)
-    return image_from_array(lung.astype(np.uint8), ct), lung
+        return voxels_of(segment_lungs(ct, p, progress)).view(bool)  # 0/1 bytes read as bool: no copy of the volume
+    return validate_lung_mask(lung_mask, ct)
 
 
 @dataclass
@@ -201,7 +201,8 @@ class _LungBox:
 
     roi: tuple  # slices (z, y, x) of the full volume
     hu: np.ndarray  # float32, the one copy of the box's HU (a read-only view of its image)
-    lung: np.ndarray  # bool, the lung inside the box
+    lung: np.ndarray  # bool, the lung inside the box (all of it)
+    volume_shape: tuple  # (z, y, x) of the full volume
 
     @classmethod
     def of(cls, ct: sitk.Image, lung: np.ndarray, spacing_zyx, p: VesselQuantParameters) -> "_LungBox":
@@ -211,15 +212,21 @@ class _LungBox:
             sitk.RegionOfInterest(ct, [s.stop - s.start for s in roi[::-1]], [s.start for s in roi[::-1]]),
             sitk.sitkFloat32,
         )
-        return cls(roi, voxels_of(hu), np.ascontiguousarray(lung[roi]))
+        return cls(roi, voxels_of(hu), np.ascontiguousarray(lung[roi]), lung.shape)
 
     @property
     def start(self) -> np.ndarray:
         return np.array([s.start for s in self.roi])
 
+    def in_volume(self, values: np.ndarray, dtype) -> np.ndarray:
+        """``values`` of the box placed in a volume of zeros (``dtype``)."""
+        volume = np.zeros(self.volume_shape, dtype)
+        volume[self.roi] = values
+        return volume
+
 
 def _take_out_nodules(
-    label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, shape, spacing_zyx, p: VesselQuantParameters
+    label_roi: np.ndarray, box: _LungBox, ct: sitk.Image, spacing_zyx, p: VesselQuantParameters
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Nodule-like blobs leave the vessel label: (vessel label in the box, nodule label of the volume, records)."""
     nodule_roi, nodules = find_nodule_like(
@@ -227,8 +234,7 @@ def _take_out_nodules(
     )
     if nodule_roi.any():
         label_roi = np.where(nodule_roi, 0, label_roi).astype(label_roi.dtype)
-    nodule = np.zeros(shape, np.uint8)
-    nodule[box.roi] = nodule_roi
+    nodule = box.in_volume(nodule_roi, np.uint8)
     for record in nodules:
         index_zyx = np.asarray(record.pop("index_zyx")) + box.start
         record["centre_mm"] = [
@@ -252,22 +258,24 @@ def _centreline_radius(
     label_roi: np.ndarray,
     box: _LungBox,
     ct: sitk.Image,
-    shape,
     spacing_zyx,
     model: dict | None,
     p: VesselQuantParameters,
     progress: ProgressCallback,
 ) -> _Vessels:
     """Centreline and radius of the vessels (in their own box, with the profile's reach), put back in the volume."""
-    vessels = _Vessels(
-        np.zeros(shape, np.uint8),
-        np.zeros(shape, np.float32),
-        pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]),
-        np.zeros(0),
-        np.zeros(0),
-    )
+
+    def no_vessels() -> _Vessels:  # the volume's empty maps, made once the centreline's own are gone: peak memory
+        return _Vessels(
+            np.zeros(box.volume_shape, np.uint8),
+            np.zeros(box.volume_shape, np.float32),
+            pd.DataFrame(columns=["x_mm", "y_mm", "z_mm", "radius_mm"]),
+            np.zeros(0),
+            np.zeros(0),
+        )
+
     if not label_roi.any():
-        return vessels
+        return no_vessels()
     reach = max(p.vesselness_sigmas_mm) * 2 + p.profile_margin_mm + p.background_ring_mm + 2.0
     sub = bounding_box(label_roi, tuple(int(np.ceil(reach / s)) for s in spacing_zyx))
     vessel_hu = model["vessel_hu"] if model else p.vessel_hu
@@ -277,6 +285,7 @@ def _centreline_radius(
     )
     offset = np.array([box.roi[a].start + sub[a].start for a in range(3)])
     full = tuple(slice(offset[a], offset[a] + radius_sub.shape[a]) for a in range(3))
+    vessels = no_vessels()
     vessels.label[full] = label_roi[sub]
     vessels.radius[full] = radius_sub
     vessels.centerline_radii = line.radius_mm

@@ -32,7 +32,7 @@ from .parameters import VesselQuantParameters
 @dataclass
 class VesselnessMaps:
     vesselness: np.ndarray  # float32, max over scales, 0 outside the mask
-    scale_index: np.ndarray  # uint8, index of the winning scale (sorted sigmas)
+    scale_index: np.ndarray | None  # uint8, index of the winning scale (sorted sigmas); only for the thin-vessel growth
     fine: np.ndarray  # float32, max over the fine scales (sigma <= thin_vessel_max_sigma_mm)
     smoothed_finest: np.ndarray  # float32 HU smoothed at the finest scale
     ridge_finest: np.ndarray  # float32 ridge strength -(l2 + l3) of bright tubes at the finest scale (0 elsewhere)
@@ -75,7 +75,8 @@ def multiscale_vesselness(
     spacing_zyx = tuple(float(s) for s in spacing_zyx)
     mask = np.ascontiguousarray(mask, bool)
     best = np.zeros(hu.shape, np.float32)
-    best_scale = np.zeros(hu.shape, np.uint8)
+    # only the optional thin-vessel growth reads the winning scale (it measures the blur on thick vessels' edges)
+    best_scale = np.zeros(hu.shape, np.uint8) if p.thin_vessel_min_radius_mm is not None else _NO_SCALES
     fine = np.zeros(hu.shape, np.float32)
     rng = np.random.default_rng(0)
     sigmas = sorted(p.vesselness_sigmas_mm)
@@ -148,7 +149,7 @@ def multiscale_vesselness(
     if ridge_finest is None:  # the mask was empty at the finest scale
         ridge_finest = np.zeros(hu.shape, np.float32)
     progress(1.0, "vesselness: done")
-    return VesselnessMaps(best, best_scale, fine, smoothed_finest, ridge_finest)
+    return VesselnessMaps(best, best_scale if best_scale.size else None, fine, smoothed_finest, ridge_finest)
 
 
 # Empty volumes: what frangi_grid is given for the maps it should not keep.
