@@ -278,12 +278,12 @@ def _speck_attractors(thin_flat, flat_state, nodes_flat, prob, vesselness, shape
     """
     support = flat_state == 1
     support[nodes_flat[prob >= 0.5]] = True
-    image = sitk.GetImageFromArray(support.reshape(shape).view(np.uint8))
+    members = np.flatnonzero(support)  # the labelled voxels: a pass over bytes, not over the labels
+    components = sitk.ConnectedComponentImageFilter()
+    components.SetFullyConnected(True)
+    labels = voxels_of(components.Execute(sitk.GetImageFromArray(support.reshape(shape).view(np.uint8)))).ravel()
     del support
-    labels = voxels_of(sitk.ConnectedComponent(image, True)).ravel()
-    del image
-    count = int(labels.max())
-    members = np.flatnonzero(labels)
+    count = components.GetObjectCount()  # labels 1..count
     member_labels = labels[members]
     sizes = np.bincount(member_labels, minlength=count + 1)
     from .kernels import unpadded_index
@@ -304,11 +304,12 @@ def _background_islands(flat_state: np.ndarray, nodes_flat: np.ndarray, prob: np
     cost and no boundary cost (its neighbours are fixed background), and any other labelling pays more. In a noisy,
     large lung most noise ridges are such groups: leaving them out keeps the graph near the vessels' size.
     """
+    components = sitk.ConnectedComponentImageFilter()  # face connectivity: the graph's edges
     region = sitk.GetImageFromArray((flat_state >= 1).reshape(shape).view(np.uint8))
-    labels = voxels_of(sitk.ConnectedComponent(region, False)).ravel()  # face connectivity: the graph's edges
+    labels = voxels_of(components.Execute(region)).ravel()
     del region
     node_labels = labels[nodes_flat]
-    attracted = np.zeros(int(labels.max()) + 1 if labels.size else 1, bool)
+    attracted = np.zeros(components.GetObjectCount() + 1, bool)  # labels 1..count
     attracted[node_labels[prob >= 0.5]] = True
     attracted[labels[np.flatnonzero(flat_state == 1)]] = True
     return ~attracted[node_labels]
@@ -430,28 +431,29 @@ def _data_term_of_chunk(nodes, padded_shape, maps_of, model, p, evidence) -> dic
     """:func:`_data_term` on some of the uncertain voxels (flat indices on the padded grid): the parts of
     :class:`_Nodes` they give. ``maps_of`` holds the flat vesselness, HU and fine-scale vesselness; ``evidence()`` the
     :class:`_ThinVesselEvidence`."""
-    from .kernels import unpadded_index
+    from .kernels import unpadded_flat, unpadded_index
 
     values, hu_values, fine_values = maps_of
-    node_zyx = unpadded_index(nodes, np.array(padded_shape))
-    at = np.ravel_multi_index(tuple(node_zyx.T), tuple(s - 2 for s in padded_shape))
+    at = unpadded_flat(nodes, np.array(padded_shape))
     node_v, node_hu, fine = values[at], hu_values[at], fine_values[at]
+    del at
     prob = vessel_probability(node_hu, node_v, model, p)
     out = {}
     # the thin-vessel channel is at most the fine-scale tube likelihood: evaluate it only where it could matter
     where = np.flatnonzero(_tube_probability(fine, p) >= min(p.prune_probability, 0.5) * 0.999)
     if where.size and evidence().line_null is not None:
-        line_hu, steps = evidence().line_average(node_zyx[where])
+        where_zyx = unpadded_index(nodes[where], np.array(padded_shape))
+        line_hu, steps = evidence().line_average(where_zyx)
         base = prob[where]
         lifted = vessel_probability(node_hu[where], node_v[where], model, p, line_hu, evidence().line_null, fine[where])
         test = np.flatnonzero(_ridge_can_matter(base, lifted, p))
-        ridge = test[evidence().on_ridge(node_zyx[where[test]], steps[test])]
-        where, line_hu, base = where[ridge], line_hu[ridge], base[ridge]
+        ridge = test[evidence().on_ridge(where_zyx[test], steps[test])]
+        where, where_zyx, line_hu, base = where[ridge], where_zyx[ridge], line_hu[ridge], base[ridge]
         prob[where] = lifted[ridge]
         thin = (prob[where] >= 0.5) & (base < 0.5)
         out["thin_base"], out["thin_base_prob"] = nodes[where[thin]], base[thin]
         if p.thin_vessel_min_radius_mm is not None:  # only the optional growth reads the ridge
-            out["ridge_zyx"], out["ridge_line_hu"] = node_zyx[where], line_hu
+            out["ridge_zyx"], out["ridge_line_hu"] = where_zyx, line_hu
     keep = prob >= p.prune_probability
     out["flat"], out["prob"] = nodes[keep], prob[keep]
     return out

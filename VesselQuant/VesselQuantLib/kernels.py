@@ -365,6 +365,18 @@ def cross_section_radius(hu, label, owner, centres_mm, u, v, spacing, inner, out
 
 
 @numba.njit(cache=True, parallel=True)
+def unpadded_flat(flat, padded_shape):
+    """Flat indices into an array padded by one voxel on every side -> flat indices into the unpadded array (of
+    voxels inside the pad)."""
+    out = np.empty(flat.size, np.int64)
+    ny, nx = padded_shape[1], padded_shape[2]
+    for i in numba.prange(flat.size):
+        z, y, x = _unravel(flat[i], ny, nx)
+        out[i] = ((z - 1) * (ny - 2) + (y - 1)) * (nx - 2) + (x - 1)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
 def unpadded_index(flat, padded_shape):
     """Flat indices into an array padded by one voxel on every side -> (n, 3) (z, y, x) of the unpadded array."""
     out = np.empty((flat.size, 3), np.int64)
