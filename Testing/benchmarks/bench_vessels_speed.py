@@ -37,15 +37,21 @@ import time
 from pathlib import Path
 
 
-def child(kind: str, path: str) -> None:
+def read_ct(path: str):
+    """The CT of a file (NRRD, NIfTI, ...) or of a DICOM folder (its one series), as a SimpleITK image."""
     import SimpleITK as sitk
 
     if Path(path).is_dir():
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(reader.GetGDCMSeriesFileNames(path))
-        ct = reader.Execute()
-    else:
-        ct = sitk.ReadImage(path)
+        return reader.Execute()
+    return sitk.ReadImage(path)
+
+
+def child(kind: str, path: str) -> None:
+    import SimpleITK as sitk
+
+    ct = read_ct(path)
     start = time.perf_counter()
     if kind == "vesselquant":
         from VesselQuantLib.pipeline import run_vessel_quant
