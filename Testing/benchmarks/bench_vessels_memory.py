@@ -49,8 +49,7 @@ MIB = 2**20
 class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h)
     _fields_ = [
         (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
-        + ("keepcost",)
+        for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
     ]
 
 

@@ -230,10 +230,13 @@ def _resident_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-@pytest.mark.skipif(
+_GLIBC_ONLY = pytest.mark.skipif(
     not (hasattr(os, "confstr") and str(os.confstr("CS_GNU_LIBC_VERSION")).startswith("glibc")),
     reason="tunes glibc's allocator only",
 )
+
+
+@_GLIBC_ONLY
 def test_freed_volumes_are_kept_for_reuse_inside_a_run_and_handed_back_after():
     """A freed volume-sized array stays with the process inside the block (the next one reuses its pages) and goes
     back to the system on leaving it, as it does outside (glibc's default)."""
@@ -256,10 +259,7 @@ def test_freed_volumes_are_kept_for_reuse_inside_a_run_and_handed_back_after():
     assert freed_volume_kept() < 0.1 * size
 
 
-@pytest.mark.skipif(
-    not (hasattr(os, "confstr") and str(os.confstr("CS_GNU_LIBC_VERSION")).startswith("glibc")),
-    reason="tunes glibc's allocator only",
-)
+@_GLIBC_ONLY
 def test_the_pages_of_freed_volumes_go_back_at_a_stage_boundary_and_reuse_goes_on():
     """Inside the block a freed volume stays resident until ``return_free_pages``, which hands its pages back; the
     block still keeps what is freed after it."""
