@@ -2,7 +2,8 @@
 
 The per-voxel work of the vesselness filter (Hessian by central differences, closed-form eigen
 decomposition, Frangi's measure, tube axis), of the graph cut's data term (line averages along the
-tube axis, merging scales, index arithmetic) and of the centreline's cross-section radius is compiled with numba: ITK's
+tube axis, merging scales, index arithmetic), of the centreline's cross-section radius and of the lung mask's chords
+across a vessel's end is compiled with numba: ITK's
 HessianToObjectnessMeasureImageFilter only works on whole images (the slow baseline VesselQuant has
 to beat), NumPy would need a dozen full-length temporaries per step, and numpy.linalg.eigvalsh on
 millions of 3x3 matrices is slower still. Kernels are cached on disk after the first compilation.
@@ -362,6 +363,67 @@ def cross_section_radius(hu, label, owner, centres_mm, u, v, spacing, inner, out
                 area += (disc_hu[k] - local_bg) / contrast
         out[i] = np.sqrt(max(area * step * step, 0.0) / np.pi)
     return out
+
+
+@numba.njit(cache=True)
+def _chord_to_lung(lung, bright, z, y, x, e, spacing, step, longest):
+    """Length (mm) of the chord through voxel (z, y, x) along the unit direction ``e`` (mm, z y x) that crosses only
+    bright voxels and ends in ``lung`` on both sides; inf where a side leaves the grid, meets a dark voxel that is not
+    lung, or the chord grows longer than ``longest``. Sampled every ``step`` mm, at the nearest voxel."""
+    total = 0.0
+    n = int(longest / step)
+    for sign in (-1.0, 1.0):
+        reached = False
+        for t in range(1, n + 1):
+            d = sign * t * step
+            zz = int(np.rint(z + d * e[0] / spacing[0]))
+            yy = int(np.rint(y + d * e[1] / spacing[1]))
+            xx = int(np.rint(x + d * e[2] / spacing[2]))
+            if zz < 0 or yy < 0 or xx < 0 or zz >= lung.shape[0] or yy >= lung.shape[1] or xx >= lung.shape[2]:
+                return np.inf
+            if lung[zz, yy, xx]:
+                total += t * step
+                reached = True
+                break
+            if not bright[zz, yy, xx]:
+                return np.inf
+        if not reached or total > longest:
+            return np.inf
+    return total
+
+
+@numba.njit(cache=True, parallel=True)
+def encircled_by_lung(lung, bright, distance, points, spacing, longest, out):
+    """Whether lung encircles each point across the axis given by the gradient of ``distance`` (mm, from a vessel's
+    part further in): four chords at 45 degrees to each other in the plane perpendicular to that axis each cross
+    only bright voxels, end in ``lung`` on both sides and are at most ``longest`` mm long (a disc closing, oriented
+    by the vessel, where a ball closing reaches no farther than the ball: a vessel's end where it enters the wall).
+    ``points`` (n, 3) are voxel indices at least one voxel inside the grid."""
+    step = 0.5 * min(spacing[0], min(spacing[1], spacing[2]))
+    for i in numba.prange(points.shape[0]):
+        z, y, x = points[i, 0], points[i, 1], points[i, 2]
+        axis = np.empty(3)
+        axis[0] = (distance[z + 1, y, x] - distance[z - 1, y, x]) / spacing[0]
+        axis[1] = (distance[z, y + 1, x] - distance[z, y - 1, x]) / spacing[1]
+        axis[2] = (distance[z, y, x + 1] - distance[z, y, x - 1]) / spacing[2]
+        norm = np.sqrt(axis @ axis)
+        out[i] = False
+        if norm == 0:
+            continue
+        axis /= norm
+        helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        u = helper - (helper @ axis) * axis
+        u /= np.sqrt(u @ u)
+        w = np.array(
+            [axis[1] * u[2] - axis[2] * u[1], axis[2] * u[0] - axis[0] * u[2], axis[0] * u[1] - axis[1] * u[0]]
+        )
+        encircled = True
+        for k in range(4):
+            e = np.cos(k * np.pi / 4) * u + np.sin(k * np.pi / 4) * w
+            if _chord_to_lung(lung, bright, z, y, x, e, spacing, step, longest) > longest:
+                encircled = False
+                break
+        out[i] = encircled
 
 
 @numba.njit(cache=True, parallel=True)
