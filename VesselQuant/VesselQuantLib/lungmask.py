@@ -44,7 +44,7 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array, voxels_of
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .nodules import distance_outside, find_nodule_like, is_nodule_shaped, min_nodule_voxels
+from .nodules import distance_outside, find_nodule_like, is_nodule_shaped, merge_overlapping, min_nodule_voxels
 from .parameters import VesselQuantParameters
 from .vesselness import gaussian_smoothed
 
@@ -269,7 +269,7 @@ def _vessel_ends(lungs: np.ndarray, taken_in: np.ndarray, bright: np.ndarray, de
     A partial-volume band or a ridge where the lung meets a wider body obliquely (the diaphragm's dome, the heart,
     the hila) is encircled, if at all, across one direction, not across a disc; the chords across the wall of an
     airway taken out in step 4 cross its dark lumen. The work is done in crops around the fronts (the deep parts'
-    voxels next to the band), wide enough for the chords and merged where they overlap.
+    voxels next to the band), wide enough for the chords and merged where they overlap (``merge_overlapping``).
     """
     from .kernels import encircled_by_lung
 
@@ -284,7 +284,8 @@ def _vessel_ends(lungs: np.ndarray, taken_in: np.ndarray, bright: np.ndarray, de
     spacing = np.asarray(spacing_zyx, float)
     pieces, _ = _components(front)
     fronts = ndi.find_objects(pieces)
-    for crop in _merged_boxes([_widened(where, pad, ends.shape) for where in fronts]):
+    widened = [[(b.start, b.stop) for b in _widened(where, pad, ends.shape)] for where in fronts]
+    for crop in [tuple(slice(a, b) for a, b in box) for box in merge_overlapping(widened)]:
         inner = np.zeros([c.stop - c.start for c in crop], bool)  # the fronts' cores within the crop
         for where in fronts:  # each front's widened box lies in exactly one merged crop, and its core with it
             core_box = _widened(where, core, ends.shape)
@@ -315,23 +316,6 @@ def _vessel_ends(lungs: np.ndarray, taken_in: np.ndarray, bright: np.ndarray, de
 def _widened(box, margin, shape) -> tuple[slice, ...]:
     """``box`` (slices) widened by ``margin`` voxels per axis, clipped to ``shape``."""
     return tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, shape))
-
-
-def _merged_boxes(boxes: list) -> list:
-    """Overlapping boxes (tuples of slices) merged into their common bounding boxes until none overlap."""
-    merged = True
-    while merged:
-        merged, out = False, []
-        for box in boxes:
-            for k, other in enumerate(out):
-                if all(a.start < b.stop and b.start < a.stop for a, b in zip(box, other)):
-                    out[k] = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, other))
-                    merged = True
-                    break
-            else:
-                out.append(box)
-        boxes = out
-    return boxes
 
 
 def _juxta_pleural_nodules(

@@ -184,7 +184,7 @@ def find_nodule_like(
         [(max(0, w.start - r), min(n, w.stop + r)) for w, r, n in zip(where, reach, label.shape)]
         for where in ndi.find_objects(pieces)
     ]
-    for box in (tuple(slice(a, b) for a, b in merged) for merged in _merge_overlapping(boxes)):
+    for box in (tuple(slice(a, b) for a, b in merged) for merged in merge_overlapping(boxes)):
         taken, box_records = _nodules_in_box(
             label[box] & ~found[box], hu, lung, box, spacing_zyx, scales, p, _hu_factors
         )
@@ -215,7 +215,7 @@ def _on_binned_grid(label, hu, spacing_zyx, p, factors, lung):
     return found, records
 
 
-def _merge_overlapping(boxes: list) -> list:
+def merge_overlapping(boxes: list) -> list:
     """Union of overlapping boxes ([(start, stop)] per axis) until none overlap (few boxes: a simple sweep)."""
     boxes = [list(b) for b in boxes]
     merged = True
