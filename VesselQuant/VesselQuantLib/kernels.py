@@ -396,8 +396,8 @@ def _chord_to_lung(lung, bright, z, y, x, e, spacing, step, longest):
 def encircled_by_lung(lung, bright, distance, points, spacing, longest, out):
     """Whether lung encircles each point across the axis given by the gradient of ``distance`` (mm, from a vessel's
     part further in): four chords at 45 degrees to each other in the plane perpendicular to that axis each cross
-    only bright voxels, end in ``lung`` on both sides and are at most ``longest`` mm long (a disc closing, oriented
-    by the vessel, where a ball closing reaches no farther than the ball: a vessel's end where it enters the wall).
+    only bright voxels, end in ``lung`` on both sides and are at most ``longest`` mm long (a disc closing oriented
+    by the vessel: it reaches a vessel's end where the vessel enters the wall, which a ball closing does not).
     ``points`` (n, 3) are voxel indices at least one voxel inside the grid."""
     step = 0.5 * min(spacing[0], min(spacing[1], spacing[2]))
     for i in numba.prange(points.shape[0]):

@@ -37,7 +37,8 @@ class VesselQuantParameters:
     them. 0 turns the step off."""
     lung_closing_min_depth_mm: float = 3.0
     """...but only those at least this deep inside the closed lung: the partial-volume band where the lung meets the
-    diaphragm's dome, the heart or the wall obliquely stays out."""
+    diaphragm's dome, the heart or the wall obliquely stays out. A vessel's shallower end, where it enters the wall or
+    the mediastinum, joins where lung encircles it across the vessel's axis."""
     juxta_pleural_max_radius_mm: float = 15.0
     """Soft-tissue blobs on the lung's surface up to this radius that a closing with a ball of twice it adds to the
     lung, and that pass the nodule shape tests (juxta-pleural nodules), join the lung; the nodule step then reports
