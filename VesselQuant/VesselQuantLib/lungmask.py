@@ -44,7 +44,14 @@ from RadiologyAICommonLib.errors import RadiologyAIError
 from RadiologyAICommonLib.imageio import image_from_array, voxels_of
 from RadiologyAICommonLib.progress import ProgressCallback, no_progress
 
-from .nodules import distance_outside, find_nodule_like, is_nodule_shaped, merge_overlapping, min_nodule_voxels
+from .nodules import (
+    distance_outside,
+    find_nodule_like,
+    is_nodule_shaped,
+    merge_overlapping,
+    min_nodule_voxels,
+    widened,
+)
 from .parameters import VesselQuantParameters
 from .vesselness import gaussian_smoothed
 
@@ -284,11 +291,11 @@ def _vessel_ends(lungs: np.ndarray, taken_in: np.ndarray, bright: np.ndarray, de
     spacing = np.asarray(spacing_zyx, float)
     pieces, _ = _components(front)
     fronts = ndi.find_objects(pieces)
-    widened = [[(b.start, b.stop) for b in _widened(where, pad, ends.shape)] for where in fronts]
-    for crop in [tuple(slice(a, b) for a, b in box) for box in merge_overlapping(widened)]:
+    boxes = [[(b.start, b.stop) for b in widened(where, pad, ends.shape)] for where in fronts]
+    for crop in [tuple(slice(a, b) for a, b in box) for box in merge_overlapping(boxes)]:
         inner = np.zeros([c.stop - c.start for c in crop], bool)  # the fronts' cores within the crop
         for where in fronts:  # each front's widened box lies in exactly one merged crop, and its core with it
-            core_box = _widened(where, core, ends.shape)
+            core_box = widened(where, core, ends.shape)
             if all(c.start <= k.start and k.stop <= c.stop for c, k in zip(crop, core_box)):
                 inner[tuple(slice(k.start - c.start, k.stop - c.start) for c, k in zip(crop, core_box))] = True
         inner[[0, -1]] = inner[:, [0, -1]] = inner[:, :, [0, -1]] = False  # the axis needs the neighbours
@@ -311,11 +318,6 @@ def _vessel_ends(lungs: np.ndarray, taken_in: np.ndarray, bright: np.ndarray, de
         # the ends that join the deep part face to face (bool maps only: no label volume of the crop)
         ends[crop] |= ndi.binary_propagation(end & ndi.binary_dilation(deep), mask=end)
     return ends
-
-
-def _widened(box, margin, shape) -> tuple[slice, ...]:
-    """``box`` (slices) widened by ``margin`` voxels per axis, clipped to ``shape``."""
-    return tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, shape))
 
 
 def _juxta_pleural_nodules(

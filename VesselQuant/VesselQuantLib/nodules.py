@@ -215,6 +215,11 @@ def _on_binned_grid(label, hu, spacing_zyx, p, factors, lung):
     return found, records
 
 
+def widened(box, margin, shape) -> tuple[slice, ...]:
+    """``box`` (slices) widened by ``margin`` voxels per axis, clipped to ``shape``."""
+    return tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, shape))
+
+
 def merge_overlapping(boxes: list) -> list:
     """Union of overlapping boxes ([(start, stop)] per axis) until none overlap (few boxes: a simple sweep)."""
     boxes = [list(b) for b in boxes]
@@ -346,7 +351,7 @@ def _split_by_core(pieces: np.ndarray, cores: np.ndarray, within_mm: float, spac
         if held.size <= 1:
             yield where, local, None
             continue
-        window = tuple(slice(max(0, w.start - k), min(n, w.stop + k)) for w, k, n in zip(where, widen, cores.shape))
+        window = widened(where, widen, cores.shape)
         around = cores[window]
         _, index = ndi.distance_transform_edt(around == 0, sampling=spacing_zyx, return_indices=True)
         owner = around[tuple(index)][tuple(slice(w.start - v.start, w.stop - v.start) for w, v in zip(where, window))]
